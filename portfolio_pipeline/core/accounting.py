@@ -65,7 +65,9 @@ def price_relatives(prices_today: np.ndarray, prices_next: np.ndarray) -> np.nda
     return np.where(np.isfinite(rel) & (rel > 0), rel, 1.0)
 
 
-def rebalance_cost(drifted: np.ndarray, target: np.ndarray, cost_rate: float) -> tuple[float, float]:
+def rebalance_cost(
+    drifted: np.ndarray, target: np.ndarray, cost_rate: float
+) -> tuple[float, float]:
     """Return ``(turnover, cost)`` of moving from ``drifted`` to ``target`` (fractions of value)."""
     turnover = float(np.abs(target[:-1] - drifted[:-1]).sum())
     return turnover, cost_rate * turnover

@@ -121,9 +121,7 @@ def replace_rows(
             else:
                 _create_like(con, table, incoming)
             _add_missing_columns(con, table, incoming)
-            deleted = con.execute(
-                f"delete from {table} where {where}", list(params)
-            ).fetchone()[0]
+            deleted = con.execute(f"delete from {table} where {where}", list(params)).fetchone()[0]
             if frame.height:
                 con.execute(f"insert into {table} by name select * from {incoming}")
             con.execute("commit")

@@ -1,0 +1,1 @@
+"""Data sources behind one interface (see :mod:`.base`)."""
