@@ -17,7 +17,7 @@ raises :class:`SourceError` naming the file, the column, the symbol and the date
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import polars as pl
@@ -101,6 +101,15 @@ def parse_ohlcv_file(path: Path) -> pl.DataFrame:
     return conform(frame, OHLCV_SCHEMA)
 
 
+def _parse_timestamp(text: str) -> datetime | None:
+    """ISO-8601 with or without a zone; no zone means UTC."""
+    try:
+        value = datetime.fromisoformat(text.strip())
+    except ValueError:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
 def parse_news_file(path: Path) -> pl.DataFrame:
     frame = read_raw(path)
     frame = frame.rename({c: c.strip().lower() for c in frame.columns})
@@ -112,9 +121,7 @@ def parse_news_file(path: Path) -> pl.DataFrame:
         )
     published = frame["published_at"]
     if published.dtype == pl.Utf8:
-        parsed = published.str.strip_chars().str.to_datetime(
-            time_zone="UTC", strict=False, time_unit="us"
-        )
+        parsed = published.map_elements(_parse_timestamp, return_dtype=pl.Datetime("us", "UTC"))
         bad = frame.filter(published.is_not_null() & parsed.is_null())
         if bad.height:
             raise SourceError(

@@ -1,0 +1,318 @@
+"""Console script ``portfolio-pipeline``: materialize, query, status, recommendations, backtest.
+
+Every command exits non-zero with a one-line reason on failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import polars as pl
+
+from portfolio_pipeline.settings import REPO_ROOT, Settings, load_settings
+
+
+class CliError(RuntimeError):
+    pass
+
+
+def ensure_dagster_home(settings: Settings) -> Path:
+    """Use ``$DAGSTER_HOME`` if set, else ``data/dagster_home`` with the repo's dagster.yaml."""
+    if os.environ.get("DAGSTER_HOME"):
+        return Path(os.environ["DAGSTER_HOME"])
+    home = settings.data_dir / "dagster_home"
+    home.mkdir(parents=True, exist_ok=True)
+    source = REPO_ROOT / "dagster.yaml"
+    target = home / "dagster.yaml"
+    if source.exists() and (
+        not target.exists() or target.read_bytes() != source.read_bytes()
+    ):
+        shutil.copyfile(source, target)
+    os.environ["DAGSTER_HOME"] = str(home)
+    return home
+
+
+def _print_frame(frame: pl.DataFrame, fmt: str = "table") -> None:
+    if fmt == "csv":
+        sys.stdout.write(frame.write_csv())
+    elif fmt == "json":
+        sys.stdout.write(json.dumps(frame.to_dicts(), default=str, indent=1) + "\n")
+    else:
+        with pl.Config(
+            tbl_rows=max(frame.height, 1),
+            tbl_cols=-1,
+            tbl_width_chars=220,
+            fmt_str_lengths=60,
+            tbl_hide_dataframe_shape=True,
+            float_precision=6,
+        ):
+            print(frame)
+
+
+# --------------------------------------------------------------------------- materialize
+def _partition_bounds(settings: Settings, partition: str | None) -> tuple[str, str]:
+    if partition and "..." in partition:
+        start, end = partition.split("...", 1)
+    elif partition:
+        start = end = partition
+    else:
+        start = settings.start_date.isoformat()
+        end = (datetime.now(UTC).date() - timedelta(days=1)).isoformat()
+    for value in (start, end):
+        try:
+            date.fromisoformat(value)
+        except ValueError as exc:
+            raise CliError(f"--partition {partition!r}: {value!r} is not a YYYY-MM-DD day") from exc
+    if start > end:
+        raise CliError(f"--partition {partition!r}: start is after end")
+    return start, end
+
+
+def materialize(
+    selection: str, partition: str | None, settings: Settings, log_level: str = "WARNING"
+) -> int:
+    """Materialize the selection: partitioned assets in one run over the partition range,
+    then the unpartitioned assets downstream of them in a second run (in process)."""
+    import dagster as dg
+    from dagster._core.storage.tags import (
+        ASSET_PARTITION_RANGE_END_TAG,
+        ASSET_PARTITION_RANGE_START_TAG,
+    )
+
+    bounds = _partition_bounds(settings, partition)  # fail fast on a malformed range
+    ensure_dagster_home(settings)
+    from portfolio_pipeline.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    try:
+        keys = dg.AssetSelection.from_string(selection).resolve(graph)
+    except Exception as exc:
+        raise CliError(f"--select {selection!r}: {exc}") from exc
+    if not keys:
+        raise CliError(f"--select {selection!r} matches no asset")
+    partitioned = sorted(k for k in keys if graph.get(k).is_partitioned)
+    unpartitioned = [k for k in graph.toposorted_asset_keys if k in keys and k not in partitioned]
+    job = defs.resolve_implicit_global_asset_job_def()
+    instance = dg.DagsterInstance.get()
+    runs: list[tuple[list, dict[str, str], str]] = []
+    if partitioned:
+        start, end = bounds
+        tags = {ASSET_PARTITION_RANGE_START_TAG: start, ASSET_PARTITION_RANGE_END_TAG: end}
+        runs.append((partitioned, tags, f"partitions {start}...{end}"))
+    if unpartitioned:
+        runs.append((unpartitioned, {}, "unpartitioned"))
+    for run_keys, tags, label in runs:
+        names = ", ".join(k.to_user_string() for k in run_keys)
+        print(f"materializing {names} ({label})", flush=True)
+        started = time.perf_counter()
+        result = job.execute_in_process(
+            instance=instance,
+            asset_selection=run_keys,
+            tags=tags,
+            raise_on_error=False,
+            run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+        )
+        took = time.perf_counter() - started
+        if not result.success:
+            raise CliError(f"run {result.run_id} failed after {took:.1f}s: {_failure_reason(result)}")
+        _print_step_times(instance, result.run_id)
+        print(f"run {result.run_id} succeeded in {took:.1f}s", flush=True)
+    return 0
+
+
+def _failure_reason(result) -> str:
+    for event in result.all_events:
+        if event.is_step_failure:
+            data = event.step_failure_data
+            message = data.user_failure_data.description if data.user_failure_data else None
+            if not message and data.error:
+                message = data.error.message.strip()
+            return f"step {event.step_key}: {message}"
+    return "see the run logs (dagster UI or DAGSTER_HOME)"
+
+
+def _print_step_times(instance, run_id: str) -> None:
+    for stats in instance.get_run_step_stats(run_id):
+        if stats.start_time and stats.end_time:
+            print(f"  {stats.step_key:<28} {stats.end_time - stats.start_time:7.1f}s")
+
+
+# --------------------------------------------------------------------------- queries
+def _read_only(settings: Settings):
+    from portfolio_pipeline.core.warehouse import connect
+
+    return connect(settings.warehouse_path, read_only=True)
+
+
+def query(sql: str, settings: Settings, fmt: str = "table") -> int:
+    import duckdb
+
+    con = _read_only(settings)
+    try:
+        frame = con.execute(sql).pl()
+    except duckdb.Error as exc:
+        raise CliError(f"query failed: {str(exc).splitlines()[0]}") from exc
+    finally:
+        con.close()
+    _print_frame(frame, fmt)
+    return 0
+
+
+_DATE_COLUMNS = ("date", "as_of", "published_at", "trained_at", "generated_at")
+
+
+def status(settings: Settings) -> int:
+    con = _read_only(settings)
+    try:
+        tables = con.execute(
+            "select table_schema, table_name from information_schema.tables "
+            "where table_schema not in ('information_schema', 'pg_catalog') order by 1, 2"
+        ).fetchall()
+        rows = []
+        for schema, name in tables:
+            table = f"{schema}.{name}"
+            columns = {r[0] for r in con.execute(f"describe {table}").fetchall()}
+            date_col = next((c for c in _DATE_COLUMNS if c in columns), None)
+            if date_col:
+                n, first, last = con.execute(
+                    f"select count(*), min({date_col}), max({date_col}) from {table}"
+                ).fetchone()
+            else:
+                n, first, last = con.execute(f"select count(*) from {table}").fetchone()[0], None, None
+            rows.append(
+                {
+                    "table": table,
+                    "rows": n,
+                    "date_column": date_col or "",
+                    "first": str(first)[:19] if first is not None else "",
+                    "last": str(last)[:19] if last is not None else "",
+                }
+            )
+        print(f"warehouse: {settings.warehouse_path}")
+        _print_frame(pl.DataFrame(rows) if rows else pl.DataFrame({"table": []}))
+        for table, cols in (
+            ("ml.model_registry", "model_version, kind, train_end, trained_at"),
+            ("ml.policy_registry", "policy_id, algorithm, seed, test_sharpe, device, trained_at"),
+        ):
+            schema, name = table.split(".")
+            if (schema, name) in tables:
+                print(f"\nlatest {table}:")
+                _print_frame(
+                    con.execute(f"select {cols} from {table} order by trained_at desc limit 5").pl()
+                )
+    finally:
+        con.close()
+    return 0
+
+
+def recommendations(
+    settings: Settings, as_of: str | None, strategy: str | None, fmt: str
+) -> int:
+    con = _read_only(settings)
+    try:
+        from portfolio_pipeline.core.warehouse import table_exists
+
+        if not table_exists(con, "portfolio.recommendations"):
+            raise CliError(
+                "no recommendations yet: run `portfolio-pipeline materialize` (or `make run`)"
+            )
+        filters, params = [], []
+        if as_of:
+            filters.append("as_of = ?")
+            params.append(date.fromisoformat(as_of))
+        if strategy:
+            filters.append("strategy = ?")
+            params.append(strategy)
+        where = ("where " + " and ".join(filters)) if filters else ""
+        latest = con.execute(
+            f"select run_id from portfolio.recommendations {where} "
+            "order by generated_at desc limit 1",
+            params,
+        ).fetchone()
+        if not latest:
+            raise CliError(f"no recommendations match as_of={as_of} strategy={strategy}")
+        frame = con.execute(
+            "select as_of, strategy, symbol, action, current_weight, target_weight, quantity, "
+            "notional, price, expected_return, return_low, return_high, reason "
+            "from portfolio.recommendations where run_id = ? order by action, notional desc",
+            [latest[0]],
+        ).pl()
+    finally:
+        con.close()
+    _print_frame(frame, fmt)
+    return 0
+
+
+def backtest(settings: Settings, fmt: str) -> int:
+    con = _read_only(settings)
+    try:
+        from portfolio_pipeline.core.warehouse import table_exists
+
+        if not table_exists(con, "portfolio.backtest_metrics"):
+            raise CliError("no backtest yet: materialize the backtest assets first")
+        frame = con.execute("select * from portfolio.backtest_metrics order by sharpe desc").pl()
+    finally:
+        con.close()
+    _print_frame(frame, fmt)
+    return 0
+
+
+# --------------------------------------------------------------------------- entry point
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="portfolio-pipeline",
+        description="Dagster portfolio pipeline: materialize assets and query the warehouse.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    m = sub.add_parser("materialize", help="materialize assets in process")
+    m.add_argument("--select", default="*", help="asset selection, e.g. '*' or 'raw_ohlcv+'")
+    m.add_argument(
+        "--partition",
+        default=None,
+        help="a day (2024-01-01) or a range (2024-01-01...2024-01-31) for partitioned assets; "
+        "default: every day from the configured start to yesterday",
+    )
+    m.add_argument("--log-level", default="WARNING", help="Dagster console log level")
+    q = sub.add_parser("query", help="run read-only SQL against the warehouse")
+    q.add_argument("sql")
+    q.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    sub.add_parser("status", help="tables, row counts, date ranges, latest model versions")
+    r = sub.add_parser("recommendations", help="latest rebalancing recommendations")
+    r.add_argument("--as-of", default=None)
+    r.add_argument("--strategy", default=None)
+    r.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    b = sub.add_parser("backtest", help="backtest metrics of every strategy")
+    b.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings()
+        if args.command == "materialize":
+            code = materialize(args.select, args.partition, settings, args.log_level)
+        elif args.command == "query":
+            code = query(args.sql, settings, args.format)
+        elif args.command == "status":
+            code = status(settings)
+        elif args.command == "recommendations":
+            code = recommendations(settings, args.as_of, args.strategy, args.format)
+        else:
+            code = backtest(settings, args.format)
+    except (CliError, ValueError, RuntimeError) as exc:
+        print(f"portfolio-pipeline {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

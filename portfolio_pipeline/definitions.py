@@ -1,0 +1,45 @@
+"""The one place that assembles the Dagster definitions.
+
+Loading this module must stay fast: it imports no torch, transformers, ray or
+great_expectations (those load inside the assets that use them).
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from portfolio_pipeline.ingestion import assets as ingestion_assets
+from portfolio_pipeline.ingestion.resources import NewsSourceResource, OhlcvSourceResource
+from portfolio_pipeline.resources import WarehouseResource
+from portfolio_pipeline.settings import Settings, load_settings
+
+
+def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
+    return {
+        "warehouse_resource": WarehouseResource(path=str(settings.warehouse_path)),
+        "ohlcv_source": OhlcvSourceResource(
+            kind=settings.ohlcv_source,
+            symbols=list(settings.symbols),
+            sample_path=str(settings.sample_ohlcv_path),
+            files_dir=str(settings.files_dir),
+        ),
+        "news_source": NewsSourceResource(
+            kind=settings.news_source,
+            sample_path=str(settings.sample_news_path),
+            files_dir=str(settings.files_dir),
+        ),
+    }
+
+
+def build_definitions(settings: Settings | None = None) -> dg.Definitions:
+    settings = settings or load_settings()
+    assets = dg.load_assets_from_modules([ingestion_assets])
+    return dg.Definitions(
+        assets=assets,
+        resources=build_resources(settings),
+        # DuckDB allows one writer per file and steps are short: run them in one process.
+        executor=dg.in_process_executor,
+    )
+
+
+defs = build_definitions()

@@ -1,0 +1,105 @@
+from datetime import date
+
+import dagster as dg
+import polars as pl
+import pytest
+
+from portfolio_pipeline.core.warehouse import connection
+from portfolio_pipeline.ingestion.assets import raw_news, raw_ohlcv
+from portfolio_pipeline_tests.helpers import materialize_range, pipeline_resources
+
+JAN_2022 = (date(2022, 1, 1), date(2022, 1, 31))
+
+
+def _stored(path):
+    with connection(path, read_only=True) as con:
+        return con.execute(
+            "select symbol, date, open, high, low, close, volume from market.raw_ohlcv "
+            "order by symbol, date"
+        ).pl()
+
+
+def test_backfill_is_single_run_and_idempotent(tmp_warehouse, monkeypatch, sample_ohlcv, sample_news):
+    resources = pipeline_resources(tmp_warehouse, monkeypatch)
+    first = materialize_range([raw_ohlcv, raw_news], "2022-01-01", "2022-01-31", resources)
+    assert first.success
+    expected = sample_ohlcv.filter(pl.col("date").is_between(*JAN_2022))
+    stored = _stored(tmp_warehouse)
+    assert stored.height == expected.height and stored["symbol"].n_unique() == 21
+    expected_news = sample_news.filter(pl.col("published_at").dt.date().is_between(*JAN_2022))
+    again = materialize_range([raw_ohlcv, raw_news], "2022-01-01", "2022-01-31", resources)
+    assert again.success
+    assert _stored(tmp_warehouse).equals(stored)
+    with connection(tmp_warehouse, read_only=True) as con:
+        assert con.execute("select count(*) from news.raw_news").fetchone()[0] == expected_news.height
+    checks = [e for e in again.get_asset_check_evaluations() if e.asset_key.path == ["raw_ohlcv"]]
+    assert len(checks) == 9 and all(c.passed for c in checks)
+
+
+def test_day_without_news_is_not_an_error(tmp_warehouse, monkeypatch):
+    resources = pipeline_resources(tmp_warehouse, monkeypatch)
+    assert materialize_range([raw_news], "2019-05-01", "2019-05-02", resources).success
+
+
+def _files_resources(tmp_path, tmp_warehouse, monkeypatch):
+    return pipeline_resources(
+        tmp_warehouse,
+        monkeypatch,
+        PORTFOLIO_PIPELINE_OHLCV_SOURCE="files",
+        PORTFOLIO_PIPELINE_FILES_DIR=str(tmp_path / "files"),
+        PORTFOLIO_PIPELINE_SYMBOLS="BTCUSDT,ETHUSDT",
+    )
+
+
+@pytest.mark.parametrize(
+    ("corrupt", "expected"),
+    [
+        ("high_below_low", ["ohlcv_high_ge_open_close", "ETHUSDT 2024-01-03"]),
+        ("missing_column", ["required_columns", "close"]),
+        ("non_numeric_price", ["numeric_and_date_values", "'open'", "ETHUSDT 2024-01-03"]),
+    ],
+)
+def test_corrupt_file_fails_and_keeps_stored_rows(
+    tmp_path, tmp_warehouse, monkeypatch, sample_ohlcv, corrupt, expected
+):
+    folder = tmp_path / "files" / "ohlcv"
+    folder.mkdir(parents=True)
+    good = sample_ohlcv.filter(
+        pl.col("symbol").is_in(["BTCUSDT", "ETHUSDT"])
+        & pl.col("date").is_between(date(2024, 1, 1), date(2024, 1, 5))
+    ).select("symbol", "date", "open", "high", "low", "close", "volume")
+    good.write_csv(folder / "prices.csv")
+    resources = _files_resources(tmp_path, tmp_warehouse, monkeypatch)
+    assert materialize_range([raw_ohlcv], "2024-01-01", "2024-01-05", resources).success
+    before = _stored(tmp_warehouse)
+    assert before.height == 10
+
+    hit = (pl.col("symbol") == "ETHUSDT") & (pl.col("date") == date(2024, 1, 3))
+    if corrupt == "high_below_low":
+        bad = good.with_columns(pl.when(hit).then(pl.col("low") * 0.5).otherwise("high").alias("high"))
+    elif corrupt == "missing_column":
+        bad = good.drop("close")
+    else:
+        bad = good.with_columns(pl.col("open").cast(pl.Utf8)).with_columns(
+            pl.when(hit).then(pl.lit("n/a")).otherwise("open").alias("open")
+        )
+    bad.write_csv(folder / "prices.csv")
+    result = materialize_range([raw_ohlcv], "2024-01-01", "2024-01-05", resources, raise_on_error=False)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_step_failure).step_failure_data
+    message = (failure.user_failure_data.description if failure.user_failure_data else "") or ""
+    message += failure.error.message if failure.error else ""
+    for part in expected:
+        assert part in message
+    assert _stored(tmp_warehouse).equals(before)
+
+
+def test_definitions_list_assets_and_blocking_checks():
+    from portfolio_pipeline.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
+    assert {"raw_ohlcv", "raw_news"} <= keys
+    specs = {s.name: s for s in raw_ohlcv.check_specs}
+    assert specs["ohlcv_high_ge_open_close"].blocking and not specs["ohlcv_no_gaps"].blocking
+    assert isinstance(raw_ohlcv.partitions_def, dg.DailyPartitionsDefinition)

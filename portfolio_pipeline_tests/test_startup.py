@@ -1,0 +1,25 @@
+import json
+import subprocess
+import sys
+
+HEAVY = ("torch", "transformers", "ray", "great_expectations", "catboost", "stable_baselines3")
+
+
+def test_loading_definitions_imports_no_heavy_library():
+    code = (
+        "import sys, json; from portfolio_pipeline.definitions import defs; "
+        "defs.resolve_asset_graph(); "
+        f"print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+
+
+def test_module_entry_point_matches_workspace():
+    from pathlib import Path
+
+    import yaml
+
+    workspace = yaml.safe_load((Path(__file__).resolve().parents[1] / "workspace.yaml").read_text())
+    module = workspace["load_from"][0]["python_module"]
+    assert module["module_name"] == "portfolio_pipeline.definitions" and module["attribute"] == "defs"
