@@ -1,0 +1,75 @@
+"""Environment throughput: steps per second of PortfolioEnv with random actions.
+
+10 assets + cash, lookback 30, the SPEC market features computed from the shipped sample,
+one process, no wrappers. Actions are drawn up front so the figure measures the env alone.
+
+    python -m benchmarks.env
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import polars as pl
+
+from portfolio_pipeline.core.env import PortfolioEnv, build_env_data
+from portfolio_pipeline.settings import load_settings
+
+BENCHMARK = "env"
+SYMBOLS = (
+    "ADAUSDT", "BNBUSDT", "BTCUSDT", "DOGEUSDT", "ETCUSDT",
+    "ETHUSDT", "LTCUSDT", "TRXUSDT", "XLMUSDT", "XRPUSDT",
+)  # fmt: skip
+
+
+def _emit(metric: str, value: float, unit: str, **extra: object) -> None:
+    print(
+        json.dumps(
+            {"benchmark": BENCHMARK, "metric": metric, "value": value, "unit": unit, **extra}
+        )
+    )
+
+
+def _market_features(ohlcv: pl.DataFrame) -> pl.DataFrame | None:
+    try:
+        from portfolio_pipeline.core.features import compute_market_features
+    except ImportError:  # the built-in causal set of build_env_data is used instead
+        return None
+    return compute_market_features(ohlcv)
+
+
+def main(total_steps: int = 200_000, seed: int = 0) -> None:
+    ohlcv = pl.read_parquet(load_settings().sample_ohlcv_path).filter(
+        pl.col("symbol").is_in(SYMBOLS)
+    )
+    started = time.perf_counter()
+    data = build_env_data(ohlcv, _market_features(ohlcv), symbols=SYMBOLS)
+    _emit("build_env_data_seconds", round(time.perf_counter() - started, 3), "s", rows=ohlcv.height)
+
+    env = PortfolioEnv(data, lookback=30, cost_rate=0.001)
+    rng = np.random.default_rng(seed)
+    actions = rng.uniform(-1.0, 1.0, size=(4096, env.action_space.shape[0])).astype(np.float32)
+    env.reset(seed=seed)
+    steps = 0
+    started = time.perf_counter()
+    while steps < total_steps:
+        _, _, terminated, truncated, _ = env.step(actions[steps % len(actions)])
+        steps += 1
+        if terminated or truncated:
+            env.reset()
+    elapsed = time.perf_counter() - started
+    _emit(
+        "env_steps_per_second",
+        round(steps / elapsed),
+        "steps/s",
+        assets=data.n_assets,
+        lookback=30,
+        observation_size=int(env.observation_space.shape[0]),
+        steps=steps,
+    )
+
+
+if __name__ == "__main__":
+    main()
