@@ -1,0 +1,733 @@
+"""Portfolio construction: strategies that turn the history up to day ``d`` into target weights.
+
+Every strategy answers one question: *given everything known by the close of ``d``, which
+long-only weights (risky assets plus cash ``USDT``, summing to 1) should we hold from the close
+of ``d``?* It sees the :class:`MarketPanel` rows ``<= d`` only (the panel is indexed by row and
+the estimation window ends at that row), so a decision can never use a later price.
+
+Strategies
+----------
+``equal_weight``        ``1/n`` over the eligible assets.
+``inverse_volatility``  ``w_i ∝ 1 / sigma_i`` (sample volatility over the window).
+``buy_and_hold``        equal weight at the first decision, then never trades (weights drift).
+``max_sharpe``          Markowitz tangency portfolio, skfolio ``MeanRisk`` with
+                        ``ObjectiveFunction.MAXIMIZE_RATIO`` (risk-free rate 0).
+``min_variance``        skfolio ``MeanRisk`` minimising variance.
+``risk_parity``         skfolio ``RiskBudgeting`` (equal variance contributions).
+``hrp``                 skfolio ``HierarchicalRiskParity`` (variance).
+``forecast_mv``         mean-variance on CatBoost quantile forecasts (see
+                        :class:`ForecastMeanVariance` for how the interval width enters).
+``external``            weights supplied from outside (the DRL policy): :class:`ExternalWeights`.
+
+Estimation
+----------
+The window is the ``lookback_days`` rows ending at ``d``. An asset is *eligible* at ``d`` when
+it has a close on ``d`` and at least ``min_history`` finite daily returns in the window. The
+moments use the window rows on which every eligible asset has a return (so all assets share one
+sample); the covariance is Ledoit-Wolf shrunk (skfolio ``LedoitWolf``), the mean is the sample
+mean. One :class:`EstimationCache` computes this once per (day, window) and every strategy of
+a backtest grid reuses it.
+
+Failures
+--------
+An optimiser that raises or returns unusable weights never stops a backtest: the strategy falls
+back to inverse volatility (or equal weight when volatilities are degenerate) and says so in
+the decision's ``reason``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from portfolio_pipeline.settings import CASH_SYMBOL
+
+DEFAULT_LOOKBACK_DAYS = 365
+DEFAULT_MIN_HISTORY = 180
+TARGET_WEIGHTS_SCHEMA: dict[str, pl.DataType] = {
+    "as_of": pl.Date,
+    "strategy": pl.Utf8,
+    "symbol": pl.Utf8,
+    "weight": pl.Float64,
+    "reason": pl.Utf8,
+}
+CLASSIC_STRATEGY_NAMES: tuple[str, ...] = (
+    "equal_weight",
+    "inverse_volatility",
+    "buy_and_hold",
+    "max_sharpe",
+    "min_variance",
+    "risk_parity",
+    "hrp",
+)
+
+
+# --------------------------------------------------------------------------------------------
+# Market panel
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class MarketPanel:
+    """Dense close-price matrix of a ragged universe.
+
+    Attributes
+    ----------
+    dates : (T,) ``datetime64[D]``, sorted, every date present in the OHLCV frame.
+    symbols : tuple of N symbols (column order; cash is NOT a column).
+    close : (T, N) closes, NaN where the symbol does not trade (not listed yet / delisted).
+    returns : (T, N) simple returns ``close[t] / close[t-1] - 1``, NaN where either is missing.
+    quote_volume : (T, N) USDT volume; ``volume * close`` where the source has no quote volume.
+    """
+
+    dates: np.ndarray
+    symbols: tuple[str, ...]
+    close: np.ndarray
+    returns: np.ndarray
+    quote_volume: np.ndarray
+
+    @classmethod
+    def from_ohlcv(cls, ohlcv: pl.DataFrame, symbols: tuple[str, ...] | None = None) -> MarketPanel:
+        """Pivot a raw OHLCV frame (symbol, date, close, volume, quote_volume) to a panel."""
+        missing = {"symbol", "date", "close"} - set(ohlcv.columns)
+        if missing:
+            raise ValueError(f"OHLCV frame lacks columns {sorted(missing)}")
+        frame = ohlcv
+        if symbols is not None:
+            frame = frame.filter(pl.col("symbol").is_in(list(symbols)))
+        if frame.is_empty():
+            raise ValueError("OHLCV frame is empty (after the symbol filter)")
+        dup = frame.group_by("symbol", "date").len().filter(pl.col("len") > 1)
+        if dup.height:
+            row = dup.row(0, named=True)
+            raise ValueError(
+                f"OHLCV has duplicate (symbol, date) rows, e.g. {row['symbol']} on {row['date']}"
+            )
+        syms = tuple(sorted(frame.get_column("symbol").unique().to_list()))
+        dates = frame.get_column("date").unique().sort()
+        if "quote_volume" in frame.columns and "volume" in frame.columns:
+            qv_expr = pl.coalesce(pl.col("quote_volume"), pl.col("volume") * pl.col("close"))
+        elif "volume" in frame.columns:
+            qv_expr = pl.col("volume") * pl.col("close")
+        else:
+            qv_expr = pl.lit(None, dtype=pl.Float64)
+        long = frame.select("symbol", "date", "close", qv_expr.alias("qv"))
+        base = pl.DataFrame({"date": dates})
+        close = base.join(
+            long.pivot(on="symbol", index="date", values="close"), on="date", how="left"
+        ).sort("date")
+        qv = base.join(long.pivot(on="symbol", index="date", values="qv"), on="date", how="left")
+        qv = qv.sort("date")
+        close_m = close.select(list(syms)).to_numpy().astype(np.float64)
+        qv_m = qv.select(list(syms)).to_numpy().astype(np.float64)
+        close_m[~(close_m > 0)] = np.nan
+        rets = np.full_like(close_m, np.nan)
+        rets[1:] = close_m[1:] / close_m[:-1] - 1.0
+        return cls(
+            dates=dates.to_numpy().astype("datetime64[D]"),
+            symbols=syms,
+            close=close_m,
+            returns=rets,
+            quote_volume=qv_m,
+        )
+
+    @property
+    def n_assets(self) -> int:
+        return len(self.symbols)
+
+    def row_of(self, day: date) -> int:
+        """Row of the last panel date ``<= day`` (raises when ``day`` precedes the panel)."""
+        pos = int(np.searchsorted(self.dates, np.datetime64(day, "D"), side="right")) - 1
+        if pos < 0:
+            raise ValueError(f"{day} is before the first date of the panel ({self.dates[0]})")
+        return pos
+
+    def date_at(self, row: int) -> date:
+        return self.dates[row].astype(object)
+
+
+# --------------------------------------------------------------------------------------------
+# Estimation (shared, cached)
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Estimate:
+    """Moments of the eligible assets at one decision row.
+
+    ``assets`` are column indices into the panel; ``window_returns`` is (n_obs, k),
+    ``mu`` (k,), ``covariance`` (k, k) Ledoit-Wolf, ``volatility`` (k,) sample std.
+    """
+
+    row: int
+    assets: np.ndarray
+    window_returns: np.ndarray
+    mu: np.ndarray
+    covariance: np.ndarray
+    volatility: np.ndarray
+
+
+@dataclass
+class EstimationCache:
+    """Memo of :class:`Estimate` per (row, lookback, min_history) and of decisions per strategy.
+
+    One cache is shared by every strategy and every run of a grid over the same panel, so the
+    covariance of a rebalance day is estimated once and an optimiser's weights for a given day
+    are computed once whatever the rebalancing frequency or cost level.
+    """
+
+    estimates: dict[tuple[int, int, int], Estimate] = field(default_factory=dict)
+    decisions: dict[tuple[str, int], Decision] = field(default_factory=dict)
+
+    def estimate(self, panel: MarketPanel, row: int, lookback: int, min_history: int) -> Estimate:
+        key = (row, lookback, min_history)
+        if key not in self.estimates:
+            self.estimates[key] = estimate_moments(panel, row, lookback, min_history)
+        return self.estimates[key]
+
+
+def eligible_assets(panel: MarketPanel, row: int, lookback: int, min_history: int) -> np.ndarray:
+    """Column indices trading at ``row`` with ``>= min_history`` returns in the window."""
+    lo = max(0, row - lookback + 1)
+    window = panel.returns[lo : row + 1]
+    counts = np.isfinite(window).sum(axis=0)
+    trading = np.isfinite(panel.close[row])
+    return np.flatnonzero(trading & (counts >= min_history))
+
+
+def estimate_moments(panel: MarketPanel, row: int, lookback: int, min_history: int) -> Estimate:
+    """Sample mean, Ledoit-Wolf covariance and volatility over the window ending at ``row``."""
+    assets = eligible_assets(panel, row, lookback, min_history)
+    lo = max(0, row - lookback + 1)
+    window = panel.returns[lo : row + 1][:, assets]
+    if assets.size:
+        window = window[np.isfinite(window).all(axis=1)]
+    k = assets.size
+    if k == 0 or window.shape[0] < 2:
+        return Estimate(row, assets[:0], window[:, :0], np.zeros(0), np.zeros((0, 0)), np.zeros(0))
+    from skfolio.moments import LedoitWolf
+
+    covariance = LedoitWolf().fit(window).covariance_
+    return Estimate(
+        row=row,
+        assets=assets,
+        window_returns=window,
+        mu=window.mean(axis=0),
+        covariance=np.asarray(covariance, dtype=np.float64),
+        volatility=window.std(axis=0, ddof=1),
+    )
+
+
+def _precomputed_prior(mu: np.ndarray, covariance: np.ndarray) -> Any:
+    """A skfolio prior that hands the cached moments to an optimiser instead of re-estimating."""
+    from skfolio.prior import BasePrior, ReturnDistribution
+
+    class PrecomputedPrior(BasePrior):
+        def __init__(self, mu: np.ndarray | None = None, covariance: np.ndarray | None = None):
+            self.mu = mu
+            self.covariance = covariance
+
+        def fit(self, X: Any, y: Any = None, **fit_params: Any) -> PrecomputedPrior:
+            self.return_distribution_ = ReturnDistribution(
+                mu=np.asarray(self.mu, dtype=np.float64),
+                covariance=np.asarray(self.covariance, dtype=np.float64),
+                returns=np.asarray(X, dtype=np.float64),
+            )
+            return self
+
+    return PrecomputedPrior(mu=mu, covariance=covariance)
+
+
+# --------------------------------------------------------------------------------------------
+# Decisions
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Decision:
+    """Target weights (N+1,), cash LAST, with the reason they were chosen."""
+
+    weights: np.ndarray
+    reason: str
+
+
+def _cash_only(n_assets: int, reason: str) -> Decision:
+    weights = np.zeros(n_assets + 1)
+    weights[-1] = 1.0
+    return Decision(weights, reason)
+
+
+def _embed(n_assets: int, assets: np.ndarray, asset_weights: np.ndarray, reason: str) -> Decision:
+    """Place weights of the selected columns into a full (N+1,) vector; the rest is cash."""
+    w = np.clip(np.asarray(asset_weights, dtype=np.float64), 0.0, None)
+    total = w.sum()
+    if total > 1.0 + 1e-6:
+        w = w / total
+    full = np.zeros(n_assets + 1)
+    full[assets] = w
+    full[-1] = max(0.0, 1.0 - full[:-1].sum())
+    full /= full.sum()
+    return Decision(full, reason)
+
+
+def _inverse_vol_weights(volatility: np.ndarray) -> np.ndarray | None:
+    if volatility.size == 0 or not np.all(np.isfinite(volatility)) or np.any(volatility <= 0):
+        return None
+    inv = 1.0 / volatility
+    return inv / inv.sum()
+
+
+class Strategy(ABC):
+    """Base class. ``decide(panel, row, cache)`` returns the target at the close of ``row``.
+
+    Parameters
+    ----------
+    lookback_days : rows in the estimation window ending at the decision day.
+    min_history : minimum finite returns in the window for an asset to be eligible.
+    """
+
+    name: str = "strategy"
+    #: False for buy-and-hold: the backtest asks for weights once and then lets them drift.
+    rebalances: bool = True
+
+    def __init__(
+        self, lookback_days: int = DEFAULT_LOOKBACK_DAYS, min_history: int = DEFAULT_MIN_HISTORY
+    ) -> None:
+        if lookback_days < 2 or min_history < 2 or min_history > lookback_days:
+            raise ValueError(
+                f"{self.name}: need 2 <= min_history ({min_history}) <= lookback_days "
+                f"({lookback_days})"
+            )
+        self.lookback_days = lookback_days
+        self.min_history = min_history
+
+    def decide(
+        self, panel: MarketPanel, row: int, cache: EstimationCache | None = None
+    ) -> Decision:
+        """Weights at the close of ``panel.dates[row]`` from rows ``<= row`` only (memoised)."""
+        cache = cache if cache is not None else EstimationCache()
+        key = (self.cache_key, row)
+        if key not in cache.decisions:
+            est = cache.estimate(panel, row, self.lookback_days, self.min_history)
+            if est.assets.size == 0:
+                decision = _cash_only(
+                    panel.n_assets,
+                    f"no asset trades on {panel.date_at(row)} with {self.min_history} days of "
+                    f"history in the {self.lookback_days}-day window: all cash",
+                )
+            else:
+                decision = self._decide(panel, row, est)
+            cache.decisions[key] = decision
+        return cache.decisions[key]
+
+    @property
+    def cache_key(self) -> str:
+        return f"{self.name}|{self.lookback_days}|{self.min_history}"
+
+    @abstractmethod
+    def _decide(self, panel: MarketPanel, row: int, est: Estimate) -> Decision: ...
+
+    def _fallback(self, panel: MarketPanel, est: Estimate, why: str) -> Decision:
+        inv = _inverse_vol_weights(est.volatility)
+        if inv is not None:
+            return _embed(
+                panel.n_assets, est.assets, inv, f"{why}; fell back to inverse volatility"
+            )
+        eq = np.full(est.assets.size, 1.0 / est.assets.size)
+        return _embed(panel.n_assets, est.assets, eq, f"{why}; fell back to equal weight")
+
+
+class EqualWeight(Strategy):
+    name = "equal_weight"
+
+    def _decide(self, panel: MarketPanel, row: int, est: Estimate) -> Decision:
+        k = est.assets.size
+        return _embed(panel.n_assets, est.assets, np.full(k, 1.0 / k), f"1/{k} over eligible")
+
+
+class InverseVolatility(Strategy):
+    name = "inverse_volatility"
+
+    def _decide(self, panel: MarketPanel, row: int, est: Estimate) -> Decision:
+        inv = _inverse_vol_weights(est.volatility)
+        if inv is None:
+            return self._fallback(panel, est, "degenerate volatilities")
+        return _embed(
+            panel.n_assets, est.assets, inv, f"1/vol over {est.assets.size} eligible assets"
+        )
+
+
+class BuyAndHold(EqualWeight):
+    """Equal weight at the first decision, then no trading at all (weights drift)."""
+
+    name = "buy_and_hold"
+    rebalances = False
+
+
+class _SkfolioStrategy(Strategy):
+    """Runs one skfolio optimiser on the cached moments; falls back on any failure."""
+
+    def _make_optimizer(self, prior: Any) -> Any:  # pragma: no cover - abstract in spirit
+        raise NotImplementedError
+
+    def _optimise(self, est: Estimate, mu: np.ndarray) -> np.ndarray:
+        optimizer = self._make_optimizer(_precomputed_prior(mu, est.covariance))
+        optimizer.fit(est.window_returns)
+        return np.asarray(optimizer.weights_, dtype=np.float64)
+
+    def _decide(self, panel: MarketPanel, row: int, est: Estimate) -> Decision:
+        if est.assets.size == 1:
+            return _embed(panel.n_assets, est.assets, np.ones(1), "single eligible asset")
+        try:
+            weights = self._optimise(est, est.mu)
+        except Exception as exc:  # solver failures must never stop a backtest
+            message = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+            return self._fallback(panel, est, f"{self.name} failed: {message}")
+        if not _valid_simplex(weights, allow_cash=False):
+            return self._fallback(panel, est, f"{self.name} returned invalid weights")
+        return _embed(panel.n_assets, est.assets, weights, f"{self.name} (skfolio)")
+
+
+def _valid_simplex(weights: np.ndarray, allow_cash: bool) -> bool:
+    if not np.all(np.isfinite(weights)) or np.any(weights < -1e-6):
+        return False
+    total = float(np.clip(weights, 0, None).sum())
+    return total <= 1.0 + 1e-6 and (allow_cash or total >= 1.0 - 1e-6)
+
+
+class MaxSharpe(_SkfolioStrategy):
+    """Tangency portfolio (rf = 0). Infeasible when every expected return is <= 0."""
+
+    name = "max_sharpe"
+
+    def _make_optimizer(self, prior: Any) -> Any:
+        from skfolio.optimization import MeanRisk, ObjectiveFunction
+
+        return MeanRisk(objective_function=ObjectiveFunction.MAXIMIZE_RATIO, prior_estimator=prior)
+
+
+class MinVariance(_SkfolioStrategy):
+    name = "min_variance"
+
+    def _make_optimizer(self, prior: Any) -> Any:
+        from skfolio.optimization import MeanRisk
+
+        return MeanRisk(prior_estimator=prior)
+
+
+class RiskParity(_SkfolioStrategy):
+    name = "risk_parity"
+
+    def _make_optimizer(self, prior: Any) -> Any:
+        from skfolio.optimization import RiskBudgeting
+
+        return RiskBudgeting(prior_estimator=prior)
+
+
+class HierarchicalRiskParity(_SkfolioStrategy):
+    name = "hrp"
+
+    def _make_optimizer(self, prior: Any) -> Any:
+        from skfolio.optimization import HierarchicalRiskParity as SkfolioHRP
+
+        return SkfolioHRP(prior_estimator=prior)
+
+
+class ForecastMeanVariance(_SkfolioStrategy):
+    """Mean-variance on quantile forecasts, robust to their uncertainty; cash allowed.
+
+    Expected returns come from the latest forecasts with ``as_of <= d`` (and at most
+    ``max_forecast_age_days`` old) for ``horizon_days``; ``q10, q50, q90`` are log returns
+    over the horizon. Per asset and per day::
+
+        mu_i = (q50_i - uncertainty_aversion * (q90_i - q10_i) / 2) / horizon_days
+
+    i.e. the worst case of a box uncertainty set of half-width
+    ``uncertainty_aversion * (q90 - q10) / 2`` around the median: for long-only weights the
+    robust (max-min) mean-variance problem reduces to plain mean-variance on that shifted mean
+    (Tütüncü & Koenig 2004). Wide intervals thus lower an asset's attractiveness; an asset whose
+    penalised mean is negative is not bought. The optimiser is skfolio ``MeanRisk`` with
+    ``MAXIMIZE_UTILITY`` (``mu'w - risk_aversion * w'Σw``), Ledoit-Wolf Σ from the history
+    window, ``budget`` free in [0, 1]: the remainder is cash, so bearish forecasts mean cash.
+    Assets without a forecast get no weight. With no usable forecast at ``d`` it falls back to
+    inverse volatility with the reason recorded.
+    """
+
+    name = "forecast_mv"
+
+    def __init__(
+        self,
+        forecasts: pl.DataFrame,
+        horizon_days: int | None = None,
+        risk_aversion: float = 2.0,
+        uncertainty_aversion: float = 0.5,
+        max_forecast_age_days: int = 7,
+        lookback_days: int = DEFAULT_LOOKBACK_DAYS,
+        min_history: int = DEFAULT_MIN_HISTORY,
+        name: str | None = None,
+    ) -> None:
+        super().__init__(lookback_days, min_history)
+        need = {"as_of", "symbol", "horizon_days", "q10", "q50", "q90"}
+        if not need <= set(forecasts.columns):
+            raise ValueError(f"forecasts lack columns {sorted(need - set(forecasts.columns))}")
+        horizons = sorted(forecasts.get_column("horizon_days").unique().to_list())
+        if horizon_days is None:
+            if not horizons:
+                raise ValueError("forecasts frame is empty: no horizon to choose")
+            horizon_days = int(horizons[0])
+        elif horizon_days not in horizons:
+            raise ValueError(f"no forecasts for horizon_days={horizon_days}; have {horizons}")
+        if risk_aversion <= 0 or uncertainty_aversion < 0:
+            raise ValueError("risk_aversion must be > 0 and uncertainty_aversion >= 0")
+        self.horizon_days = int(horizon_days)
+        self.risk_aversion = risk_aversion
+        self.uncertainty_aversion = uncertainty_aversion
+        self.max_forecast_age_days = max_forecast_age_days
+        if name:
+            self.name = name
+        self._forecasts = (
+            forecasts.filter(pl.col("horizon_days") == self.horizon_days)
+            .select("as_of", "symbol", "q10", "q50", "q90")
+            .sort("as_of")
+        )
+
+    @property
+    def cache_key(self) -> str:
+        return (
+            f"{super().cache_key}|{self.horizon_days}|{self.risk_aversion}|"
+            f"{self.uncertainty_aversion}|{self.max_forecast_age_days}|{id(self._forecasts)}"
+        )
+
+    def expected_returns(self, day: date, symbols: list[str]) -> dict[str, float]:
+        """Penalised daily expected log return per symbol from forecasts known at ``day``."""
+        oldest = day - timedelta(days=self.max_forecast_age_days)
+        usable = self._forecasts.filter(
+            (pl.col("as_of") <= day) & (pl.col("as_of") >= oldest) & pl.col("symbol").is_in(symbols)
+        )
+        if usable.is_empty():
+            return {}
+        latest = usable.group_by("symbol").agg(pl.all().sort_by("as_of").last())
+        half_width = (pl.col("q90") - pl.col("q10")) / 2.0
+        mu = (pl.col("q50") - self.uncertainty_aversion * half_width) / self.horizon_days
+        rows = latest.select("symbol", mu.alias("mu")).drop_nulls().iter_rows()
+        return {s: float(m) for s, m in rows if np.isfinite(m)}
+
+    def _make_optimizer(self, prior: Any) -> Any:
+        from skfolio.optimization import MeanRisk, ObjectiveFunction
+
+        return MeanRisk(
+            objective_function=ObjectiveFunction.MAXIMIZE_UTILITY,
+            risk_aversion=self.risk_aversion,
+            budget=None,
+            min_budget=0.0,
+            max_budget=1.0,
+            prior_estimator=prior,
+        )
+
+    def _decide(self, panel: MarketPanel, row: int, est: Estimate) -> Decision:
+        day = panel.date_at(row)
+        symbols = [panel.symbols[i] for i in est.assets]
+        mu_by_symbol = self.expected_returns(day, symbols)
+        if not mu_by_symbol:
+            return self._fallback(
+                panel,
+                est,
+                f"no {self.horizon_days}-day forecast between "
+                f"{day - timedelta(days=self.max_forecast_age_days)} and {day}",
+            )
+        keep = np.array([s in mu_by_symbol for s in symbols])
+        sub = Estimate(
+            row=est.row,
+            assets=est.assets[keep],
+            window_returns=est.window_returns[:, keep],
+            mu=np.array([mu_by_symbol[s] for s, k in zip(symbols, keep, strict=True) if k]),
+            covariance=est.covariance[np.ix_(keep, keep)],
+            volatility=est.volatility[keep],
+        )
+        try:
+            weights = self._optimise(sub, sub.mu)
+        except Exception as exc:
+            message = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+            return self._fallback(panel, est, f"{self.name} failed: {message}")
+        if not _valid_simplex(weights, allow_cash=True):
+            return self._fallback(panel, est, f"{self.name} returned invalid weights")
+        invested = float(np.clip(weights, 0, None).sum())
+        return _embed(
+            panel.n_assets,
+            sub.assets,
+            weights,
+            f"robust mean-variance on {sub.assets.size} forecasts (h={self.horizon_days}d), "
+            f"{invested:.0%} invested",
+        )
+
+
+class ExternalWeights(Strategy):
+    """Replays target weights computed elsewhere (the DRL policy), frame ``as_of, symbol, weight``.
+
+    At ``d`` the latest ``as_of <= d`` is used (at most ``max_age_days`` old when given).
+    ``USDT`` is cash; weights of assets not trading at ``d`` are moved to cash (and named in the
+    reason). Before the first supplied date the portfolio stays in cash.
+    """
+
+    name = "external"
+
+    def __init__(
+        self,
+        weights: pl.DataFrame,
+        name: str = "external",
+        max_age_days: int | None = None,
+        tolerance: float = 1e-6,
+    ) -> None:
+        super().__init__(lookback_days=2, min_history=2)
+        need = {"as_of", "symbol", "weight"}
+        if not need <= set(weights.columns):
+            raise ValueError(f"external weights lack columns {sorted(need - set(weights.columns))}")
+        self.name = name
+        self.max_age_days = max_age_days
+        sums = weights.group_by("as_of").agg(
+            pl.col("weight").sum().alias("total"), pl.col("weight").min().alias("lowest")
+        )
+        bad = sums.filter(((pl.col("total") - 1.0).abs() > tolerance) | (pl.col("lowest") < 0))
+        if bad.height:
+            row = bad.sort("as_of").row(0, named=True)
+            raise ValueError(
+                f"external weights '{name}' on {row['as_of']} must be >= 0 and sum to 1 "
+                f"(sum {row['total']:.6f}, min {row['lowest']:.6f})"
+            )
+        self._weights = weights.select("as_of", "symbol", "weight").sort("as_of")
+        self._dates = np.array(
+            self._weights.get_column("as_of").unique().sort().to_list(), dtype="datetime64[D]"
+        )
+
+    @property
+    def cache_key(self) -> str:
+        return f"{self.name}|external|{id(self._weights)}"
+
+    def decide(
+        self, panel: MarketPanel, row: int, cache: EstimationCache | None = None
+    ) -> Decision:
+        cache = cache if cache is not None else EstimationCache()
+        key = (self.cache_key, row)
+        if key not in cache.decisions:
+            cache.decisions[key] = self._decide(panel, row, None)
+        return cache.decisions[key]
+
+    def _decide(self, panel: MarketPanel, row: int, est: Estimate | None) -> Decision:
+        day = panel.date_at(row)
+        pos = int(np.searchsorted(self._dates, np.datetime64(day, "D"), side="right")) - 1
+        if pos < 0:
+            return _cash_only(panel.n_assets, f"no external weights on or before {day}: cash")
+        as_of = self._dates[pos].astype(object)
+        if self.max_age_days is not None and (day - as_of).days > self.max_age_days:
+            return _cash_only(
+                panel.n_assets,
+                f"latest external weights ({as_of}) older than {self.max_age_days} days: cash",
+            )
+        rows = self._weights.filter(pl.col("as_of") == as_of)
+        full = np.zeros(panel.n_assets + 1)
+        index = {s: i for i, s in enumerate(panel.symbols)}
+        moved: list[str] = []
+        for symbol, weight in rows.select("symbol", "weight").iter_rows():
+            if symbol == CASH_SYMBOL:
+                full[-1] += weight
+            elif symbol in index and np.isfinite(panel.close[row, index[symbol]]):
+                full[index[symbol]] += weight
+            else:
+                full[-1] += weight
+                if weight > 0:
+                    moved.append(symbol)
+        reason = f"external weights as of {as_of}"
+        if moved:
+            reason += f"; not trading on {day}, moved to cash: {', '.join(sorted(moved))}"
+        return Decision(full / full.sum(), reason)
+
+
+# --------------------------------------------------------------------------------------------
+# Builders and table output
+# --------------------------------------------------------------------------------------------
+def build_strategies(
+    names: tuple[str, ...] | list[str] = CLASSIC_STRATEGY_NAMES,
+    *,
+    lookback_days: int = DEFAULT_LOOKBACK_DAYS,
+    min_history: int = DEFAULT_MIN_HISTORY,
+    forecasts: pl.DataFrame | None = None,
+    external_weights: dict[str, pl.DataFrame] | None = None,
+    forecast_options: dict[str, Any] | None = None,
+) -> list[Strategy]:
+    """Instantiate strategies by name; ``forecast_mv`` is added when forecasts are given and
+    one :class:`ExternalWeights` per entry of ``external_weights`` (name -> frame)."""
+    classes: dict[str, type[Strategy]] = {
+        cls.name: cls
+        for cls in (
+            EqualWeight,
+            InverseVolatility,
+            BuyAndHold,
+            MaxSharpe,
+            MinVariance,
+            RiskParity,
+            HierarchicalRiskParity,
+        )
+    }
+    out: list[Strategy] = []
+    for name in names:
+        if name == ForecastMeanVariance.name:
+            continue
+        if name not in classes:
+            raise ValueError(f"unknown strategy {name!r}; known: {sorted(classes)}")
+        out.append(classes[name](lookback_days=lookback_days, min_history=min_history))
+    if forecasts is not None and not forecasts.is_empty():
+        out.append(
+            ForecastMeanVariance(
+                forecasts,
+                lookback_days=lookback_days,
+                min_history=min_history,
+                **(forecast_options or {}),
+            )
+        )
+    for name, frame in (external_weights or {}).items():
+        out.append(ExternalWeights(frame, name=name))
+    return out
+
+
+def decision_frame(
+    panel: MarketPanel, decision: Decision, as_of: date, strategy: str
+) -> pl.DataFrame:
+    """One decision as rows ``as_of, strategy, symbol, weight, reason`` (cash as ``USDT``)."""
+    symbols = [*panel.symbols, CASH_SYMBOL]
+    return pl.DataFrame(
+        {
+            "as_of": [as_of] * len(symbols),
+            "strategy": [strategy] * len(symbols),
+            "symbol": symbols,
+            "weight": decision.weights.astype(np.float64),
+            "reason": [decision.reason] * len(symbols),
+        },
+        schema=TARGET_WEIGHTS_SCHEMA,
+    )
+
+
+def compute_target_weights(
+    ohlcv: pl.DataFrame,
+    strategies: list[Strategy],
+    as_of: date,
+    *,
+    drop_zero: bool = False,
+) -> pl.DataFrame:
+    """Target weights of each strategy at the close of ``as_of`` -> ``portfolio.target_weights``.
+
+    Only OHLCV rows dated ``<= as_of`` are used (later rows are dropped before anything is
+    computed). Returns columns ``as_of, strategy, symbol, weight, reason``; the weights of
+    each strategy (cash ``USDT`` included) sum to 1.
+    """
+    known = ohlcv.filter(pl.col("date") <= as_of)
+    if known.is_empty():
+        raise ValueError(f"no OHLCV rows on or before {as_of}")
+    panel = MarketPanel.from_ohlcv(known)
+    row = panel.row_of(as_of)
+    if panel.date_at(row) != as_of:
+        raise ValueError(f"no OHLCV rows on {as_of} (latest is {panel.date_at(row)})")
+    cache = EstimationCache()
+    frames = [decision_frame(panel, s.decide(panel, row, cache), as_of, s.name) for s in strategies]
+    out = pl.concat(frames)
+    if drop_zero:
+        out = out.filter(pl.col("weight") > 0)
+    return out
