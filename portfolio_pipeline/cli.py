@@ -32,9 +32,7 @@ def ensure_dagster_home(settings: Settings) -> Path:
     home.mkdir(parents=True, exist_ok=True)
     source = REPO_ROOT / "dagster.yaml"
     target = home / "dagster.yaml"
-    if source.exists() and (
-        not target.exists() or target.read_bytes() != source.read_bytes()
-    ):
+    if source.exists() and (not target.exists() or target.read_bytes() != source.read_bytes()):
         shutil.copyfile(source, target)
     os.environ["DAGSTER_HOME"] = str(home)
     return home
@@ -122,7 +120,9 @@ def materialize(
         )
         took = time.perf_counter() - started
         if not result.success:
-            raise CliError(f"run {result.run_id} failed after {took:.1f}s: {_failure_reason(result)}")
+            raise CliError(
+                f"run {result.run_id} failed after {took:.1f}s: {_failure_reason(result)}"
+            )
         _print_step_times(instance, result.run_id)
         print(f"run {result.run_id} succeeded in {took:.1f}s", flush=True)
     return 0
@@ -186,7 +186,11 @@ def status(settings: Settings) -> int:
                     f"select count(*), min({date_col}), max({date_col}) from {table}"
                 ).fetchone()
             else:
-                n, first, last = con.execute(f"select count(*) from {table}").fetchone()[0], None, None
+                n, first, last = (
+                    con.execute(f"select count(*) from {table}").fetchone()[0],
+                    None,
+                    None,
+                )
             rows.append(
                 {
                     "table": table,
@@ -213,9 +217,7 @@ def status(settings: Settings) -> int:
     return 0
 
 
-def recommendations(
-    settings: Settings, as_of: str | None, strategy: str | None, fmt: str
-) -> int:
+def recommendations(settings: Settings, as_of: str | None, strategy: str | None, fmt: str) -> int:
     con = _read_only(settings)
     try:
         from portfolio_pipeline.core.warehouse import table_exists

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import dagster as dg
 
+from portfolio_pipeline.features import assets as feature_assets
+from portfolio_pipeline.features import checks as feature_checks
+from portfolio_pipeline.features.resources import SentimentModelResource
 from portfolio_pipeline.ingestion import assets as ingestion_assets
 from portfolio_pipeline.ingestion.resources import NewsSourceResource, OhlcvSourceResource
 from portfolio_pipeline.resources import WarehouseResource
@@ -23,8 +26,10 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
             sample_path=str(settings.sample_ohlcv_path),
             files_dir=str(settings.files_dir),
         ),
+        "sentiment_model": SentimentModelResource(),
         "news_source": NewsSourceResource(
             kind=settings.news_source,
+            symbols=list(settings.symbols),
             sample_path=str(settings.sample_news_path),
             files_dir=str(settings.files_dir),
         ),
@@ -33,9 +38,11 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
 
 def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     settings = settings or load_settings()
-    assets = dg.load_assets_from_modules([ingestion_assets])
+    assets = dg.load_assets_from_modules([ingestion_assets, feature_assets])
+    checks = dg.load_asset_checks_from_modules([feature_checks])
     return dg.Definitions(
         assets=assets,
+        asset_checks=checks,
         resources=build_resources(settings),
         # DuckDB allows one writer per file and steps are short: run them in one process.
         executor=dg.in_process_executor,

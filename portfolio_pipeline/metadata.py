@@ -39,7 +39,9 @@ def table_metadata(
     meta: dict[str, dg.MetadataValue] = {
         "dagster/row_count": dg.MetadataValue.int(frame.height),
         "table": dg.MetadataValue.text(table),
-        "preview": dg.MetadataValue.md(preview_markdown(preview if preview is not None else frame, preview_rows)),
+        "preview": dg.MetadataValue.md(
+            preview_markdown(preview if preview is not None else frame, preview_rows)
+        ),
     }
     if date_column and frame.height and date_column in frame.columns:
         meta["first_date"] = dg.MetadataValue.text(str(frame[date_column].min()))
@@ -55,7 +57,9 @@ def png_markdown(png: bytes, alt: str = "plot") -> dg.MetadataValue:
     return dg.MetadataValue.md(f"![{alt}](data:image/png;base64,{encoded})")
 
 
-def columns_schema(frame: pl.DataFrame, descriptions: dict[str, str] | None = None) -> dg.TableSchema:
+def columns_schema(
+    frame: pl.DataFrame, descriptions: dict[str, str] | None = None
+) -> dg.TableSchema:
     descriptions = descriptions or {}
     return dg.TableSchema(
         columns=[

@@ -11,19 +11,34 @@ def _seed(path):
         warehouse.replace_table(
             con,
             "market.raw_ohlcv",
-            pl.DataFrame({"symbol": ["BTCUSDT", "ETHUSDT"], "date": [date(2024, 1, 1)] * 2,
-                          "close": [44179.55, 2352.04]}),
+            pl.DataFrame(
+                {
+                    "symbol": ["BTCUSDT", "ETHUSDT"],
+                    "date": [date(2024, 1, 1)] * 2,
+                    "close": [44179.55, 2352.04],
+                }
+            ),
         )
 
 
 def test_query_and_status_print_tables(tmp_warehouse, monkeypatch, capsys):
     monkeypatch.setenv("PORTFOLIO_PIPELINE_WAREHOUSE", str(tmp_warehouse))
     _seed(tmp_warehouse)
-    assert main(["query", "select count(*) as n, count(distinct symbol) as s from market.raw_ohlcv"]) == 0
+    assert (
+        main(["query", "select count(*) as n, count(distinct symbol) as s from market.raw_ohlcv"])
+        == 0
+    )
     out = capsys.readouterr().out
     assert "│ 2   ┆ 2   │" in out or ("2" in out and "n" in out)
-    assert main(["query", "select symbol, close from market.raw_ohlcv order by 1", "--format", "csv"]) == 0
-    assert capsys.readouterr().out.splitlines() == ["symbol,close", "BTCUSDT,44179.55", "ETHUSDT,2352.04"]
+    assert (
+        main(["query", "select symbol, close from market.raw_ohlcv order by 1", "--format", "csv"])
+        == 0
+    )
+    assert capsys.readouterr().out.splitlines() == [
+        "symbol,close",
+        "BTCUSDT,44179.55",
+        "ETHUSDT,2352.04",
+    ]
     assert main(["status"]) == 0
     assert "market.raw_ohlcv" in capsys.readouterr().out
 

@@ -61,9 +61,11 @@ class RuleResult:
     def message(self) -> str:
         if self.passed:
             return f"{self.rule.name}: passed ({self.rule.description})"
-        more = f" (+{self.failing_rows - len(self.examples)} more)" if self.failing_rows > len(
-            self.examples
-        ) else ""
+        more = (
+            f" (+{self.failing_rows - len(self.examples)} more)"
+            if self.failing_rows > len(self.examples)
+            else ""
+        )
         return (
             f"rule '{self.rule.name}' failed ({self.rule.description}): "
             f"{self.failing_rows} row(s): {'; '.join(self.examples)}{more}"
@@ -143,7 +145,9 @@ def _collect(
         if rows:
             ordered = sorted(rows)
             result.failing_rows = len(ordered)
-            result.examples = [describe_row(frame.row(i, named=True)) for i in ordered[:max_examples]]
+            result.examples = [
+                describe_row(frame.row(i, named=True)) for i in ordered[:max_examples]
+            ]
         elif not result.passed and not result.failing_rows:
             result.failing_rows = frame.height
     return [by_rule[r.name] for r in rules]
@@ -166,9 +170,9 @@ def validate_ohlcv(
         return ValidationReport("raw_ohlcv", [failed])
     # Cross-row facts are derived here; GX then checks them like any other column.
     frame = frame.sort("symbol", "date").with_columns(
-        (pl.col("date") - pl.col("date").shift(1).over("symbol")).dt.total_days().alias(
-            "_days_since_previous"
-        ),
+        (pl.col("date") - pl.col("date").shift(1).over("symbol"))
+        .dt.total_days()
+        .alias("_days_since_previous"),
         (pl.col("date") > today).alias("_is_future"),
     )
     prices = ("open", "high", "low", "close")
@@ -178,39 +182,64 @@ def validate_ohlcv(
     types["volume"] = "float64"
     for column, dtype in types.items():
         exp.append(
-            (r["ohlcv_columns_and_types"], gxe.ExpectColumnValuesToBeOfType(column=column, type_=dtype))
+            (
+                r["ohlcv_columns_and_types"],
+                gxe.ExpectColumnValuesToBeOfType(column=column, type_=dtype),
+            )
             if dtype != "str"
             else (r["ohlcv_columns_and_types"], gxe.ExpectColumnToExist(column=column))
         )
     for column in ("symbol", "date", *prices, "volume"):
         exp.append((r["ohlcv_values_not_null"], gxe.ExpectColumnValuesToNotBeNull(column=column)))
     exp.append(
-        (r["ohlcv_unique_symbol_date"], gxe.ExpectCompoundColumnsToBeUnique(column_list=["symbol", "date"]))
+        (
+            r["ohlcv_unique_symbol_date"],
+            gxe.ExpectCompoundColumnsToBeUnique(column_list=["symbol", "date"]),
+        )
     )
     for column in prices:
         exp.append(
-            (r["ohlcv_prices_positive"], gxe.ExpectColumnValuesToBeBetween(column=column, min_value=0, strict_min=True))
+            (
+                r["ohlcv_prices_positive"],
+                gxe.ExpectColumnValuesToBeBetween(column=column, min_value=0, strict_min=True),
+            )
         )
-    exp.append((r["ohlcv_volume_non_negative"], gxe.ExpectColumnValuesToBeBetween(column="volume", min_value=0)))
+    exp.append(
+        (
+            r["ohlcv_volume_non_negative"],
+            gxe.ExpectColumnValuesToBeBetween(column="volume", min_value=0),
+        )
+    )
     for other in ("open", "close", "low"):
         exp.append(
             (
                 r["ohlcv_high_ge_open_close"],
-                gxe.ExpectColumnPairValuesAToBeGreaterThanB(column_A="high", column_B=other, or_equal=True),
+                gxe.ExpectColumnPairValuesAToBeGreaterThanB(
+                    column_A="high", column_B=other, or_equal=True
+                ),
             )
         )
     for other in ("open", "close"):
         exp.append(
             (
                 r["ohlcv_low_le_open_close"],
-                gxe.ExpectColumnPairValuesAToBeGreaterThanB(column_A=other, column_B="low", or_equal=True),
+                gxe.ExpectColumnPairValuesAToBeGreaterThanB(
+                    column_A=other, column_B="low", or_equal=True
+                ),
             )
         )
-    exp.append((r["ohlcv_no_future_dates"], gxe.ExpectColumnValuesToBeInSet(column="_is_future", value_set=[False])))
+    exp.append(
+        (
+            r["ohlcv_no_future_dates"],
+            gxe.ExpectColumnValuesToBeInSet(column="_is_future", value_set=[False]),
+        )
+    )
     exp.append(
         (
             r["ohlcv_no_gaps"],
-            gxe.ExpectColumnValuesToBeBetween(column="_days_since_previous", min_value=1, max_value=1),
+            gxe.ExpectColumnValuesToBeBetween(
+                column="_days_since_previous", min_value=1, max_value=1
+            ),
         )
     )
     validation = _run_suite("raw_ohlcv", frame, exp)
@@ -220,7 +249,9 @@ def validate_ohlcv(
         extra = f" ({gap} days after the previous candle)" if gap not in (None, 1) else ""
         return f"{row['symbol']} {row['date']}{extra}"
 
-    return ValidationReport("raw_ohlcv", _collect(OHLCV_RULES, validation, describe, frame, max_examples))
+    return ValidationReport(
+        "raw_ohlcv", _collect(OHLCV_RULES, validation, describe, frame, max_examples)
+    )
 
 
 def validate_news(
@@ -248,12 +279,20 @@ def validate_news(
         (r["news_keys_not_null"], gxe.ExpectColumnValuesToNotBeNull(column="id")),
         (r["news_keys_not_null"], gxe.ExpectColumnValuesToNotBeNull(column="published_at")),
         (r["news_unique_id"], gxe.ExpectColumnValuesToBeUnique(column="id")),
-        (r["news_title_not_empty"], gxe.ExpectColumnValuesToBeBetween(column="_title_length", min_value=1)),
-        (r["news_no_future_dates"], gxe.ExpectColumnValuesToBeInSet(column="_is_future", value_set=[False])),
+        (
+            r["news_title_not_empty"],
+            gxe.ExpectColumnValuesToBeBetween(column="_title_length", min_value=1),
+        ),
+        (
+            r["news_no_future_dates"],
+            gxe.ExpectColumnValuesToBeInSet(column="_is_future", value_set=[False]),
+        ),
     ]
     validation = _run_suite("raw_news", frame, exp)
 
     def describe(row: dict) -> str:
         return f"article {row['id']} published {row['published_at']} '{(row['title'] or '')[:60]}'"
 
-    return ValidationReport("raw_news", _collect(NEWS_RULES, validation, describe, frame, max_examples))
+    return ValidationReport(
+        "raw_news", _collect(NEWS_RULES, validation, describe, frame, max_examples)
+    )

@@ -49,6 +49,7 @@ class NewsSourceResource(dg.ConfigurableResource):
     kind: str = "sample"
     sample_path: str
     files_dir: str
+    symbols: list[str] = []
     alphavantage_tickers: list[str] = []
 
     def client(self) -> NewsSource:
@@ -63,9 +64,19 @@ class NewsSourceResource(dg.ConfigurableResource):
         if self.kind == "alphavantage":
             from portfolio_pipeline.core.sources.alphavantage import AlphaVantageNewsSource
 
-            kwargs = {"tickers": tuple(self.alphavantage_tickers)} if self.alphavantage_tickers else {}
-            return AlphaVantageNewsSource(api_key=os.environ.get("ALPHAVANTAGE_API_KEY"), **kwargs)
-        raise dg.Failure(f"unknown news source kind {self.kind!r}: use sample, alphavantage or files")
+            # One request per ticker (Alpha Vantage ANDs a ticker list); the default five
+            # majors fit the free tier's 25 requests a day. Configure more explicitly.
+            kwargs = (
+                {"tickers": tuple(self.alphavantage_tickers)} if self.alphavantage_tickers else {}
+            )
+            return AlphaVantageNewsSource(
+                api_key=os.environ.get("ALPHAVANTAGE_API_KEY"),
+                universe=tuple(self.symbols) or None,
+                **kwargs,
+            )
+        raise dg.Failure(
+            f"unknown news source kind {self.kind!r}: use sample, alphavantage or files"
+        )
 
     @property
     def is_live(self) -> bool:

@@ -47,7 +47,9 @@ def test_broken_rule_names_symbol_and_date(btc_eth, change, rule):
 
 def test_duplicates_future_dates_and_gaps(btc_eth):
     dup = pl.concat([btc_eth, btc_eth.head(1)])
-    assert "ohlcv_unique_symbol_date" in {r.rule.name for r in validate_ohlcv(dup).blocking_failures}
+    assert "ohlcv_unique_symbol_date" in {
+        r.rule.name for r in validate_ohlcv(dup).blocking_failures
+    }
     future = validate_ohlcv(btc_eth, today=date(2023, 3, 30))
     names = {r.rule.name: r for r in future.blocking_failures}
     assert "2023-03-31" in names["ohlcv_no_future_dates"].message
@@ -58,7 +60,9 @@ def test_duplicates_future_dates_and_gaps(btc_eth):
 
 
 def test_news_rules(sample_news):
-    news = SampleNewsSource(DATA_DIR / "crypto_news.parquet").fetch(date(2022, 1, 1), date(2022, 1, 31))
+    news = SampleNewsSource(DATA_DIR / "crypto_news.parquet").fetch(
+        date(2022, 1, 1), date(2022, 1, 31)
+    )
     assert validate_news(news).ok
     broken = news.with_columns(
         pl.when(pl.int_range(pl.len()) == 3).then(pl.lit("  ")).otherwise("title").alias("title")

@@ -21,7 +21,9 @@ def test_sample_source_known_values():
         ["BTCUSDT"], date(2024, 1, 1), date(2024, 1, 1)
     )
     assert frame["close"].to_list() == [44179.55]
-    news = SampleNewsSource(DATA_DIR / "crypto_news.parquet").fetch(date(2017, 1, 1), date(2030, 1, 1))
+    news = SampleNewsSource(DATA_DIR / "crypto_news.parquet").fetch(
+        date(2017, 1, 1), date(2030, 1, 1)
+    )
     assert news.height == 7465 and news["id"].n_unique() == 7465
     assert str(news.schema["published_at"].time_zone) == "UTC"
 
@@ -44,7 +46,9 @@ def test_non_numeric_price_names_file_column_symbol_date(tmp_path):
 
 def test_missing_column_names_it(tmp_path):
     _write(tmp_path, "X.csv", "date,open,high,low,volume\n2024-01-02,1,2,0.5,10\n")
-    with pytest.raises(SourceError, match=r"X.csv: rule 'required_columns': missing column\(s\) close"):
+    with pytest.raises(
+        SourceError, match=r"X.csv: rule 'required_columns': missing column\(s\) close"
+    ):
         FilesOhlcvSource(tmp_path).fetch([], date(2024, 1, 1), date(2024, 1, 31))
 
 

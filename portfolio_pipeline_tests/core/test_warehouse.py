@@ -29,23 +29,33 @@ def test_replace_date_window_is_idempotent_and_scoped(tmp_warehouse):
 def test_failed_write_leaves_previous_rows(tmp_warehouse):
     with warehouse.connection(tmp_warehouse) as con:
         warehouse.replace_rows(
-            con, "m.t", _frame([date(2024, 1, 1)], 1.0), where="true",
+            con,
+            "m.t",
+            _frame([date(2024, 1, 1)], 1.0),
+            where="true",
             ddl_columns="symbol VARCHAR, date DATE, close DOUBLE NOT NULL",
         )
-        bad = pl.DataFrame({"symbol": ["A"], "date": [date(2024, 1, 1)], "close": [None]},
-                           schema={"symbol": pl.Utf8, "date": pl.Date, "close": pl.Float64})
+        bad = pl.DataFrame(
+            {"symbol": ["A"], "date": [date(2024, 1, 1)], "close": [None]},
+            schema={"symbol": pl.Utf8, "date": pl.Date, "close": pl.Float64},
+        )
         with pytest.raises(Exception, match="NOT NULL"):
             warehouse.replace_rows(con, "m.t", bad, where="true")
         assert con.execute("select close from m.t").fetchall() == [(1.0,)]
 
 
 def test_rows_outside_window_are_refused(tmp_warehouse):
-    with warehouse.connection(tmp_warehouse) as con, pytest.raises(
-        warehouse.WarehouseError, match="outside the window"
+    with (
+        warehouse.connection(tmp_warehouse) as con,
+        pytest.raises(warehouse.WarehouseError, match="outside the window"),
     ):
         warehouse.replace_date_window(
-            con, "m.t", _frame([date(2024, 2, 1)], 1.0), date_column="date",
-            start=date(2024, 1, 1), end=date(2024, 1, 31),
+            con,
+            "m.t",
+            _frame([date(2024, 2, 1)], 1.0),
+            date_column="date",
+            start=date(2024, 1, 1),
+            end=date(2024, 1, 31),
         )
 
 

@@ -19,7 +19,9 @@ def _stored(path):
         ).pl()
 
 
-def test_backfill_is_single_run_and_idempotent(tmp_warehouse, monkeypatch, sample_ohlcv, sample_news):
+def test_backfill_is_single_run_and_idempotent(
+    tmp_warehouse, monkeypatch, sample_ohlcv, sample_news
+):
     resources = pipeline_resources(tmp_warehouse, monkeypatch)
     first = materialize_range([raw_ohlcv, raw_news], "2022-01-01", "2022-01-31", resources)
     assert first.success
@@ -31,7 +33,9 @@ def test_backfill_is_single_run_and_idempotent(tmp_warehouse, monkeypatch, sampl
     assert again.success
     assert _stored(tmp_warehouse).equals(stored)
     with connection(tmp_warehouse, read_only=True) as con:
-        assert con.execute("select count(*) from news.raw_news").fetchone()[0] == expected_news.height
+        assert (
+            con.execute("select count(*) from news.raw_news").fetchone()[0] == expected_news.height
+        )
     checks = [e for e in again.get_asset_check_evaluations() if e.asset_key.path == ["raw_ohlcv"]]
     assert len(checks) == 9 and all(c.passed for c in checks)
 
@@ -76,7 +80,9 @@ def test_corrupt_file_fails_and_keeps_stored_rows(
 
     hit = (pl.col("symbol") == "ETHUSDT") & (pl.col("date") == date(2024, 1, 3))
     if corrupt == "high_below_low":
-        bad = good.with_columns(pl.when(hit).then(pl.col("low") * 0.5).otherwise("high").alias("high"))
+        bad = good.with_columns(
+            pl.when(hit).then(pl.col("low") * 0.5).otherwise("high").alias("high")
+        )
     elif corrupt == "missing_column":
         bad = good.drop("close")
     else:
@@ -84,7 +90,9 @@ def test_corrupt_file_fails_and_keeps_stored_rows(
             pl.when(hit).then(pl.lit("n/a")).otherwise("open").alias("open")
         )
     bad.write_csv(folder / "prices.csv")
-    result = materialize_range([raw_ohlcv], "2024-01-01", "2024-01-05", resources, raise_on_error=False)
+    result = materialize_range(
+        [raw_ohlcv], "2024-01-01", "2024-01-05", resources, raise_on_error=False
+    )
     assert not result.success
     failure = next(e for e in result.all_events if e.is_step_failure).step_failure_data
     message = (failure.user_failure_data.description if failure.user_failure_data else "") or ""

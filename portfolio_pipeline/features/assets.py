@@ -1,0 +1,175 @@
+"""Technical features per symbol-day, and point-in-time news sentiment."""
+
+import dagster as dg
+import polars as pl
+
+from portfolio_pipeline.core import warehouse
+from portfolio_pipeline.core.features import compute_market_features
+from portfolio_pipeline.core.sentiment import daily_sentiment as build_daily_sentiment
+from portfolio_pipeline.core.sentiment import news_digest as build_news_digest
+from portfolio_pipeline.core.sentiment import score_news
+from portfolio_pipeline.features.resources import SentimentModelResource
+from portfolio_pipeline.ingestion.assets import RAW_NEWS_TABLE, RAW_OHLCV_TABLE, raw_news, raw_ohlcv
+from portfolio_pipeline.ingestion.resources import OhlcvSourceResource
+from portfolio_pipeline.metadata import table_metadata
+from portfolio_pipeline.resources import WarehouseResource
+from portfolio_pipeline.settings import load_settings
+
+MARKET_FEATURES_TABLE = "features.market_features"
+NEWS_SENTIMENT_TABLE = "features.news_sentiment"
+DAILY_SENTIMENT_TABLE = "features.daily_sentiment"
+NEWS_DIGEST_TABLE = "features.news_digest"
+
+
+@dg.asset(
+    group_name="features",
+    deps=[raw_ohlcv],
+    kinds={"duckdb", "polars"},
+    metadata={"table": MARKET_FEATURES_TABLE},
+)
+def market_features(context: dg.AssetExecutionContext, warehouse_resource: WarehouseResource):
+    """One row per symbol and UTC day: returns (1/5/20/60/120 days), annualised volatility
+    (20/60 days), RSI-14 and ATR-14 (Wilder), MACD 12/26/9, Bollinger %b (20, 2σ), volume
+    z-score, 60-day drawdown, calendar features and cross-sectional ranks, table
+    ``features.market_features``. Strictly causal: the row for day d uses candles up to d."""
+    with warehouse_resource.connect() as con:
+        ohlcv = warehouse.read_table(con, RAW_OHLCV_TABLE)
+        features = compute_market_features(ohlcv, periods_per_year=load_settings().periods_per_year)
+        warehouse.replace_table(con, MARKET_FEATURES_TABLE, features)
+    context.log.info(f"market_features: {features.height} rows, {features.width} columns")
+    return dg.MaterializeResult(
+        metadata={
+            **table_metadata(
+                features,
+                MARKET_FEATURES_TABLE,
+                date_column="date",
+                preview=features.filter(pl.col("symbol") == "BTCUSDT").tail(10)
+                if "BTCUSDT" in features["symbol"]
+                else features.tail(10),
+            ),
+            "columns": dg.MetadataValue.text(", ".join(features.columns)),
+        }
+    )
+
+
+@dg.asset(
+    group_name="features",
+    deps=[raw_news],
+    kinds={"duckdb", "polars"},
+    metadata={"table": NEWS_SENTIMENT_TABLE},
+)
+def news_sentiment(
+    context: dg.AssetExecutionContext,
+    warehouse_resource: WarehouseResource,
+    sentiment_model: SentimentModelResource,
+):
+    """One row per (article, tagged symbol), plus one market-wide row (symbol ``MARKET``) per
+    article: score = p_positive − p_negative in [−1, 1] from a financial-sentiment transformer
+    (FinBERT by default) or, when no model can be loaded, the finance lexicon (the ``model``
+    column says which), table ``features.news_sentiment``.
+
+    Incremental: only articles not yet scored by the current model are scored."""
+    scorer = sentiment_model.scorer()
+    if getattr(scorer, "fallback_reason", None):
+        context.log.warning(
+            f"sentiment model unavailable ({scorer.fallback_reason}); scoring with {scorer.name}"
+        )
+    with warehouse_resource.connect() as con:
+        news = warehouse.read_table(con, RAW_NEWS_TABLE)
+        if warehouse.table_exists(con, NEWS_SENTIMENT_TABLE):
+            done = con.execute(
+                f"select distinct id from {NEWS_SENTIMENT_TABLE} where model = ?", [scorer.name]
+            ).pl()["id"]
+            stale = con.execute(
+                f"select count(distinct id) from {NEWS_SENTIMENT_TABLE} "
+                f"where id not in (select id from {RAW_NEWS_TABLE})"
+            ).fetchone()[0]
+        else:
+            done, stale = pl.Series("id", [], dtype=pl.Utf8), 0
+        todo = news.filter(~pl.col("id").is_in(done.implode()))
+        scored = score_news(todo, scorer) if todo.height else None
+        if scored is not None:
+            warehouse.replace_rows(
+                con,
+                NEWS_SENTIMENT_TABLE,
+                scored,
+                where="list_contains(?, id)",
+                params=(todo["id"].to_list(),),
+            )
+        if stale:  # articles removed from raw_news (re-ingested day) lose their scores
+            con.execute(
+                f"delete from {NEWS_SENTIMENT_TABLE} where id not in (select id from {RAW_NEWS_TABLE})"
+            )
+        table = warehouse.read_table(con, NEWS_SENTIMENT_TABLE)
+    return dg.MaterializeResult(
+        metadata={
+            **table_metadata(
+                table.sort("published_at", descending=True),
+                NEWS_SENTIMENT_TABLE,
+                date_column="published_at",
+            ),
+            "model": scorer.name,
+            "fallback_reason": str(getattr(scorer, "fallback_reason", None) or ""),
+            "articles_scored_this_run": todo.height,
+            "articles": table["id"].n_unique() if table.height else 0,
+        }
+    )
+
+
+@dg.asset(
+    group_name="features",
+    deps=[news_sentiment, raw_ohlcv],
+    kinds={"duckdb", "polars"},
+    metadata={"table": DAILY_SENTIMENT_TABLE},
+)
+def daily_sentiment(
+    warehouse_resource: WarehouseResource,
+    ohlcv_source: OhlcvSourceResource,
+    sentiment_model: SentimentModelResource,
+):
+    """One row per symbol (and ``MARKET``) and EVERY UTC day of the market data: mean score of
+    the news usable that day (date = the UTC day the article was published, so it is known by
+    that day's close), article count (0 on days without news, never dropped) and an
+    exponentially decayed sentiment that carries information across days without news, table
+    ``features.daily_sentiment``."""
+    with warehouse_resource.connect() as con:
+        scores = warehouse.read_table(con, NEWS_SENTIMENT_TABLE)
+        start, end = con.execute(f"select min(date), max(date) from {RAW_OHLCV_TABLE}").fetchone()
+        frame = build_daily_sentiment(
+            scores, ohlcv_source.symbols, start, end, half_life_days=sentiment_model.half_life_days
+        )
+        warehouse.replace_table(con, DAILY_SENTIMENT_TABLE, frame)
+    with_news = frame.filter(pl.col("news_count") > 0)
+    return dg.MaterializeResult(
+        metadata={
+            **table_metadata(
+                with_news.tail(10) if with_news.height else frame, DAILY_SENTIMENT_TABLE
+            ),
+            "dagster/row_count": frame.height,
+            "first_date": str(start),
+            "last_date": str(end),
+            "symbol_days_with_news": with_news.height,
+        }
+    )
+
+
+@dg.asset(
+    group_name="features",
+    deps=[news_sentiment],
+    kinds={"duckdb", "polars"},
+    metadata={"table": NEWS_DIGEST_TABLE},
+)
+def news_digest(warehouse_resource: WarehouseResource):
+    """Per symbol and day, the three headlines that moved the sentiment score most (by
+    |score|), with their scores and links, table ``features.news_digest``: what to read
+    instead of the raw news."""
+    with warehouse_resource.connect() as con:
+        news = warehouse.read_table(con, RAW_NEWS_TABLE)
+        scores = warehouse.read_table(con, NEWS_SENTIMENT_TABLE)
+        digest = build_news_digest(news, scores, top_n=3)
+        warehouse.replace_table(con, NEWS_DIGEST_TABLE, digest)
+    return dg.MaterializeResult(
+        metadata=table_metadata(
+            digest.sort("date", descending=True), NEWS_DIGEST_TABLE, date_column="date"
+        )
+    )
