@@ -325,6 +325,32 @@ class TransformerSentimentScorer:
         return _scores_frame(columns["p_positive"], columns["p_neutral"], columns["p_negative"])
 
 
+def _hub_unreachable_reason(model_name_or_path: str, timeout: float = 3.0) -> str | None:
+    """Why a hub model cannot load right now, decided in seconds instead of the ~30 s of
+    retries transformers spends offline; None when it may load (local path, cached, online).
+    """
+    if Path(model_name_or_path).exists():
+        return None
+    if os.environ.get("HF_HUB_OFFLINE", "").strip() not in ("", "0"):
+        return None  # transformers looks in the cache only, and fails fast
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        if isinstance(try_to_load_from_cache(model_name_or_path, "config.json"), str):
+            return None
+    except Exception:  # an unusual cache layout: let transformers decide
+        return None
+    import socket
+    from urllib.parse import urlparse
+
+    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname or ""
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+    except OSError as exc:
+        return f"not cached and {host} unreachable ({exc.__class__.__name__}: {exc})"
+    return None
+
+
 def load_sentiment_scorer(
     model_name_or_path: str | None = None,
     *,
@@ -353,6 +379,15 @@ def load_sentiment_scorer(
         )
     if model_name_or_path == LEXICON_MODEL_NAME:
         return LexiconSentimentScorer()
+    unreachable = _hub_unreachable_reason(model_name_or_path)
+    if unreachable:
+        logger.warning(
+            "sentiment model %r unavailable (%s); falling back to the %s lexicon scorer",
+            model_name_or_path,
+            unreachable,
+            LEXICON_VERSION,
+        )
+        return LexiconSentimentScorer(fallback_reason=unreachable)
     try:
         return TransformerSentimentScorer(
             model_name_or_path,

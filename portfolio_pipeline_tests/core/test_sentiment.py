@@ -338,3 +338,23 @@ def test_news_digest_top_headlines(news, lexicon_sentiment):
     assert magnitudes[0] == pytest.approx(day_scores.abs().max())
     with pytest.raises(ValueError, match="top_n"):
         news_digest(news, lexicon_sentiment, top_n=0)
+
+
+def test_unreachable_hub_falls_back_without_waiting(monkeypatch, tmp_path, caplog):
+    import socket
+    import time
+
+    from portfolio_pipeline.core import sentiment
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))  # nothing cached
+
+    def refuse(*args, **kwargs):
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    started = time.perf_counter()
+    scorer = sentiment.load_sentiment_scorer("some-org/some-finbert")
+    assert time.perf_counter() - started < 5
+    assert scorer.name == "lexicon-v1"
+    assert "unreachable" in scorer.fallback_reason
