@@ -13,6 +13,7 @@ from portfolio_pipeline.features import checks as feature_checks
 from portfolio_pipeline.features.resources import SentimentModelResource
 from portfolio_pipeline.ingestion import assets as ingestion_assets
 from portfolio_pipeline.ingestion.resources import NewsSourceResource, OhlcvSourceResource
+from portfolio_pipeline.operations import build_operations
 from portfolio_pipeline.resources import WarehouseResource
 from portfolio_pipeline.settings import Settings, load_settings
 
@@ -40,9 +41,13 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     settings = settings or load_settings()
     assets = dg.load_assets_from_modules([ingestion_assets, feature_assets])
     checks = dg.load_asset_checks_from_modules([feature_checks])
+    operations = build_operations(assets, settings)
     return dg.Definitions(
         assets=assets,
-        asset_checks=checks,
+        asset_checks=[*checks, *operations.asset_checks],
+        jobs=operations.jobs,
+        schedules=operations.schedules,
+        sensors=operations.sensors,
         resources=build_resources(settings),
         # DuckDB allows one writer per file and steps are short: run them in one process.
         executor=dg.in_process_executor,

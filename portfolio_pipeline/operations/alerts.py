@@ -1,0 +1,134 @@
+"""Alert sensors: failed runs, risk limits, stale live data -> webhook / Telegram.
+
+Channels are configured by environment variable (``core/alerts.py``); with none, alerts are
+logged in the sensor's tick log. A delivery error fails the tick (visible in the UI) and the
+cursor does not move, so the alert is retried on the next tick instead of being lost.
+
+Sensors reading the warehouse skip their tick while a run is in progress: DuckDB allows one
+writer per file and a reader from another process would make the run's write fail.
+"""
+
+import os
+
+import dagster as dg
+
+from portfolio_pipeline.core import alerts
+from portfolio_pipeline.core.warehouse import WarehouseError, table_exists
+from portfolio_pipeline.ingestion.resources import NewsSourceResource, OhlcvSourceResource
+from portfolio_pipeline.operations.checks import news_freshness, ohlcv_freshness
+from portfolio_pipeline.operations.sensors import sensor_status
+from portfolio_pipeline.resources import WarehouseResource
+
+UI_URL_ENV = "PORTFOLIO_PIPELINE_UI_URL"
+RISK_METRICS_TABLE = "portfolio.risk_metrics"
+IN_PROGRESS = [dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
+
+
+def _ui_url() -> str:
+    return os.environ.get(UI_URL_ENV, "").strip() or "http://127.0.0.1:3000"
+
+
+def failure_reason(context: dg.RunFailureSensorContext) -> str:
+    """The failed steps' messages (a quality gate names rule, symbols, dates), else the run's."""
+    lines = []
+    for event in context.get_step_failure_events():
+        data = event.step_failure_data
+        message = data.user_failure_data.description if data.user_failure_data else None
+        if not message and data.error:
+            message = data.error.message.strip()
+        lines.append(f"step {event.step_key}: {message or 'failed'}")
+    return "\n".join(lines) or (context.failure_event.message or "")
+
+
+@dg.run_failure_sensor(
+    name="run_failure_alert_sensor",
+    default_status=sensor_status(),
+    minimum_interval_seconds=30,
+    description="Posts every failed run (job, run id, failing steps and their messages, a link "
+    "to the run) to the configured webhook / Telegram chat.",
+)
+def run_failure_alert_sensor(context: dg.RunFailureSensorContext):
+    run = context.dagster_run
+    text = alerts.format_run_failure(run.job_name, run.run_id, failure_reason(context), _ui_url())
+    delivered = alerts.send_alert(text)
+    context.log.info(
+        f"failure of run {run.run_id} alerted via {', '.join(delivered) or 'log only'}"
+    )
+
+
+def _run_in_progress(context: dg.SensorEvaluationContext) -> bool:
+    return bool(context.instance.get_run_records(dg.RunsFilter(statuses=IN_PROGRESS), limit=1))
+
+
+@dg.sensor(
+    name="risk_limit_sensor",
+    minimum_interval_seconds=300,
+    default_status=sensor_status(),
+    description="Alerts when the latest portfolio.risk_metrics of the current portfolio breach "
+    "their limits (VaR 95 > PORTFOLIO_PIPELINE_VAR95_LIMIT, default 8%; max drawdown > "
+    "PORTFOLIO_PIPELINE_DRAWDOWN_LIMIT, default 50%); once per distinct breach.",
+)
+def risk_limit_sensor(context: dg.SensorEvaluationContext, warehouse_resource: WarehouseResource):
+    limits = alerts.RiskLimits.from_env()
+    if _run_in_progress(context):
+        return dg.SkipReason("a run is writing the warehouse; checking on the next tick")
+    try:
+        with warehouse_resource.connect(read_only=True) as con:
+            if not table_exists(con, RISK_METRICS_TABLE):
+                return dg.SkipReason(f"{RISK_METRICS_TABLE} does not exist yet")
+            latest = con.execute(
+                f"select * from {RISK_METRICS_TABLE} "
+                f"where as_of = (select max(as_of) from {RISK_METRICS_TABLE})"
+            ).pl()
+    except WarehouseError as exc:  # missing file, or locked by a writer that just started
+        return dg.SkipReason(f"warehouse not readable now: {exc}")
+    breaches = alerts.risk_limit_breaches(latest, limits)
+    if not breaches:
+        context.update_cursor("")
+        limits_text = ", ".join(f"{m} <= {v:g}" for m, v in limits.limits.items())
+        return dg.SkipReason(f"within limits ({limits_text})")
+    signature = alerts.breach_signature(breaches)
+    if signature == context.cursor:
+        return dg.SkipReason(f"already alerted: {signature}")
+    delivered = alerts.send_alert(alerts.format_breaches(breaches))
+    context.update_cursor(signature)
+    return dg.SkipReason(f"alerted {len(breaches)} breach(es) via {', '.join(delivered) or 'log'}")
+
+
+@dg.sensor(
+    name="raw_data_freshness_sensor",
+    minimum_interval_seconds=3600,
+    default_status=sensor_status(),
+    description="Hourly: alerts when a LIVE source's newest stored data is older than 36 h "
+    "(PORTFOLIO_PIPELINE_MAX_DATA_AGE_HOURS); the sample and files sources are exempt.",
+)
+def raw_data_freshness_sensor(
+    context: dg.SensorEvaluationContext,
+    warehouse_resource: WarehouseResource,
+    ohlcv_source: OhlcvSourceResource,
+    news_source: NewsSourceResource,
+):
+    if not (ohlcv_source.is_live or news_source.is_live):
+        return dg.SkipReason(
+            f"sources '{ohlcv_source.kind}' and '{news_source.kind}' are snapshots: exempt"
+        )
+    if _run_in_progress(context):
+        return dg.SkipReason("a run is writing the warehouse; checking on the next tick")
+    try:
+        verdicts = [
+            ohlcv_freshness(warehouse_resource, ohlcv_source),
+            news_freshness(warehouse_resource, news_source),
+        ]
+    except WarehouseError as exc:
+        return dg.SkipReason(f"warehouse not readable now: {exc}")
+    stale = [v for v in verdicts if v.stale]
+    if not stale:
+        context.update_cursor("")
+        return dg.SkipReason("; ".join(v.describe() for v in verdicts))
+    signature = "|".join(f"{v.dataset}:{v.newest}" for v in stale)
+    if signature == context.cursor:
+        return dg.SkipReason(f"already alerted: {signature}")
+    text = "[portfolio-pipeline] stale data:\n" + "\n".join(f"- {v.describe()}" for v in stale)
+    delivered = alerts.send_alert(text)
+    context.update_cursor(signature)
+    return dg.SkipReason(f"alerted stale {signature} via {', '.join(delivered) or 'log'}")

@@ -1,0 +1,119 @@
+"""Schedules, in UTC: the nightly refresh and the weekly deep-RL retraining.
+
+=======================================  ==============  ==========================================
+variable                                 default         meaning
+=======================================  ==============  ==========================================
+``PORTFOLIO_PIPELINE_NIGHTLY_CRON``      ``30 0 * * *``  nightly refresh (00:30 UTC: yesterday's
+                                                         candle closed at 00:00 UTC)
+``PORTFOLIO_PIPELINE_RETRAIN_CRON``      ``0 2 * * 0``   weekly policy retraining (Sunday 02:00)
+``PORTFOLIO_PIPELINE_REFRESH_DAYS``      ``1``           raw partitions refreshed per night,
+                                                         ending yesterday (2+ heals a missed night)
+``PORTFOLIO_PIPELINE_SCHEDULES_RUNNING`` ``0``           ``1``: schedules start RUNNING
+=======================================  ==============  ==========================================
+
+Schedules start STOPPED: a nightly run retrains forecasts and the sample source never has new
+days, so a laptop should not do it unasked. Turn them on in the UI (Automation) or set
+``PORTFOLIO_PIPELINE_SCHEDULES_RUNNING=1`` on a server; a toggle made in the UI is stored in
+the instance and wins over the default.
+"""
+
+import os
+from datetime import UTC, timedelta
+
+import dagster as dg
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+)
+from dagster._utils.schedules import is_valid_cron_string
+
+from portfolio_pipeline.ingestion.partitions import daily_partitions
+
+NIGHTLY_CRON_ENV = "PORTFOLIO_PIPELINE_NIGHTLY_CRON"
+RETRAIN_CRON_ENV = "PORTFOLIO_PIPELINE_RETRAIN_CRON"
+REFRESH_DAYS_ENV = "PORTFOLIO_PIPELINE_REFRESH_DAYS"
+SCHEDULES_RUNNING_ENV = "PORTFOLIO_PIPELINE_SCHEDULES_RUNNING"
+DEFAULT_NIGHTLY_CRON = "30 0 * * *"
+DEFAULT_RETRAIN_CRON = "0 2 * * 0"
+TRUE_WORDS = ("1", "true", "yes", "on")
+
+
+def env_flag(name: str, default: bool) -> bool:
+    text = os.environ.get(name, "").strip().lower()
+    return default if not text else text in TRUE_WORDS
+
+
+def cron_from_env(name: str, default: str) -> str:
+    cron = os.environ.get(name, "").strip() or default
+    if not is_valid_cron_string(cron):
+        raise ValueError(f"{name}={cron!r} is not a valid cron string (e.g. {default!r})")
+    return cron
+
+
+def refresh_days_from_env() -> int:
+    text = os.environ.get(REFRESH_DAYS_ENV, "").strip() or "1"
+    if not text.isdigit() or not 1 <= int(text) <= 366:
+        raise ValueError(f"{REFRESH_DAYS_ENV}={text!r} must be a whole number of days, 1..366")
+    return int(text)
+
+
+def _schedule_status() -> dg.DefaultScheduleStatus:
+    running = env_flag(SCHEDULES_RUNNING_ENV, default=False)
+    return dg.DefaultScheduleStatus.RUNNING if running else dg.DefaultScheduleStatus.STOPPED
+
+
+def build_nightly_refresh_schedule(
+    job, cron: str | None = None, refresh_days: int | None = None
+) -> dg.ScheduleDefinition:
+    cron = cron or cron_from_env(NIGHTLY_CRON_ENV, DEFAULT_NIGHTLY_CRON)
+    refresh_days = refresh_days or refresh_days_from_env()
+
+    @dg.schedule(
+        name="nightly_refresh_schedule",
+        job=job,
+        cron_schedule=cron,
+        execution_timezone="UTC",
+        default_status=_schedule_status(),
+        description=f"Refresh yesterday's raw partition(s) ({refresh_days} day(s) ending "
+        f"yesterday) and everything downstream except DRL retraining; cron '{cron}' UTC.",
+    )
+    def nightly_refresh_schedule(context: dg.ScheduleEvaluationContext):
+        # A daily candle is complete at 00:00 UTC of the next day: the newest complete
+        # partition at tick time is the day before the tick (UTC).
+        yesterday = context.scheduled_execution_time.astimezone(UTC).date() - timedelta(days=1)
+        first = yesterday - timedelta(days=refresh_days - 1)
+        start = max(first, daily_partitions.start.date())
+        if yesterday < start:
+            return dg.SkipReason(
+                f"no partition to refresh: yesterday ({yesterday}) is before the first "
+                f"partition ({daily_partitions.start.date()}, PORTFOLIO_PIPELINE_START)"
+            )
+        if start == yesterday:
+            return dg.RunRequest(run_key=yesterday.isoformat(), partition_key=yesterday.isoformat())
+        return dg.RunRequest(
+            run_key=f"{start}...{yesterday}",
+            tags={
+                ASSET_PARTITION_RANGE_START_TAG: start.isoformat(),
+                ASSET_PARTITION_RANGE_END_TAG: yesterday.isoformat(),
+            },
+        )
+
+    return nightly_refresh_schedule
+
+
+def build_policy_retraining_schedule(job, cron: str | None = None) -> dg.ScheduleDefinition:
+    cron = cron or cron_from_env(RETRAIN_CRON_ENV, DEFAULT_RETRAIN_CRON)
+
+    @dg.schedule(
+        name="weekly_policy_retraining_schedule",
+        job=job,
+        cron_schedule=cron,
+        execution_timezone="UTC",
+        default_status=_schedule_status(),
+        description=f"Retrain the deep-RL policy and refresh what depends on it; cron '{cron}' UTC.",
+    )
+    def weekly_policy_retraining_schedule(context: dg.ScheduleEvaluationContext):
+        tick = context.scheduled_execution_time.astimezone(UTC)
+        return dg.RunRequest(run_key=f"retrain-{tick:%Y-%m-%dT%H:%M}")
+
+    return weekly_policy_retraining_schedule
