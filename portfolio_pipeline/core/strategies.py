@@ -258,7 +258,9 @@ def _cash_only(n_assets: int, reason: str) -> Decision:
 
 def _embed(n_assets: int, assets: np.ndarray, asset_weights: np.ndarray, reason: str) -> Decision:
     """Place weights of the selected columns into a full (N+1,) vector; the rest is cash."""
-    w = np.clip(np.asarray(asset_weights, dtype=np.float64), 0.0, None)
+    w = np.asarray(asset_weights, dtype=np.float64)
+    # Solver noise (1e-9 weights) would become dust trades: below 1e-6 is zero.
+    w = np.where(w < 1e-6, 0.0, w)
     total = w.sum()
     if total > 1.0 + 1e-6:
         w = w / total
