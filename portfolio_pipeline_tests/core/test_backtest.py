@@ -185,7 +185,7 @@ def test_grid_sensitivity_and_cache(small_panel: MarketPanel) -> None:
     days = [date(2024, 8, 31) + timedelta(days=i) for i in range(62)]
     decision_days = {days[0]} | {
         d
-        for d, n in zip(days, days[1:])
+        for d, n in zip(days, days[1:], strict=False)
         if is_rebalance_day(d, n, "weekly") or is_rebalance_day(d, n, "monthly")
     }
     assert sum(1 for k in cache.decisions if k[0].startswith("min_variance")) == len(decision_days)
