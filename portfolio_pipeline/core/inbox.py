@@ -5,7 +5,7 @@ Pure (no dagster). The Dagster ``inbox_sensor`` calls :func:`pending_files`, the
 
 Life of a file::
 
-    data/inbox/prices.csv  --accepted-->  data/inbox/processed/<hash16>__prices.csv  (+ one run)
+    data/inbox/prices.csv  --accepted-->  data/inbox/processed/<hash16>/prices.csv  (+ one run)
                            --rejected-->  data/inbox/rejected/prices.csv
                                           data/inbox/rejected/prices.csv.reason.txt
 
@@ -16,8 +16,8 @@ Life of a file::
   (:mod:`~portfolio_pipeline.core.sources.files`) then the blocking Great Expectations rules of
   :mod:`~portfolio_pipeline.core.quality`. OHLCV symbols must belong to the configured universe
   (the rest of the pipeline only knows those).
-* **Exactly once**: the SHA-256 of the file's bytes names the processed copy; a file whose hash
-  is already in ``processed/`` is a duplicate and is not ingested again (renaming a file does not
+* **Exactly once**: the SHA-256 of the file's bytes names the processed copy's folder; a file
+  whose hash is already in ``processed/`` is a duplicate and is not ingested again (renaming a file does not
   make it new; changing one byte does).
 * **The write** replaces exactly the ``(symbol, date)`` rows (OHLCV) or article ids (news) that
   the file contains, in one transaction; every other row is untouched.
@@ -125,16 +125,17 @@ def classify(columns: Sequence[str], path: Path) -> str:
     )
 
 
-def processed_name(content_hash_hex: str, original_name: str) -> str:
-    return f"{content_hash_hex[:HASH_PREFIX_CHARS]}__{original_name}"
+def processed_path(inbox_dir: Path, content_hash_hex: str, original_name: str) -> Path:
+    """``processed/<hash16>/<name>``: the name is kept (it may carry the symbol: ``AAPL.csv``)."""
+    return Path(inbox_dir) / PROCESSED / content_hash_hex[:HASH_PREFIX_CHARS] / original_name
 
 
 def already_ingested(inbox_dir: Path, content_hash_hex: str) -> Path | None:
     """The processed copy of a file with this content, if one exists."""
-    folder = Path(inbox_dir) / PROCESSED
+    folder = Path(inbox_dir) / PROCESSED / content_hash_hex[:HASH_PREFIX_CHARS]
     if not folder.is_dir():
         return None
-    return next(iter(sorted(folder.glob(f"{content_hash_hex[:HASH_PREFIX_CHARS]}__*"))), None)
+    return next(iter(sorted(p for p in folder.iterdir() if p.is_file())), None)
 
 
 def inspect_inbox_file(
@@ -180,8 +181,8 @@ def _parse_and_validate(path, universe, today, now) -> tuple[str, pl.DataFrame]:
 
 
 def move_accepted(verdict: InboxVerdict, inbox_dir: Path) -> Path:
-    """Move an accepted file to ``processed/<hash16>__<name>`` and return the new path."""
-    target = Path(inbox_dir) / PROCESSED / processed_name(verdict.content_hash, verdict.path.name)
+    """Move an accepted file to ``processed/<hash16>/<name>`` and return the new path."""
+    target = processed_path(inbox_dir, verdict.content_hash, verdict.path.name)
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.move(str(verdict.path), target)
     return target

@@ -48,9 +48,7 @@ def build_inbox_sensor(
             earlier = inbox.already_ingested(inbox_dir, content_hash)
             if earlier is not None:
                 # Same bytes as a file ingested before: keep it out of the inbox, write nothing.
-                duplicate = (
-                    inbox_dir / inbox.PROCESSED / inbox.processed_name(content_hash, path.name)
-                )
+                duplicate = inbox.processed_path(inbox_dir, content_hash, path.name)
                 path.replace(duplicate)
                 notes.append(f"{path.name}: duplicate of {earlier.name}, not ingested again")
                 continue
