@@ -630,7 +630,7 @@ class PortfolioEnv(gym.Env):
         return self._observation(), {"date": self._date_list[self._t], "portfolio_value": 1.0}
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        target = self._target_weights(action)
+        target = self.target_weights(action)
         t = self._t
         result = accounting.step(
             self._weights,
@@ -690,7 +690,8 @@ class PortfolioEnv(gym.Env):
         last_start = max(self.window_start, self.window_end - 1 - steps_wanted)
         return int(self.np_random.integers(self.window_start, last_start + 1))
 
-    def _target_weights(self, action: np.ndarray) -> np.ndarray:
+    def target_weights(self, action: np.ndarray) -> np.ndarray:
+        """(N+1,) weights an action means at the current decision date (cash last)."""
         weights = actions_to_weights(action)
         return accounting.restrict_to_tradable(weights, self._tradable[self._t])
 

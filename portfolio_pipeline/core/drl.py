@@ -1,0 +1,531 @@
+"""Deep-RL allocation policies: train with Stable-Baselines3, evaluate through PortfolioEnv.
+
+Pure (no dagster). torch and stable_baselines3 are imported inside the functions that use
+them. Every evaluation - trained policy, equal weight, buy-and-hold BTC - runs through the
+same :class:`~portfolio_pipeline.core.env.PortfolioEnv` and therefore the same accounting
+(:mod:`portfolio_pipeline.core.accounting`), so their numbers are comparable and agree with
+the backtest engine.
+
+Windows are half-open ``[start, end)`` date ranges; the portfolio is held over the window
+(decisions at ``start .. end-2`` earn the returns of ``start+1 .. end-1``), so a policy
+trained on the training window never sees a validation or test price.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import polars as pl
+
+from portfolio_pipeline.core.env import EnvData, PortfolioEnv
+
+if TYPE_CHECKING:
+    from stable_baselines3.common.base_class import BaseAlgorithm
+
+ALGORITHMS: tuple[str, ...] = ("PPO", "A2C", "SAC", "DDPG")
+ON_POLICY: frozenset[str] = frozenset({"PPO", "A2C"})
+
+# Environment settings shared by training and evaluation (the observation must match).
+DEFAULT_ENV_KWARGS: dict[str, Any] = {
+    "cost_rate": 0.001,
+    "lookback": 30,
+    "include_forecasts": True,
+    "include_sentiment": True,
+    "include_covariance": False,
+    "drawdown_penalty": 0.0,
+    "volatility_penalty": 0.0,
+    "periods_per_year": 365,
+}
+DEFAULT_TRAINING_EPISODE_LENGTH = 256
+# Keys of ``params`` that are not SB3 constructor arguments.
+SPECIAL_PARAMS: frozenset[str] = frozenset({"net_arch", "action_noise_sigma", "episode_length"})
+FIXED_WEIGHT_REFERENCES: tuple[str, ...] = ("equal_weight", "buy_btc")
+BTC_SYMBOL = "BTCUSDT"
+
+WindowLike = tuple[Any, Any]
+
+
+@dataclass(frozen=True)
+class Splits:
+    """Train / validation / test windows, each half-open ``[start, end)``.
+
+    Default: train 2018-01-01..2022-12-31, validation 2023, test 2024-01-01..2025-12-31.
+    """
+
+    train_start: date = date(2018, 1, 1)
+    train_end: date = date(2023, 1, 1)
+    val_end: date = date(2024, 1, 1)
+    test_end: date = date(2026, 1, 1)
+
+    def __post_init__(self) -> None:
+        if not self.train_start < self.train_end < self.val_end < self.test_end:
+            raise ValueError(
+                "splits must satisfy train_start < train_end <= validation < val_end <= test "
+                f"< test_end, got {self.train_start}, {self.train_end}, {self.val_end}, "
+                f"{self.test_end}"
+            )
+
+    @property
+    def train(self) -> tuple[date, date]:
+        return self.train_start, self.train_end
+
+    @property
+    def validation(self) -> tuple[date, date]:
+        return self.train_end, self.val_end
+
+    @property
+    def test(self) -> tuple[date, date]:
+        return self.val_end, self.test_end
+
+
+def select_device(device: str = "auto") -> str:
+    """``"auto"`` -> ``"cuda"`` when torch sees a GPU, else ``"cpu"``; others pass through."""
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _algorithm_class(algorithm: str) -> type[BaseAlgorithm]:
+    import stable_baselines3
+
+    if algorithm not in ALGORITHMS:
+        raise ValueError(f"algorithm {algorithm!r} is not one of {', '.join(ALGORITHMS)}")
+    return getattr(stable_baselines3, algorithm)
+
+
+def algorithm_kwargs(
+    algorithm: str, params: Mapping[str, Any], total_timesteps: int, n_actions: int
+) -> dict[str, Any]:
+    """Translate a flat hyperparameter dict into SB3 constructor keyword arguments.
+
+    A search space is shared by all algorithms, so keys the chosen algorithm does not take
+    (``n_steps`` for SAC, ``tau`` for PPO) are dropped; a key no algorithm takes raises.
+    ``net_arch`` (list of layer widths) becomes ``policy_kwargs``; ``action_noise_sigma``
+    becomes Gaussian action noise (DDPG default 0.1). Off-policy replay buffers are capped
+    at ``total_timesteps`` so a large observation does not allocate a 1e6-row buffer.
+    """
+    accepted = {
+        a: set(inspect.signature(_algorithm_class(a).__init__).parameters) for a in ALGORITHMS
+    }
+    known = set().union(*accepted.values()) | SPECIAL_PARAMS
+    unknown = sorted(set(params) - known)
+    if unknown:
+        raise ValueError(f"unknown hyperparameters {unknown} for {algorithm}")
+    kwargs = {k: v for k, v in params.items() if k in accepted[algorithm] and k != "policy"}
+    if "net_arch" in params:
+        kwargs["policy_kwargs"] = {"net_arch": list(params["net_arch"])}
+    if algorithm not in ON_POLICY:
+        kwargs.setdefault("buffer_size", max(1_000, min(int(total_timesteps), 100_000)))
+        kwargs.setdefault("learning_starts", min(100, max(1, int(total_timesteps) // 10)))
+    if algorithm == "DDPG" or (algorithm == "SAC" and "action_noise_sigma" in params):
+        from stable_baselines3.common.noise import NormalActionNoise
+
+        sigma = float(params.get("action_noise_sigma", 0.1))
+        kwargs["action_noise"] = NormalActionNoise(
+            mean=np.zeros(n_actions), sigma=sigma * np.ones(n_actions)
+        )
+    return kwargs
+
+
+@dataclass
+class TrainedPolicy:
+    """A trained SB3 model with what is needed to evaluate, register and reload it."""
+
+    model: BaseAlgorithm
+    algorithm: str
+    params: dict[str, Any]
+    seed: int
+    device: str
+    train_window: tuple[date, date]
+    env_kwargs: dict[str, Any]
+    total_timesteps: int
+    train_seconds: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def save(self, path: str | Path) -> Path:
+        """Write ``<path>.zip`` (SB3) and ``<path>.json`` (metadata); return the zip path."""
+        target = Path(path).with_suffix(".zip")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        self.model.save(target)
+        target.with_suffix(".json").write_text(
+            json.dumps(
+                {
+                    "algorithm": self.algorithm,
+                    "params": self.params,
+                    "seed": self.seed,
+                    "device": self.device,
+                    "train_window": [d.isoformat() for d in self.train_window],
+                    "env_kwargs": self.env_kwargs,
+                    "total_timesteps": self.total_timesteps,
+                    "train_seconds": self.train_seconds,
+                },
+                indent=2,
+                default=str,
+            )
+        )
+        return target
+
+    @classmethod
+    def load(cls, path: str | Path, device: str = "auto") -> TrainedPolicy:
+        """Reload a policy written by :meth:`save` (``device`` chooses where it runs now)."""
+        target = Path(path).with_suffix(".zip")
+        meta = json.loads(target.with_suffix(".json").read_text())
+        resolved = select_device(device)
+        model = _algorithm_class(meta["algorithm"]).load(target, device=resolved)
+        return cls(
+            model=model,
+            algorithm=meta["algorithm"],
+            params=meta["params"],
+            seed=int(meta["seed"]),
+            device=resolved,
+            train_window=tuple(date.fromisoformat(d) for d in meta["train_window"]),
+            env_kwargs=meta["env_kwargs"],
+            total_timesteps=int(meta["total_timesteps"]),
+            train_seconds=float(meta.get("train_seconds", 0.0)),
+        )
+
+
+def window_dates(env_data: EnvData, window: WindowLike) -> tuple[date, date]:
+    """A window as (first date, exclusive end date) of the panel, for records."""
+    first, stop = env_data.window_indices(*window)
+    end = env_data.dates[stop - 1] + np.timedelta64(1, "D")
+    return env_data.date_at(first), end.astype("datetime64[D]").item()
+
+
+def env_settings(overrides: Mapping[str, Any] | None) -> dict[str, Any]:
+    """:data:`DEFAULT_ENV_KWARGS` updated with ``overrides``."""
+    kwargs = dict(DEFAULT_ENV_KWARGS)
+    kwargs.update(overrides or {})
+    return kwargs
+
+
+def build_model(
+    algorithm: str,
+    env_data: EnvData,
+    train_window: WindowLike,
+    params: Mapping[str, Any],
+    total_timesteps: int,
+    seed: int,
+    device: str = "auto",
+    env_kwargs: Mapping[str, Any] | None = None,
+) -> tuple[BaseAlgorithm, dict[str, Any], str]:
+    """An untrained SB3 model on a training env; returns (model, env kwargs, device)."""
+    algorithm = algorithm.upper()
+    cls = _algorithm_class(algorithm)
+    resolved = select_device(device)
+    settings = env_settings(env_kwargs)
+    episode_length = int(params.get("episode_length", DEFAULT_TRAINING_EPISODE_LENGTH))
+    env = PortfolioEnv(
+        env_data,
+        train_window,
+        random_start=True,
+        episode_length=episode_length,
+        **settings,
+    )
+    n_actions = int(env.action_space.shape[0])
+    model = cls(
+        "MlpPolicy",
+        env,
+        seed=seed,
+        device=resolved,
+        verbose=0,
+        **algorithm_kwargs(algorithm, params, total_timesteps, n_actions),
+    )
+    return model, settings, resolved
+
+
+def train_policy(
+    algorithm: str,
+    env_data: EnvData,
+    train_window: WindowLike,
+    params: Mapping[str, Any],
+    total_timesteps: int,
+    seed: int,
+    device: str = "auto",
+    *,
+    env_kwargs: Mapping[str, Any] | None = None,
+    num_threads: int = 1,
+) -> TrainedPolicy:
+    """Train an SB3 policy on ``train_window`` of ``env_data``.
+
+    Parameters
+    ----------
+    algorithm : {"PPO", "A2C", "SAC", "DDPG"}
+    env_data : EnvData
+    train_window : (start, end)
+        Half-open; training episodes start at random dates inside it (``episode_length``
+        steps, from ``params``, default 256).
+    params : dict
+        Flat hyperparameters (see :func:`algorithm_kwargs`).
+    total_timesteps : int
+    seed : int
+        Seeds SB3 (python, numpy, torch) and the environment.
+    device : str
+        ``"auto"`` = ``"cuda"`` if available else ``"cpu"``; the one used is recorded.
+    env_kwargs : dict, optional
+        :class:`PortfolioEnv` settings (default :data:`DEFAULT_ENV_KWARGS`); kept with the
+        policy so evaluation builds the same observation.
+    num_threads : int
+        torch intra-op threads (small: several trainings share few cores).
+    """
+    import torch
+
+    torch.set_num_threads(num_threads)
+    model, settings, resolved = build_model(
+        algorithm, env_data, train_window, params, total_timesteps, seed, device, env_kwargs
+    )
+    started = time.perf_counter()
+    model.learn(total_timesteps=int(total_timesteps))
+    return TrainedPolicy(
+        model=model,
+        algorithm=algorithm.upper(),
+        params=dict(params),
+        seed=int(seed),
+        device=resolved,
+        train_window=window_dates(env_data, train_window),
+        env_kwargs=settings,
+        total_timesteps=int(total_timesteps),
+        train_seconds=time.perf_counter() - started,
+    )
+
+
+def annualised_sharpe(returns: np.ndarray, periods_per_year: int) -> float:
+    """``mean / std (ddof=1) * sqrt(periods_per_year)`` of per-period returns; 0 if flat."""
+    values = np.asarray(returns, dtype=np.float64)
+    if values.size < 2:
+        return 0.0
+    std = float(values.std(ddof=1))
+    if not std > 1e-15:
+        return 0.0
+    return float(values.mean() / std * math.sqrt(periods_per_year))
+
+
+def _evaluation_env(
+    env_data: EnvData,
+    window: WindowLike,
+    env_kwargs: Mapping[str, Any] | None,
+    cost_rate: float | None,
+) -> PortfolioEnv:
+    settings = env_settings(env_kwargs)
+    if cost_rate is not None:
+        settings["cost_rate"] = float(cost_rate)
+    return PortfolioEnv(env_data, window, random_start=False, **settings)
+
+
+def _run_episode(
+    env: PortfolioEnv,
+    choose_action: Callable[[np.ndarray, PortfolioEnv], np.ndarray],
+    periods_per_year: int,
+) -> dict[str, Any]:
+    """Play the whole window once; collect returns and the weights decided each date."""
+    obs, _ = env.reset(seed=0)
+    decision_dates, dates, weights = [], [], []
+    net_returns, log_returns, turnover, costs, values = [], [], [], [], []
+    done = False
+    while not done:
+        obs, _, terminated, truncated, info = env.step(choose_action(obs, env))
+        done = terminated or truncated
+        decision_dates.append(info["decision_date"])
+        dates.append(info["date"])
+        weights.append(info["weights"])
+        net_returns.append(info["net_return"])
+        log_returns.append(info["log_return"])
+        turnover.append(info["turnover"])
+        costs.append(info["cost"])
+        values.append(info["portfolio_value"])
+    net = np.asarray(net_returns)
+    symbols = [*env.env_data.symbols, env.env_data.cash_symbol]
+    weight_matrix = np.asarray(weights)
+    return {
+        "dates": dates,
+        "decision_dates": decision_dates,
+        "net_returns": net,
+        "log_returns": np.asarray(log_returns),
+        "weights": weight_matrix,
+        "symbols": symbols,
+        "turnover": np.asarray(turnover),
+        "costs": np.asarray(costs),
+        "sharpe": annualised_sharpe(net, periods_per_year),
+        "total_return": float(values[-1] - 1.0),
+        "mean_turnover": float(np.mean(turnover)),
+        "returns_frame": pl.DataFrame(
+            {
+                "date": dates,
+                "net_return": net,
+                "turnover": np.asarray(turnover),
+                "cost": np.asarray(costs),
+                "equity": np.asarray(values),
+            }
+        ),
+        "weights_frame": _weights_frame(decision_dates, weight_matrix, symbols),
+    }
+
+
+def _weights_frame(as_of: list[date], weights: np.ndarray, symbols: list[str]) -> pl.DataFrame:
+    """Long (as_of, symbol, weight) frame from a (dates, N+1) matrix."""
+    n_dates, n_symbols = weights.shape
+    return pl.DataFrame(
+        {
+            "as_of": np.repeat(np.array(as_of, dtype="datetime64[D]"), n_symbols),
+            "symbol": symbols * n_dates,
+            "weight": weights.reshape(-1),
+        },
+        schema={"as_of": pl.Date, "symbol": pl.String, "weight": pl.Float64},
+    )
+
+
+def _unwrap(policy: TrainedPolicy | BaseAlgorithm, env_kwargs: Mapping[str, Any] | None):
+    if isinstance(policy, TrainedPolicy):
+        return policy.model, {**policy.env_kwargs, **(env_kwargs or {})}
+    return policy, env_kwargs
+
+
+def evaluate_policy_window(
+    model: TrainedPolicy | BaseAlgorithm,
+    env_data: EnvData,
+    window: WindowLike,
+    cost_rate: float | None = None,
+    *,
+    env_kwargs: Mapping[str, Any] | None = None,
+    periods_per_year: int = 365,
+) -> dict[str, Any]:
+    """Run a policy deterministically over ``window`` and measure it net of costs.
+
+    Parameters
+    ----------
+    model : TrainedPolicy or SB3 model
+        A :class:`TrainedPolicy` brings its own env settings; a bare SB3 model needs
+        ``env_kwargs`` matching its training observation.
+    window : (start, end)
+        Half-open date window; the first decision is at ``start`` from 100% cash.
+    cost_rate : float, optional
+        Overrides the env's cost rate.
+    periods_per_year : int
+        Annualisation of the Sharpe ratio (365 crypto, 252 equities).
+
+    Returns
+    -------
+    dict
+        ``net_returns`` (S,), ``dates`` (S, realised dates), ``decision_dates`` (S,),
+        ``weights`` (S, N+1, target weights decided at each decision date, cash last),
+        ``sharpe`` (annualised), ``total_return``, ``mean_turnover``, ``returns_frame``
+        (date, net_return, turnover, cost, equity) and ``weights_frame`` (as_of, symbol,
+        weight).
+    """
+    sb3_model, settings = _unwrap(model, env_kwargs)
+    env = _evaluation_env(env_data, window, settings, cost_rate)
+
+    def act(obs: np.ndarray, _: PortfolioEnv) -> np.ndarray:
+        action, _state = sb3_model.predict(obs, deterministic=True)
+        return action
+
+    return _run_episode(env, act, periods_per_year)
+
+
+def _fixed_weight_chooser(
+    env_data: EnvData, weights: str | np.ndarray
+) -> Callable[[np.ndarray, PortfolioEnv], np.ndarray]:
+    n_assets = env_data.n_assets
+    if isinstance(weights, str) and weights == "equal_weight":
+
+        def equal(_: np.ndarray, env: PortfolioEnv) -> np.ndarray:
+            target = np.zeros(n_assets + 1, np.float32)
+            tradable = env.tradable_now
+            if tradable.any():
+                target[:-1][tradable] = 1.0 / tradable.sum()
+            else:
+                target[-1] = 1.0
+            return target
+
+        return equal
+    if isinstance(weights, str):
+        symbol = BTC_SYMBOL if weights == "buy_btc" else weights
+        if symbol not in env_data.symbols:
+            raise ValueError(f"reference {weights!r}: symbol {symbol} is not in the universe")
+        fixed = np.zeros(n_assets + 1, np.float32)
+        fixed[env_data.symbols.index(symbol)] = 1.0
+    else:
+        fixed = np.asarray(weights, dtype=np.float32)
+        if fixed.shape != (n_assets + 1,) or (fixed < 0).any() or abs(fixed.sum() - 1) > 1e-6:
+            raise ValueError(
+                f"fixed weights must be {n_assets + 1} non-negative numbers summing to 1 "
+                f"(cash last), got {fixed.tolist()}"
+            )
+    return lambda _obs, _env: fixed  # relu-normalising non-negative weights keeps them
+
+
+def evaluate_fixed_weights(
+    env_data: EnvData,
+    window: WindowLike,
+    weights: str | np.ndarray = "equal_weight",
+    cost_rate: float | None = None,
+    *,
+    env_kwargs: Mapping[str, Any] | None = None,
+    periods_per_year: int = 365,
+) -> dict[str, Any]:
+    """Evaluate a reference allocation through the same env as the policies.
+
+    ``weights``: ``"equal_weight"`` (1/n over the assets tradable that day, rebalanced daily),
+    ``"buy_btc"`` (100% BTCUSDT; no trading after the first day since the weight does not
+    drift), another symbol (100% in it), or an (N+1,) array rebalanced to daily.
+    Returns the same dict as :func:`evaluate_policy_window`.
+    """
+    env = _evaluation_env(env_data, window, env_kwargs, cost_rate)
+    return _run_episode(env, _fixed_weight_chooser(env_data, weights), periods_per_year)
+
+
+def policy_target_weights(
+    model: TrainedPolicy | BaseAlgorithm,
+    env_data: EnvData,
+    window: WindowLike,
+    *,
+    env_kwargs: Mapping[str, Any] | None = None,
+) -> pl.DataFrame:
+    """Target weights the policy decides at every date of ``window`` (the backtest's input).
+
+    The episode is replayed deterministically (weights drift between decisions as they
+    would in the portfolio); the last date of the window is included, using only its own
+    observation, so a window ending today yields today's recommendation.
+
+    Returns
+    -------
+    polars.DataFrame
+        Columns as_of (Date), symbol (String, the N symbols and the cash symbol), weight
+        (Float64); one row per (as_of, symbol); weights of each as_of sum to 1.
+    """
+    sb3_model, settings = _unwrap(model, env_kwargs)
+    env = _evaluation_env(env_data, window, settings, None)
+    obs, _ = env.reset(seed=0)
+    as_of: list[date] = []
+    weights: list[np.ndarray] = []
+    while True:
+        action, _ = sb3_model.predict(obs, deterministic=True)
+        as_of.append(env.env_data.date_at(env.current_index))
+        if env.current_index >= env.window_end - 1:  # the last date: decide, nothing to earn
+            weights.append(env.target_weights(action))
+            break
+        obs, _, terminated, truncated, info = env.step(action)
+        weights.append(info["weights"])
+        if terminated:
+            break
+    symbols = [*env_data.symbols, env_data.cash_symbol]
+    return _weights_frame(as_of, np.asarray(weights), symbols)
+
+
+def policy_id(algorithm: str, params: Mapping[str, Any], seed: int, trained_at: str) -> str:
+    """Stable, readable id: ``ppo-<hash of params>-s<seed>-<timestamp>``."""
+    digest = hashlib.sha1(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()
+    stamp = trained_at.replace("-", "").replace(":", "").replace("+0000", "")[:15]
+    return f"{algorithm.lower()}-{digest[:8]}-s{seed}-{stamp}"

@@ -1,0 +1,637 @@
+"""Ray Tune search over DRL algorithms and hyperparameters, then multi-seed retraining.
+
+Pure (no dagster); ray, torch and stable_baselines3 are imported inside functions.
+
+1. :func:`run_policy_search` samples trial configurations (algorithm + hyperparameters),
+   trains each on the TRAINING window and reports the Sharpe ratio of the policy on the
+   VALIDATION window, net of costs, every ``report_every`` timesteps; ASHA stops trials
+   that trail their rung. The best configuration is the one with the highest last reported
+   validation Sharpe.
+2. :func:`train_best_with_seeds` retrains that configuration with several seeds and
+   evaluates each once on the held-out TEST window, which the search never saw, next to an
+   equal-weight and a buy-and-hold-BTC reference run through the same environment. It
+   returns the rows of ``ml.policy_registry``.
+
+The trainable lives in this module (Ray workers cannot import test modules) and receives
+the :class:`~portfolio_pipeline.core.env.EnvData` through ``tune.with_parameters``, i.e.
+through Ray's object store, not by re-reading files.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from portfolio_pipeline.core import drl
+from portfolio_pipeline.core.env import EnvData
+
+METRIC = "val_sharpe"
+
+# Which config keys each algorithm uses, and the SB3 argument each becomes. The search
+# space is flat (Tune samples every key); a trial keeps only its algorithm's keys.
+ALGORITHM_PARAMS: dict[str, dict[str, str]] = {
+    "PPO": {
+        "learning_rate": "learning_rate",
+        "gamma": "gamma",
+        "ppo_n_steps": "n_steps",
+        "ppo_batch_size": "batch_size",
+        "ent_coef": "ent_coef",
+        "clip_range": "clip_range",
+        "net_arch": "net_arch",
+        "episode_length": "episode_length",
+    },
+    "A2C": {
+        "learning_rate": "learning_rate",
+        "gamma": "gamma",
+        "a2c_n_steps": "n_steps",
+        "ent_coef": "ent_coef",
+        "net_arch": "net_arch",
+        "episode_length": "episode_length",
+    },
+    "SAC": {
+        "learning_rate": "learning_rate",
+        "gamma": "gamma",
+        "off_policy_batch_size": "batch_size",
+        "tau": "tau",
+        "train_freq": "train_freq",
+        "net_arch": "net_arch",
+        "episode_length": "episode_length",
+    },
+    "DDPG": {
+        "learning_rate": "learning_rate",
+        "gamma": "gamma",
+        "off_policy_batch_size": "batch_size",
+        "tau": "tau",
+        "train_freq": "train_freq",
+        "action_noise_sigma": "action_noise_sigma",
+        "net_arch": "net_arch",
+        "episode_length": "episode_length",
+    },
+}
+
+REGISTRY_COLUMNS: tuple[str, ...] = (
+    "policy_id",
+    "algorithm",
+    "params",
+    "seed",
+    "train_start",
+    "train_end",
+    "val_start",
+    "val_end",
+    "test_start",
+    "test_end",
+    "val_sharpe",
+    "test_sharpe",
+    "device",
+    "trained_at",
+    "artifact_path",
+)
+
+
+@dataclass(frozen=True)
+class TuningProfile:
+    """Budget of a search.
+
+    Attributes
+    ----------
+    algorithms : algorithms Tune chooses among.
+    num_samples : trials sampled.
+    total_timesteps : training timesteps of a trial (and of each seed's retraining).
+    report_every : timesteps between validation reports (ASHA rungs).
+    grace_period : reports before ASHA may stop a trial.
+    max_concurrent_trials : trials at once (<= CPUs).
+    cpus_per_trial : CPUs a trial asks for (torch uses one thread).
+    gpu_fraction : GPU share a trial asks for when torch sees a GPU (0 otherwise).
+    env_kwargs : :class:`PortfolioEnv` settings for the search and the retraining.
+    """
+
+    name: str
+    algorithms: tuple[str, ...]
+    num_samples: int
+    total_timesteps: int
+    report_every: int
+    grace_period: int = 1
+    max_concurrent_trials: int = 2
+    cpus_per_trial: float = 1.0
+    gpu_fraction: float = 0.25
+    env_kwargs: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_reports(self) -> int:
+        return -(-self.total_timesteps // self.report_every)
+
+
+# quick: ~3 minutes on 2 CPUs for search + 3-seed retraining on the whole 21-symbol sample.
+# On-policy algorithms only (SAC/DDPG take a gradient step per env step: ~20x slower per
+# timestep on CPU) and a 10-day lookback to keep the observation small.
+PROFILES: dict[str, TuningProfile] = {
+    "quick": TuningProfile(
+        name="quick",
+        algorithms=("PPO", "A2C"),
+        num_samples=4,
+        total_timesteps=3_000,
+        report_every=1_000,
+        grace_period=1,
+        max_concurrent_trials=2,
+        env_kwargs={"lookback": 10},
+    ),
+    "full": TuningProfile(
+        name="full",
+        algorithms=drl.ALGORITHMS,
+        num_samples=32,
+        total_timesteps=200_000,
+        report_every=20_000,
+        grace_period=3,
+        max_concurrent_trials=8,
+        env_kwargs={"lookback": 30},
+    ),
+}
+
+
+def search_space(profile: TuningProfile, seed: int) -> dict[str, Any]:
+    """Tune's param space: algorithm and every algorithm's hyperparameters (flat)."""
+    from ray import tune
+
+    return {
+        "algorithm": tune.choice(list(profile.algorithms)),
+        "learning_rate": tune.loguniform(1e-4, 3e-3),
+        "gamma": tune.choice([0.9, 0.97, 0.99]),
+        "ent_coef": tune.choice([0.0, 0.005, 0.02]),
+        "ppo_n_steps": tune.choice([128, 256, 512]),
+        "ppo_batch_size": tune.choice([32, 64]),
+        "clip_range": tune.choice([0.1, 0.2, 0.3]),
+        "a2c_n_steps": tune.choice([5, 16, 64]),
+        "off_policy_batch_size": tune.choice([64, 128, 256]),
+        "tau": tune.choice([0.005, 0.02]),
+        "train_freq": tune.choice([1, 4]),
+        "action_noise_sigma": tune.choice([0.05, 0.1, 0.2]),
+        "net_arch": tune.choice([[64, 64], [128, 64], [256, 256]]),
+        "episode_length": tune.choice([128, 256, 365]),
+        "seed": seed,
+    }
+
+
+def trial_params(config: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    """(algorithm, SB3 params) of a sampled config: only that algorithm's keys, renamed."""
+    algorithm = str(config["algorithm"]).upper()
+    if algorithm not in ALGORITHM_PARAMS:
+        raise ValueError(f"algorithm {algorithm!r} is not one of {', '.join(ALGORITHM_PARAMS)}")
+    params = {
+        target: config[key] for key, target in ALGORITHM_PARAMS[algorithm].items() if key in config
+    }
+    return algorithm, params
+
+
+def policy_trainable(
+    config: dict[str, Any],
+    env_data: EnvData,
+    splits: drl.Splits,
+    env_kwargs: Mapping[str, Any],
+    total_timesteps: int,
+    report_every: int,
+    periods_per_year: int,
+) -> None:
+    """Ray Tune function trainable: train on the train window, report validation Sharpe.
+
+    Reports ``val_sharpe`` (annualised, net of costs, deterministic actions), the validation
+    total return, the timesteps so far and the device, every ``report_every`` timesteps.
+    """
+    import torch
+    from ray import tune
+
+    torch.set_num_threads(1)
+    algorithm, params = trial_params(config)
+    model, settings, device = drl.build_model(
+        algorithm,
+        env_data,
+        splits.train,
+        params,
+        total_timesteps,
+        seed=int(config["seed"]),
+        device="auto",
+        env_kwargs=env_kwargs,
+    )
+    trained = 0
+    while trained < total_timesteps:
+        chunk = min(report_every, total_timesteps - trained)
+        model.learn(total_timesteps=chunk, reset_num_timesteps=trained == 0)
+        trained += chunk
+        validation = drl.evaluate_policy_window(
+            model,
+            env_data,
+            splits.validation,
+            env_kwargs=settings,
+            periods_per_year=periods_per_year,
+        )
+        tune.report(
+            {
+                METRIC: validation["sharpe"],
+                "val_total_return": validation["total_return"],
+                "timesteps": trained,
+                "device": device,
+            }
+        )
+
+
+def init_ray(num_cpus: int | None = None) -> bool:
+    """Start (or join) Ray quietly; return True when this call started it.
+
+    ``RAY_ADDRESS`` set: join that cluster. Otherwise a local Ray with ``num_cpus``, no
+    dashboard, worker logs not forwarded, usage stats off.
+    """
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    import ray
+
+    if ray.is_initialized():
+        return False
+    address = os.environ.get("RAY_ADDRESS")
+    if address:
+        ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR)
+    else:
+        ray.init(
+            num_cpus=num_cpus,
+            include_dashboard=False,
+            log_to_driver=False,
+            logging_level=logging.ERROR,
+        )
+    return True
+
+
+@dataclass
+class SearchResult:
+    """Outcome of :func:`run_policy_search`.
+
+    Attributes
+    ----------
+    trials : polars.DataFrame
+        One row per trial: trial_id, algorithm, params (JSON of the SB3 params used),
+        val_sharpe (last report), val_total_return, timesteps, reports, status
+        (COMPLETED | STOPPED_EARLY (ASHA) | ERROR), device.
+    best_config : dict
+        ``{"algorithm", "params", "env_kwargs", "total_timesteps"}`` of the best trial.
+    best_val_sharpe : float
+    profile : str
+    wall_seconds : float
+    storage_path : str
+        Where Tune wrote its experiment.
+    """
+
+    trials: pl.DataFrame
+    best_config: dict[str, Any]
+    best_val_sharpe: float
+    profile: str
+    wall_seconds: float
+    storage_path: str
+
+
+def run_policy_search(
+    env_data: EnvData,
+    storage_dir: str | Path,
+    profile: str | TuningProfile = "quick",
+    *,
+    splits: drl.Splits | None = None,
+    seed: int = 0,
+    num_cpus: int | None = 2,
+    periods_per_year: int = 365,
+    cost_rate: float | None = None,
+) -> SearchResult:
+    """Search algorithm and hyperparameters with Ray Tune + ASHA on validation Sharpe.
+
+    Parameters
+    ----------
+    env_data : EnvData
+        The whole panel; trials train on ``splits.train`` and are scored on
+        ``splits.validation`` only.
+    storage_dir : path
+        Tune's ``storage_path`` (results, trial logs) lives under it.
+    profile : "quick" | "full" | TuningProfile
+    splits : Splits, optional (default: train < 2023 <= validation < 2024 <= test).
+    seed : int
+        Seeds the sampling of configurations and every trial's training.
+    num_cpus : int, optional
+        CPUs of a local Ray started here (ignored when joining ``RAY_ADDRESS`` or an
+        already-initialised Ray).
+    cost_rate : float, optional
+        Overrides the profile's env cost rate.
+    """
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+    from ray.tune.search.basic_variant import BasicVariantGenerator
+
+    chosen = PROFILES[profile] if isinstance(profile, str) else profile
+    splits = splits or drl.Splits()
+    env_kwargs = drl.env_settings(chosen.env_kwargs)
+    if cost_rate is not None:
+        env_kwargs["cost_rate"] = float(cost_rate)
+    env_kwargs["periods_per_year"] = periods_per_year
+    for window in (splits.train, splits.validation):
+        env_data.window_indices(*window)  # fails early, naming the window, if it is empty
+
+    gpu = _gpu_available()
+    resources = {"cpu": chosen.cpus_per_trial, "gpu": chosen.gpu_fraction if gpu else 0.0}
+    trainable = tune.with_resources(
+        tune.with_parameters(
+            policy_trainable,
+            env_data=env_data,
+            splits=splits,
+            env_kwargs=env_kwargs,
+            total_timesteps=chosen.total_timesteps,
+            report_every=chosen.report_every,
+            periods_per_year=periods_per_year,
+        ),
+        resources,
+    )
+    storage = Path(storage_dir).resolve()
+    storage.mkdir(parents=True, exist_ok=True)
+    experiment = f"policy_search_{chosen.name}_{datetime.now(UTC):%Y%m%dT%H%M%S%f}"
+    started_ray = init_ray(num_cpus)
+    started = time.perf_counter()
+    try:
+        tuner = tune.Tuner(
+            trainable,
+            param_space=search_space(chosen, seed),
+            tune_config=tune.TuneConfig(
+                metric=METRIC,
+                mode="max",
+                num_samples=chosen.num_samples,
+                max_concurrent_trials=chosen.max_concurrent_trials,
+                scheduler=ASHAScheduler(
+                    time_attr="training_iteration",
+                    max_t=chosen.n_reports,
+                    grace_period=min(chosen.grace_period, chosen.n_reports),
+                    reduction_factor=2,
+                ),
+                search_alg=BasicVariantGenerator(random_state=seed),
+            ),
+            run_config=tune.RunConfig(name=experiment, storage_path=str(storage), verbose=0),
+        )
+        results = tuner.fit()
+    finally:
+        if started_ray:
+            import ray
+
+            ray.shutdown()
+    wall = time.perf_counter() - started
+
+    trials = _trials_table(results, chosen.n_reports)
+    completed = trials.filter((pl.col("status") != "ERROR") & pl.col(METRIC).is_not_nan())
+    if completed.is_empty():
+        errors = [str(r.error)[:300] for r in results if r.error is not None]
+        raise RuntimeError(f"policy search: every trial failed; first errors: {errors[:2]}")
+    best = completed.sort(METRIC, descending=True, nulls_last=True).row(0, named=True)
+    return SearchResult(
+        trials=trials,
+        best_config={
+            "algorithm": best["algorithm"],
+            "params": json.loads(best["params"]),
+            "env_kwargs": env_kwargs,
+            "total_timesteps": chosen.total_timesteps,
+        },
+        best_val_sharpe=float(best[METRIC]),
+        profile=chosen.name,
+        wall_seconds=wall,
+        storage_path=str(storage / experiment),
+    )
+
+
+def _gpu_available() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+def _trials_table(results: Any, n_reports: int) -> pl.DataFrame:
+    rows = []
+    for result in results:
+        algorithm, params = trial_params(result.config)
+        metrics = result.metrics or {}
+        reports = int(metrics.get("training_iteration", 0) or 0)
+        if result.error is not None:
+            status = "ERROR"
+        elif reports < n_reports:
+            status = "STOPPED_EARLY"
+        else:
+            status = "COMPLETED"
+        rows.append(
+            {
+                "trial_id": str(metrics.get("trial_id", result.path.rsplit("/", 1)[-1])),
+                "algorithm": algorithm,
+                "params": json.dumps(params, sort_keys=True),
+                METRIC: float(metrics.get(METRIC, float("nan"))),
+                "val_total_return": float(metrics.get("val_total_return", float("nan"))),
+                "timesteps": int(metrics.get("timesteps", 0) or 0),
+                "reports": reports,
+                "status": status,
+                "device": str(metrics.get("device", "")),
+            }
+        )
+    schema = {
+        "trial_id": pl.String,
+        "algorithm": pl.String,
+        "params": pl.String,
+        METRIC: pl.Float64,
+        "val_total_return": pl.Float64,
+        "timesteps": pl.Int64,
+        "reports": pl.Int64,
+        "status": pl.String,
+        "device": pl.String,
+    }
+    return pl.DataFrame(rows, schema=schema).sort("trial_id")
+
+
+@dataclass
+class SeedResults:
+    """Outcome of :func:`train_best_with_seeds`.
+
+    Attributes
+    ----------
+    registry : polars.DataFrame
+        Rows for ``ml.policy_registry`` (:data:`REGISTRY_COLUMNS` first), plus
+        total_timesteps, val_total_return, test_total_return, test_mean_turnover,
+        equal_weight_test_sharpe, btc_test_sharpe.
+    comparison : polars.DataFrame
+        name (policy id, ``equal_weight`` or ``buy_btc``), kind (policy | reference), seed,
+        window (validation | test), sharpe, total_return, mean_turnover.
+    policies : list of TrainedPolicy, in seed order.
+    test_returns : polars.DataFrame
+        date, name, net_return over the test window for every policy and reference.
+    """
+
+    registry: pl.DataFrame
+    comparison: pl.DataFrame
+    policies: list[drl.TrainedPolicy]
+    test_returns: pl.DataFrame
+
+
+def train_best_with_seeds(
+    best_config: Mapping[str, Any],
+    env_data: EnvData,
+    seeds: Sequence[int] = (0, 1, 2),
+    *,
+    splits: drl.Splits | None = None,
+    artifact_dir: str | Path,
+    total_timesteps: int | None = None,
+    device: str = "auto",
+    periods_per_year: int = 365,
+) -> SeedResults:
+    """Retrain the best configuration with several seeds; score each on the TEST window.
+
+    Parameters
+    ----------
+    best_config : mapping
+        ``SearchResult.best_config``: algorithm, params, env_kwargs, total_timesteps.
+    seeds : at least 3 seeds (the spread is the point).
+    splits : Splits, optional
+        Same windows as the search; the test window must not overlap training or validation.
+    artifact_dir : path
+        Each policy is saved as ``<artifact_dir>/<policy_id>.zip`` (+ ``.json``).
+    total_timesteps : int, optional
+        Default: the search's ``total_timesteps``.
+    """
+    if len(seeds) < 3:
+        raise ValueError(f"train_best_with_seeds needs >= 3 seeds, got {list(seeds)}")
+    splits = splits or drl.Splits()
+    algorithm = str(best_config["algorithm"]).upper()
+    params = dict(best_config["params"])
+    env_kwargs = drl.env_settings(best_config.get("env_kwargs"))
+    env_kwargs["periods_per_year"] = periods_per_year
+    timesteps = int(total_timesteps or best_config["total_timesteps"])
+    windows = {"validation": splits.validation, "test": splits.test}
+
+    references: dict[str, dict[str, dict[str, Any]]] = {}
+    for reference in drl.FIXED_WEIGHT_REFERENCES:
+        references[reference] = {
+            name: drl.evaluate_fixed_weights(
+                env_data,
+                window,
+                reference,
+                env_kwargs=env_kwargs,
+                periods_per_year=periods_per_year,
+            )
+            for name, window in windows.items()
+        }
+
+    registry_rows, comparison_rows, returns_frames, policies = [], [], [], []
+    for seed in seeds:
+        policy = drl.train_policy(
+            algorithm,
+            env_data,
+            splits.train,
+            params,
+            timesteps,
+            seed,
+            device,
+            env_kwargs=env_kwargs,
+        )
+        trained_at = datetime.now(UTC)
+        identifier = drl.policy_id(algorithm, params, seed, trained_at.strftime("%Y%m%dT%H%M%S"))
+        artifact = policy.save(Path(artifact_dir) / identifier)
+        evaluations = {
+            name: drl.evaluate_policy_window(
+                policy, env_data, window, periods_per_year=periods_per_year
+            )
+            for name, window in windows.items()
+        }
+        val_dates = drl.window_dates(env_data, splits.validation)
+        test_dates = drl.window_dates(env_data, splits.test)
+        registry_rows.append(
+            {
+                "policy_id": identifier,
+                "algorithm": algorithm,
+                "params": json.dumps(params, sort_keys=True),
+                "seed": int(seed),
+                "train_start": policy.train_window[0],
+                "train_end": policy.train_window[1],
+                "val_start": val_dates[0],
+                "val_end": val_dates[1],
+                "test_start": test_dates[0],
+                "test_end": test_dates[1],
+                "val_sharpe": evaluations["validation"]["sharpe"],
+                "test_sharpe": evaluations["test"]["sharpe"],
+                "device": policy.device,
+                "trained_at": trained_at,
+                "artifact_path": str(artifact),
+                "total_timesteps": timesteps,
+                "val_total_return": evaluations["validation"]["total_return"],
+                "test_total_return": evaluations["test"]["total_return"],
+                "test_mean_turnover": evaluations["test"]["mean_turnover"],
+                "equal_weight_test_sharpe": references["equal_weight"]["test"]["sharpe"],
+                "btc_test_sharpe": references["buy_btc"]["test"]["sharpe"],
+            }
+        )
+        for window_name, evaluation in evaluations.items():
+            comparison_rows.append(
+                _comparison_row(identifier, "policy", seed, window_name, evaluation)
+            )
+        returns_frames.append(_named_returns(identifier, evaluations["test"]))
+        policies.append(policy)
+    for reference, by_window in references.items():
+        for window_name, evaluation in by_window.items():
+            comparison_rows.append(
+                _comparison_row(reference, "reference", None, window_name, evaluation)
+            )
+        returns_frames.append(_named_returns(reference, by_window["test"]))
+
+    registry = pl.DataFrame(registry_rows).with_columns(
+        pl.col("trained_at").dt.convert_time_zone("UTC")
+    )
+    return SeedResults(
+        registry=registry.select(
+            *REGISTRY_COLUMNS, *[c for c in registry.columns if c not in REGISTRY_COLUMNS]
+        ),
+        comparison=pl.DataFrame(comparison_rows, schema_overrides={"seed": pl.Int64}),
+        policies=policies,
+        test_returns=pl.concat(returns_frames),
+    )
+
+
+def _comparison_row(
+    name: str, kind: str, seed: int | None, window: str, evaluation: Mapping[str, Any]
+) -> dict[str, Any]:
+    return {
+        "name": name,
+        "kind": kind,
+        "seed": seed,
+        "window": window,
+        "sharpe": float(evaluation["sharpe"]),
+        "total_return": float(evaluation["total_return"]),
+        "mean_turnover": float(evaluation["mean_turnover"]),
+    }
+
+
+def _named_returns(name: str, evaluation: Mapping[str, Any]) -> pl.DataFrame:
+    frame = evaluation["returns_frame"].select("date", "net_return")
+    return frame.with_columns(pl.lit(name).alias("name")).select("date", "name", "net_return")
+
+
+def with_budget(profile: str | TuningProfile, **changes: Any) -> TuningProfile:
+    """A copy of a profile with some fields changed (tests, notebooks)."""
+    base = PROFILES[profile] if isinstance(profile, str) else profile
+    return replace(base, **changes)
+
+
+__all__ = [
+    "ALGORITHM_PARAMS",
+    "PROFILES",
+    "REGISTRY_COLUMNS",
+    "SearchResult",
+    "SeedResults",
+    "TuningProfile",
+    "init_ray",
+    "policy_trainable",
+    "run_policy_search",
+    "search_space",
+    "train_best_with_seeds",
+    "trial_params",
+    "with_budget",
+]
