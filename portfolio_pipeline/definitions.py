@@ -16,6 +16,9 @@ from portfolio_pipeline.ingestion.resources import NewsSourceResource, OhlcvSour
 from portfolio_pipeline.operations import build_operations
 from portfolio_pipeline.resources import WarehouseResource
 from portfolio_pipeline.settings import Settings, load_settings
+from portfolio_pipeline.sqlite_tuning import install as install_sqlite_tuning
+
+install_sqlite_tuning()
 
 
 def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
