@@ -1,0 +1,167 @@
+from __future__ import annotations
+
+import math
+from datetime import date
+
+import numpy as np
+import polars as pl
+import pytest
+
+from portfolio_pipeline.core import drl
+from portfolio_pipeline.core.env import EnvData, build_env_data
+
+UNIVERSE = ("BTCUSDT", "ETHUSDT", "XMRUSDT")
+SPLITS = drl.Splits(
+    train_start=date(2023, 3, 1),
+    train_end=date(2023, 10, 1),
+    val_end=date(2024, 1, 1),
+    test_end=date(2024, 4, 1),
+)
+ENV_KWARGS = {"lookback": 5, "cost_rate": 0.001}
+TINY_PPO = {"n_steps": 64, "batch_size": 32, "n_epochs": 2, "net_arch": [16], "episode_length": 60}
+
+
+@pytest.fixture(scope="module")
+def env_data(sample_ohlcv: pl.DataFrame) -> EnvData:
+    ohlcv = sample_ohlcv.filter(
+        pl.col("symbol").is_in(UNIVERSE) & (pl.col("date") >= date(2022, 12, 1))
+    )
+    return build_env_data(ohlcv, None)
+
+
+@pytest.fixture(scope="module")
+def ppo_policy(env_data: EnvData) -> drl.TrainedPolicy:
+    return drl.train_policy(
+        "PPO", env_data, SPLITS.train, TINY_PPO, 128, seed=3, env_kwargs=ENV_KWARGS
+    )
+
+
+def test_splits_and_device():
+    splits = drl.Splits()
+    assert splits.train[1] == splits.validation[0] == date(2023, 1, 1)
+    assert splits.validation[1] == splits.test[0] == date(2024, 1, 1)
+    assert splits.test[1] == date(2026, 1, 1)
+    with pytest.raises(ValueError, match="splits must satisfy"):
+        drl.Splits(train_end=date(2024, 6, 1))
+    import torch
+
+    assert drl.select_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert drl.select_device("cpu") == "cpu"
+
+
+def test_algorithm_kwargs_filters_and_rejects():
+    kwargs = drl.algorithm_kwargs("SAC", {"clip_range": 0.1, "tau": 0.01, "net_arch": [8]}, 500, 4)
+    assert kwargs["tau"] == 0.01 and "clip_range" not in kwargs  # a PPO-only key is dropped
+    assert kwargs["policy_kwargs"] == {"net_arch": [8]}
+    assert kwargs["buffer_size"] == 1_000 and kwargs["learning_starts"] == 50
+    ddpg = drl.algorithm_kwargs("DDPG", {"action_noise_sigma": 0.3}, 500, 4)
+    assert np.allclose(ddpg["action_noise"]._sigma, 0.3)
+    with pytest.raises(ValueError, match=r"unknown hyperparameters \['learning_rat'\]"):
+        drl.algorithm_kwargs("PPO", {"learning_rat": 1e-3}, 500, 4)
+    with pytest.raises(ValueError, match="not one of PPO, A2C, SAC, DDPG"):
+        drl.train_policy("DQN", None, SPLITS.train, {}, 10, 0)
+
+
+def test_annualised_sharpe():
+    returns = np.array([0.01, -0.005, 0.02, 0.0])
+    expected = returns.mean() / returns.std(ddof=1) * math.sqrt(252)
+    assert drl.annualised_sharpe(returns, 252) == pytest.approx(expected)
+    assert drl.annualised_sharpe(np.zeros(10), 365) == 0.0
+
+
+def test_buy_btc_reference_matches_prices(env_data: EnvData):
+    result = drl.evaluate_fixed_weights(env_data, SPLITS.test, "buy_btc", cost_rate=0.002)
+    btc = env_data.symbols.index("BTCUSDT")
+    first, stop = env_data.window_indices(*SPLITS.test)
+    prices = env_data.prices[first:stop, btc]
+    # One purchase of 100% at the first close (0.2% cost), then held without trading.
+    assert result["total_return"] == pytest.approx(0.998 * prices[-1] / prices[0] - 1, rel=1e-9)
+    expected_daily = prices[1:] / prices[:-1] - 1
+    expected_daily[0] = 0.998 * (1 + expected_daily[0]) - 1
+    np.testing.assert_allclose(result["net_returns"], expected_daily, rtol=1e-9, atol=1e-12)
+    assert result["sharpe"] == pytest.approx(drl.annualised_sharpe(expected_daily, 365))
+    assert result["dates"][0] == date(2024, 1, 2) and result["dates"][-1] == date(2024, 3, 31)
+
+
+def test_equal_weight_skips_untradable_assets(env_data: EnvData):
+    # XMR stops trading after 2024-02-20: equal weight is 1/3 before, 1/2 after.
+    result = drl.evaluate_fixed_weights(env_data, SPLITS.test, "equal_weight")
+    weights = result["weights_frame"]
+    before = weights.filter(pl.col("as_of") == date(2024, 2, 19))
+    after = weights.filter(pl.col("as_of") == date(2024, 2, 22))
+    assert before.filter(pl.col("symbol") != "USDT")["weight"].to_list() == pytest.approx(
+        [1 / 3] * 3
+    )
+    assert dict(after.select("symbol", "weight").iter_rows()) == pytest.approx(
+        {"BTCUSDT": 0.5, "ETHUSDT": 0.5, "XMRUSDT": 0.0, "USDT": 0.0}
+    )
+    with pytest.raises(ValueError, match="DOGEUSDT is not in the universe"):
+        drl.evaluate_fixed_weights(env_data, SPLITS.test, "DOGEUSDT")
+
+
+@pytest.mark.slow
+def test_train_evaluate_save_load(ppo_policy: drl.TrainedPolicy, env_data: EnvData, tmp_path):
+    assert ppo_policy.device in ("cpu", "cuda") and ppo_policy.algorithm == "PPO"
+    assert ppo_policy.train_window == SPLITS.train
+    result = drl.evaluate_policy_window(ppo_policy, env_data, SPLITS.validation)
+    first, stop = env_data.window_indices(*SPLITS.validation)
+    assert len(result["net_returns"]) == stop - first - 1
+    assert np.isfinite(result["sharpe"])
+    assert result["total_return"] == pytest.approx(np.prod(1 + result["net_returns"]) - 1)
+    np.testing.assert_allclose(result["weights"].sum(axis=1), 1.0)
+    assert (result["weights"] >= 0).all()
+
+    path = ppo_policy.save(tmp_path / "policy")
+    reloaded = drl.TrainedPolicy.load(path, device="cpu")
+    assert reloaded.env_kwargs == ppo_policy.env_kwargs
+    again = drl.evaluate_policy_window(reloaded, env_data, SPLITS.validation)
+    np.testing.assert_array_equal(again["net_returns"], result["net_returns"])
+
+
+@pytest.mark.slow
+def test_training_is_reproducible_per_seed(ppo_policy: drl.TrainedPolicy, env_data: EnvData):
+    same = drl.train_policy(
+        "PPO", env_data, SPLITS.train, TINY_PPO, 128, seed=3, env_kwargs=ENV_KWARGS
+    )
+    other = drl.train_policy(
+        "PPO", env_data, SPLITS.train, TINY_PPO, 128, seed=4, env_kwargs=ENV_KWARGS
+    )
+    first = drl.evaluate_policy_window(ppo_policy, env_data, SPLITS.validation)["weights"]
+    np.testing.assert_array_equal(
+        drl.evaluate_policy_window(same, env_data, SPLITS.validation)["weights"], first
+    )
+    assert not np.array_equal(
+        drl.evaluate_policy_window(other, env_data, SPLITS.validation)["weights"], first
+    )
+
+
+@pytest.mark.slow
+def test_policy_target_weights_for_backtest(ppo_policy: drl.TrainedPolicy, env_data: EnvData):
+    frame = drl.policy_target_weights(ppo_policy, env_data, SPLITS.test)
+    assert frame.columns == ["as_of", "symbol", "weight"]
+    assert set(frame["symbol"]) == {*UNIVERSE, "USDT"}
+    sums = frame.group_by("as_of").agg(pl.col("weight").sum())
+    np.testing.assert_allclose(sums["weight"].to_numpy(), 1.0)
+    # Every date of the window, the last included (today's decision).
+    assert frame["as_of"].min() == date(2024, 1, 1) and frame["as_of"].max() == date(2024, 3, 31)
+    assert frame["as_of"].n_unique() == 91
+    delisted = frame.filter((pl.col("symbol") == "XMRUSDT") & (pl.col("as_of") > date(2024, 2, 20)))
+    assert (delisted["weight"] == 0.0).all()
+    # Same decisions as the evaluation replay.
+    evaluation = drl.evaluate_policy_window(ppo_policy, env_data, SPLITS.test)
+    replay = frame.filter(pl.col("as_of") < date(2024, 3, 31))
+    np.testing.assert_allclose(
+        replay["weight"].to_numpy(), evaluation["weights_frame"]["weight"].to_numpy()
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("algorithm", ["A2C", "SAC", "DDPG"])
+def test_other_algorithms_train_and_evaluate(algorithm: str, env_data: EnvData):
+    params = {"net_arch": [16], "episode_length": 30}
+    params |= {"n_steps": 8} if algorithm == "A2C" else {"batch_size": 16}
+    policy = drl.train_policy(
+        algorithm, env_data, SPLITS.train, params, 80, seed=0, env_kwargs=ENV_KWARGS
+    )
+    result = drl.evaluate_policy_window(policy, env_data, SPLITS.validation)
+    assert np.isfinite(result["sharpe"]) and len(result["net_returns"]) == 91
