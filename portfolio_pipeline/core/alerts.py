@@ -144,19 +144,21 @@ def send_alert(
 
 # --------------------------------------------------------------------------- messages
 def format_run_failure(
-    job_name: str,
+    job: str,
     run_id: str,
     reason: str,
     ui_url: str | None = None,
     *,
+    partition: str | None = None,
     max_reason_chars: int = 1500,
 ) -> str:
-    """One alert text for a failed run: job, run id, the first failure's message, a link."""
+    """One alert text for a failed run: what ran, run id, the failure messages, a link."""
     reason = reason.strip() or "no failure message (see the run logs)"
     if len(reason) > max_reason_chars:
         reason = reason[:max_reason_chars] + " …"
+    where = f", partition {partition}" if partition else ""
     link = f"\n{ui_url.rstrip('/')}/runs/{run_id}" if ui_url else ""
-    return f"[portfolio-pipeline] run FAILED: job {job_name}, run {run_id}\n{reason}{link}"
+    return f"[portfolio-pipeline] run FAILED: {job}{where}, run {run_id}\n{reason}{link}"
 
 
 # --------------------------------------------------------------------------- risk limits

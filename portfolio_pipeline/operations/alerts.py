@@ -11,6 +11,10 @@ writer per file and a reader from another process would make the run's write fai
 import os
 
 import dagster as dg
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+)
 
 from portfolio_pipeline.core import alerts
 from portfolio_pipeline.core.warehouse import WarehouseError, table_exists
@@ -40,6 +44,22 @@ def failure_reason(context: dg.RunFailureSensorContext) -> str:
     return "\n".join(lines) or (context.failure_event.message or "")
 
 
+def run_label(run: dg.DagsterRun) -> str:
+    """``job daily_refresh_job``, or ``assets raw_ohlcv, raw_news`` for an ad-hoc asset run."""
+    if not run.job_name.startswith("__"):
+        return f"job {run.job_name}"
+    keys = sorted(k.to_user_string() for k in (run.asset_selection or ()))
+    return f"assets {', '.join(keys)}" if keys else f"job {run.job_name}"
+
+
+def run_partition(run: dg.DagsterRun) -> str | None:
+    tags = run.tags
+    if "dagster/partition" in tags:
+        return tags["dagster/partition"]
+    start, end = tags.get(ASSET_PARTITION_RANGE_START_TAG), tags.get(ASSET_PARTITION_RANGE_END_TAG)
+    return f"{start}...{end}" if start and end else None
+
+
 @dg.run_failure_sensor(
     name="run_failure_alert_sensor",
     default_status=sensor_status(),
@@ -49,7 +69,9 @@ def failure_reason(context: dg.RunFailureSensorContext) -> str:
 )
 def run_failure_alert_sensor(context: dg.RunFailureSensorContext):
     run = context.dagster_run
-    text = alerts.format_run_failure(run.job_name, run.run_id, failure_reason(context), _ui_url())
+    text = alerts.format_run_failure(
+        run_label(run), run.run_id, failure_reason(context), _ui_url(), partition=run_partition(run)
+    )
     delivered = alerts.send_alert(text)
     context.log.info(
         f"failure of run {run.run_id} alerted via {', '.join(delivered) or 'log only'}"

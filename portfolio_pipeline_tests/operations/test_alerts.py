@@ -1,0 +1,333 @@
+"""Alerts: webhook/Telegram delivery, failed runs, risk limits, stale live data."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, date, datetime
+
+import dagster as dg
+import polars as pl
+import pytest
+
+from portfolio_pipeline.core import alerts, warehouse
+from portfolio_pipeline.ingestion.assets import RAW_OHLCV_DDL, raw_ohlcv
+from portfolio_pipeline.ingestion.resources import NewsSourceResource, OhlcvSourceResource
+from portfolio_pipeline.operations import checks
+from portfolio_pipeline.operations.alerts import (
+    raw_data_freshness_sensor,
+    risk_limit_sensor,
+    run_failure_alert_sensor,
+)
+from portfolio_pipeline.resources import WarehouseResource
+from portfolio_pipeline_tests.helpers import materialize_range, pipeline_resources
+
+
+# --------------------------------------------------------------------------- delivery
+def test_webhook_gets_slack_compatible_json(webhook_server):
+    channels = alerts.AlertChannels(webhook_url=f"{webhook_server.url}/hook")
+    assert alerts.send_alert("BTC is on fire", channels) == ["webhook"]
+    assert webhook_server.requests == [("/hook", {"text": "BTC is on fire"})]
+
+
+def test_telegram_send_message(webhook_server, no_alert_channels, monkeypatch):
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "123:abc")
+    monkeypatch.setenv("TELEGRAM_CHAT_ID", "-10042")
+    monkeypatch.setenv("TELEGRAM_API_URL", webhook_server.url)
+    assert alerts.send_alert("x" * 5000) == ["telegram"]
+    path, body = webhook_server.requests[0]
+    assert path == "/bot123:abc/sendMessage"
+    assert body["chat_id"] == "-10042" and len(body["text"]) == alerts.TELEGRAM_MAX_CHARS
+    webhook_server.reply = {"ok": False, "description": "chat not found"}
+    with pytest.raises(alerts.AlertDeliveryError, match="chat not found"):
+        alerts.send_alert("again")
+
+
+def test_a_failing_channel_raises_after_trying_every_channel(webhook_server):
+    webhook_server.status = 500
+    webhook_server.reply = {"error": "boom"}
+    channels = alerts.AlertChannels(
+        webhook_url=f"{webhook_server.url}/hook",
+        telegram_token="1:t",
+        telegram_chat_id="7",
+        telegram_api_url=webhook_server.url,
+    )
+    with pytest.raises(alerts.AlertDeliveryError, match=r"webhook: HTTP 500.*telegram: HTTP 500"):
+        alerts.send_alert("down", channels)
+    assert len(webhook_server.requests) == 2
+
+
+def test_unreachable_webhook_is_a_clear_error():
+    channels = alerts.AlertChannels(webhook_url="http://127.0.0.1:9/nothing-listens-here")
+    with pytest.raises(alerts.AlertDeliveryError, match="webhook: ConnectionError"):
+        alerts.send_alert("x", channels, timeout_s=2)
+
+
+def test_without_channels_the_alert_is_logged(no_alert_channels, caplog):
+    with caplog.at_level(logging.WARNING, logger="portfolio_pipeline.core.alerts"):
+        assert alerts.send_alert("nobody listens") == []
+    assert "nobody listens" in caplog.text and "PORTFOLIO_PIPELINE_ALERT_WEBHOOK_URL" in caplog.text
+
+
+def test_telegram_needs_token_and_chat():
+    with pytest.raises(ValueError, match="TELEGRAM_CHAT_ID"):
+        alerts.AlertChannels.from_env({"TELEGRAM_BOT_TOKEN": "1:t"})
+
+
+# --------------------------------------------------------------------------- failed runs
+def test_failed_run_is_posted_with_the_failing_rule(
+    tmp_path, tmp_warehouse, monkeypatch, sample_ohlcv, webhook_env
+):
+    folder = tmp_path / "files" / "ohlcv"
+    folder.mkdir(parents=True)
+    bad = sample_ohlcv.filter(
+        pl.col("symbol").is_in(["BTCUSDT", "ETHUSDT"])
+        & pl.col("date").is_between(date(2024, 1, 1), date(2024, 1, 5))
+    ).select("symbol", "date", "open", "high", "low", "close", "volume")
+    hit = (pl.col("symbol") == "ETHUSDT") & (pl.col("date") == date(2024, 1, 3))
+    bad.with_columns(
+        pl.when(hit).then(pl.col("low") * 0.5).otherwise("high").alias("high")
+    ).write_csv(folder / "prices.csv")
+    resources = pipeline_resources(
+        tmp_warehouse,
+        monkeypatch,
+        PORTFOLIO_PIPELINE_OHLCV_SOURCE="files",
+        PORTFOLIO_PIPELINE_FILES_DIR=str(tmp_path / "files"),
+        PORTFOLIO_PIPELINE_SYMBOLS="BTCUSDT,ETHUSDT",
+    )
+    instance = dg.DagsterInstance.ephemeral()
+    # As the CLI and the UI launch it: the project's asset job with an asset selection.
+    job = dg.Definitions(
+        assets=[raw_ohlcv], resources=resources
+    ).resolve_implicit_global_asset_job_def()
+    result = job.execute_in_process(
+        asset_selection=[raw_ohlcv.key],
+        partition_key="2024-01-03",
+        instance=instance,
+        raise_on_error=False,
+    )
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type == dg.DagsterEventType.RUN_FAILURE)
+    context = dg.build_run_status_sensor_context(
+        sensor_name="run_failure_alert_sensor",
+        dagster_event=failure,
+        dagster_instance=instance,
+        dagster_run=instance.get_run_by_id(result.run_id),
+    ).for_run_failure()
+    run_failure_alert_sensor(context)
+    [text] = webhook_env.texts
+    assert "run FAILED: assets raw_ohlcv, partition 2024-01-03" in text and result.run_id in text
+    assert "ohlcv_high_ge_open_close" in text and "ETHUSDT 2024-01-03" in text
+    assert f"http://127.0.0.1:3000/runs/{result.run_id}" in text
+
+
+# --------------------------------------------------------------------------- risk limits
+def _risk_rows(
+    as_of: date, values: dict[tuple[str, str], float], generated_at: datetime | None = None
+):
+    frame = pl.DataFrame(
+        {
+            "as_of": [as_of] * len(values),
+            "portfolio": [p for p, _ in values],
+            "metric": [m for _, m in values],
+            "value": list(values.values()),
+        }
+    )
+    if generated_at is not None:
+        frame = frame.with_columns(pl.lit(generated_at).alias("generated_at"))
+    return frame
+
+
+def test_breaches_use_the_latest_rows_and_magnitudes():
+    history = pl.concat(
+        [
+            _risk_rows(date(2024, 1, 1), {("current", "var_hist_95"): 0.20}),
+            _risk_rows(
+                date(2024, 1, 2),
+                {
+                    ("current", "var_hist_95"): 0.05,
+                    ("current", "max_drawdown"): -0.62,  # negative-return convention
+                    ("current", "var_hist_99"): 0.30,  # no limit on it
+                    ("target", "var_hist_95"): 0.50,  # not monitored by default
+                    ("current", "cvar_95"): float("nan"),
+                },
+            ),
+        ]
+    )
+    breaches = alerts.risk_limit_breaches(history, alerts.RiskLimits())
+    assert [(b.portfolio, b.metric, b.value) for b in breaches] == [
+        ("current", "max_drawdown", -0.62)
+    ]
+    wider = alerts.RiskLimits.from_env(
+        {
+            "PORTFOLIO_PIPELINE_VAR95_LIMIT": "0.04",
+            "PORTFOLIO_PIPELINE_RISK_PORTFOLIOS": "*",
+        }
+    )
+    names = {(b.portfolio, b.metric) for b in alerts.risk_limit_breaches(history, wider)}
+    assert names == {
+        ("current", "var_hist_95"),
+        ("current", "max_drawdown"),
+        ("target", "var_hist_95"),
+    }
+    renamed = alerts.RiskLimits.from_env({"PORTFOLIO_PIPELINE_VAR95_METRIC": "var_hist_99"})
+    assert {b.metric for b in alerts.risk_limit_breaches(history, renamed)} == {
+        "var_hist_99",
+        "max_drawdown",
+    }
+    with pytest.raises(ValueError, match="PORTFOLIO_PIPELINE_DRAWDOWN_LIMIT"):
+        alerts.RiskLimits.from_env({"PORTFOLIO_PIPELINE_DRAWDOWN_LIMIT": "half"})
+
+
+def test_latest_run_wins_when_history_keeps_several_runs():
+    day = date(2024, 1, 2)
+    rows = pl.concat(
+        [
+            _risk_rows(day, {("current", "var_hist_95"): 0.2}, datetime(2024, 1, 2, 1, tzinfo=UTC)),
+            _risk_rows(
+                day, {("current", "var_hist_95"): 0.01}, datetime(2024, 1, 2, 2, tzinfo=UTC)
+            ),
+        ]
+    )
+    assert alerts.risk_limit_breaches(rows, alerts.RiskLimits()) == []
+
+
+def _write_risk(path, frame):
+    with warehouse.connection(path) as con:
+        warehouse.replace_table(con, "portfolio.risk_metrics", frame)
+
+
+def test_risk_sensor_alerts_once_per_distinct_breach(tmp_warehouse, webhook_env, monkeypatch):
+    monkeypatch.delenv("PORTFOLIO_PIPELINE_VAR95_LIMIT", raising=False)
+    resources = {"warehouse_resource": WarehouseResource(path=str(tmp_warehouse))}
+    instance = dg.DagsterInstance.ephemeral()
+
+    def tick(cursor):
+        context = dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources)
+        return risk_limit_sensor.evaluate_tick(context)
+
+    _write_risk(tmp_warehouse, _risk_rows(date(2024, 1, 1), {("current", "var_hist_95"): 0.03}))
+    calm = tick(None)
+    assert "within limits" in calm.skip_message and not webhook_env.requests
+    _write_risk(
+        tmp_warehouse,
+        _risk_rows(
+            date(2024, 1, 2), {("current", "var_hist_95"): 0.11, ("current", "max_drawdown"): 0.3}
+        ),
+    )
+    first = tick(calm.cursor)
+    assert len(webhook_env.texts) == 1
+    assert "var_hist_95 = 0.1100 > limit 0.0800" in webhook_env.texts[0]
+    assert "2024-01-02" in webhook_env.texts[0]
+    assert "already alerted" in tick(first.cursor).skip_message and len(webhook_env.texts) == 1
+    _write_risk(tmp_warehouse, _risk_rows(date(2024, 1, 3), {("current", "var_hist_95"): 0.12}))
+    second = tick(first.cursor)
+    assert len(webhook_env.texts) == 2 and "0.1200" in webhook_env.texts[1]
+    _write_risk(tmp_warehouse, _risk_rows(date(2024, 1, 4), {("current", "var_hist_95"): 0.02}))
+    assert tick(second.cursor).cursor == "" and len(webhook_env.texts) == 2
+
+
+def test_risk_sensor_waits_when_table_is_missing_or_a_run_is_writing(tmp_warehouse, webhook_env):
+    resources = {"warehouse_resource": WarehouseResource(path=str(tmp_warehouse))}
+    instance = dg.DagsterInstance.ephemeral()
+    context = dg.build_sensor_context(instance=instance, resources=resources)
+    assert "not readable" in risk_limit_sensor.evaluate_tick(context).skip_message  # no file yet
+    with warehouse.connection(tmp_warehouse) as con:
+        con.execute("create schema portfolio")
+    context = dg.build_sensor_context(instance=instance, resources=resources)
+    assert "does not exist yet" in risk_limit_sensor.evaluate_tick(context).skip_message
+    _write_risk(tmp_warehouse, _risk_rows(date(2024, 1, 2), {("current", "var_hist_95"): 0.5}))
+    instance.add_run(
+        dg.DagsterRun(
+            job_name="daily_refresh_job", run_id="running-run", status=dg.DagsterRunStatus.STARTED
+        )
+    )
+    context = dg.build_sensor_context(instance=instance, resources=resources)
+    assert "a run is writing" in risk_limit_sensor.evaluate_tick(context).skip_message
+    assert not webhook_env.requests
+
+
+# --------------------------------------------------------------------------- freshness
+NOW = datetime(2024, 1, 7, 12, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("newest", "live", "stale"),
+    [
+        (date(2024, 1, 5), True, False),  # complete 2024-01-06 00:00: 36.0 h old, at the limit
+        (date(2024, 1, 4), True, True),  # 60 h old
+        (date(2024, 1, 4), False, False),  # a snapshot is exempt
+        (None, True, True),  # a live source with nothing stored
+        (datetime(2024, 1, 6, 0, 30, tzinfo=UTC), True, False),  # an article 35.5 h old
+        (datetime(2024, 1, 5, 23, 30, tzinfo=UTC), True, True),  # an article 36.5 h old
+    ],
+)
+def test_freshness_rule(newest, live, stale):
+    verdict = alerts.assess_freshness("raw_ohlcv", newest, source="x", live=live, now=NOW)
+    assert verdict.stale is stale
+    if not live:
+        assert "exempt" in verdict.describe()
+    if isinstance(newest, datetime):
+        assert verdict.age == NOW - newest
+
+
+def _store_candles(path, sample_ohlcv, last_day: date):
+    frame = sample_ohlcv.filter(
+        pl.col("symbol").is_in(["BTCUSDT", "ETHUSDT"])
+        & pl.col("date").is_between(date(2024, 1, 1), last_day)
+    ).with_columns(pl.lit(NOW).alias("ingested_at"))
+    with warehouse.connection(path) as con:
+        warehouse.replace_rows(
+            con, "market.raw_ohlcv", frame, where="true", ddl_columns=RAW_OHLCV_DDL
+        )
+
+
+def test_freshness_check_runs_with_raw_ohlcv_and_exempts_the_sample(tmp_warehouse, monkeypatch):
+    resources = pipeline_resources(tmp_warehouse, monkeypatch)
+    result = materialize_range(
+        [raw_ohlcv, checks.raw_ohlcv_is_fresh], "2024-01-01", "2024-01-05", resources
+    )
+    assert result.success
+    [evaluation] = [
+        e for e in result.get_asset_check_evaluations() if e.check_name == "raw_ohlcv_is_fresh"
+    ]
+    assert evaluation.passed and "exempt" in evaluation.description
+    assert evaluation.metadata["live_source"].value is False
+
+
+def test_live_source_older_than_36_hours_is_flagged_and_alerted(
+    tmp_warehouse, sample_ohlcv, webhook_env
+):
+    _store_candles(tmp_warehouse, sample_ohlcv, date(2024, 1, 5))
+    store = WarehouseResource(path=str(tmp_warehouse))
+    live = OhlcvSourceResource(
+        kind="binance", symbols=["BTCUSDT", "ETHUSDT"], sample_path="-", files_dir="-"
+    )
+    news = NewsSourceResource(kind="sample", sample_path="-", files_dir="-")
+    verdict = checks.ohlcv_freshness(store, live)
+    assert verdict.live and verdict.stale  # the real clock is long past 2024-01-07
+    assert "STALE" in verdict.describe() and "2024-01-06 00:00" in verdict.describe()
+
+    instance = dg.DagsterInstance.ephemeral()
+    resources = {"warehouse_resource": store, "ohlcv_source": live, "news_source": news}
+
+    def tick(cursor):
+        return raw_data_freshness_sensor.evaluate_tick(
+            dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources)
+        )
+
+    first = tick(None)
+    assert (
+        len(webhook_env.texts) == 1
+        and "raw_ohlcv from live source 'binance'" in webhook_env.texts[0]
+    )
+    assert "raw_news" not in webhook_env.texts[0]  # the news source is a snapshot
+    tick(first.cursor)
+    assert len(webhook_env.texts) == 1  # same staleness: alerted once
+
+    sample = OhlcvSourceResource(
+        kind="sample", symbols=["BTCUSDT", "ETHUSDT"], sample_path="-", files_dir="-"
+    )
+    quiet = raw_data_freshness_sensor.evaluate_tick(
+        dg.build_sensor_context(instance=instance, resources={**resources, "ohlcv_source": sample})
+    )
+    assert "exempt" in quiet.skip_message and len(webhook_env.texts) == 1
