@@ -14,6 +14,8 @@ from portfolio_pipeline.features.resources import SentimentModelResource
 from portfolio_pipeline.ingestion import assets as ingestion_assets
 from portfolio_pipeline.ingestion.resources import NewsSourceResource, OhlcvSourceResource
 from portfolio_pipeline.operations import build_operations
+from portfolio_pipeline.portfolio import assets as portfolio_assets
+from portfolio_pipeline.portfolio import checks as portfolio_checks
 from portfolio_pipeline.resources import WarehouseResource
 from portfolio_pipeline.settings import Settings, load_settings
 from portfolio_pipeline.sqlite_tuning import install as install_sqlite_tuning
@@ -42,8 +44,8 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
 
 def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     settings = settings or load_settings()
-    assets = dg.load_assets_from_modules([ingestion_assets, feature_assets])
-    checks = dg.load_asset_checks_from_modules([feature_checks])
+    assets = dg.load_assets_from_modules([ingestion_assets, feature_assets, portfolio_assets])
+    checks = dg.load_asset_checks_from_modules([feature_checks, portfolio_checks])
     operations = build_operations(assets, settings)
     return dg.Definitions(
         assets=assets,

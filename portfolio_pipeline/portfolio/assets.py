@@ -1,0 +1,499 @@
+"""Holdings, strategy targets, backtests, risk and rebalancing recommendations."""
+
+import uuid
+from datetime import date
+
+import dagster as dg
+import polars as pl
+
+from portfolio_pipeline.core import backtest as bt
+from portfolio_pipeline.core import warehouse
+from portfolio_pipeline.core.holdings import latest_prices, load_holdings, value_holdings
+from portfolio_pipeline.metadata import png_markdown, preview_markdown, table_metadata
+from portfolio_pipeline.resources import WarehouseResource
+from portfolio_pipeline.settings import CASH_SYMBOL, load_settings
+
+RAW_OHLCV_TABLE = "market.raw_ohlcv"
+HOLDINGS_TABLE = "portfolio.holdings"
+TARGET_WEIGHTS_TABLE = "portfolio.target_weights"
+EQUITY_TABLE = "portfolio.backtest_equity"
+METRICS_TABLE = "portfolio.backtest_metrics"
+SENSITIVITY_TABLE = "portfolio.backtest_sensitivity"
+VALIDATION_TABLE = "portfolio.strategy_validation"
+RISK_TABLE = "portfolio.risk_metrics"
+STRESS_TABLE = "portfolio.stress_tests"
+LIQUIDITY_TABLE = "portfolio.liquidity"
+RECOMMENDATIONS_TABLE = "portfolio.recommendations"
+RETURN_FORECASTS_TABLE = "ml.return_forecasts"
+FORECAST_BACKTEST_TABLE = "ml.forecast_backtest"
+VOLATILITY_FORECASTS_TABLE = "ml.volatility_forecasts"
+POLICY_WEIGHTS_TABLE = "ml.policy_weights"
+
+
+class PortfolioConfig(dg.Config):
+    """Backtest and recommendation settings (editable in the Dagster launchpad)."""
+
+    rebalance: str = "weekly"
+    cost_bps: float = 10.0
+    validation_start: str = bt.DEFAULT_VALIDATION_START.isoformat()
+    validation_end: str = bt.DEFAULT_VALIDATION_END.isoformat()
+    test_start: str = bt.DEFAULT_TEST_START.isoformat()
+    test_end: str = bt.DEFAULT_TEST_END.isoformat()
+    sensitivity_rebalances: list[str] = ["daily", "weekly", "monthly"]
+    sensitivity_costs_bps: list[float] = list(bt.DEFAULT_SENSITIVITY_COSTS_BPS)
+    forecast_horizon_days: int = 8
+
+
+class RecommendationConfig(dg.Config):
+    """``strategy``: empty = the best strategy by validation-window Sharpe."""
+
+    strategy: str = ""
+    cost_bps: float = 10.0
+    min_notional: float = 50.0
+    turnover_cap: float = 0.5
+    forecast_horizon_days: int = 8
+
+
+def _optional_table(con, table: str, where: str = "", params=()) -> pl.DataFrame | None:
+    if not warehouse.table_exists(con, table):
+        return None
+    frame = con.execute(f"select * from {table} {where}", list(params)).pl()
+    return frame if frame.height else None
+
+
+def _ohlcv(con) -> pl.DataFrame:
+    return warehouse.read_table(con, RAW_OHLCV_TABLE).select(
+        "symbol", "date", "open", "high", "low", "close", "volume", "quote_volume"
+    )
+
+
+def _strategies(con, forecasts: pl.DataFrame | None, policy_weights: pl.DataFrame | None):
+    from portfolio_pipeline.core.strategies import build_strategies
+
+    external = {}
+    if policy_weights is not None:
+        for name, frame in policy_weights.partition_by("strategy", as_dict=True).items():
+            external[name[0]] = frame.select("as_of", "symbol", "weight")
+    return build_strategies(forecasts=forecasts, external_weights=external)
+
+
+def _policy_weights(con) -> pl.DataFrame | None:
+    return _optional_table(con, POLICY_WEIGHTS_TABLE)
+
+
+@dg.asset(group_name="portfolio", kinds={"duckdb", "polars"}, metadata={"table": HOLDINGS_TABLE})
+def holdings(warehouse_resource: WarehouseResource):
+    """One row per held symbol (cash as ``USDT``): quantity, from ``data/holdings.csv``, table
+    ``portfolio.holdings``. Unknown symbols, negative or non-numeric quantities and duplicates
+    fail with the file, line and symbol."""
+    settings = load_settings()
+    frame = load_holdings(settings.holdings_path, settings.symbols)
+    with warehouse_resource.connect() as con:
+        warehouse.replace_table(con, HOLDINGS_TABLE, frame)
+    return dg.MaterializeResult(
+        metadata={**table_metadata(frame, HOLDINGS_TABLE), "file": str(settings.holdings_path)}
+    )
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            "backtest_metrics",
+            group_name="portfolio",
+            deps=["raw_ohlcv", "forecast_backtest", "drl_policy"],
+            kinds={"duckdb"},
+            description="One row per strategy: return, CAGR, volatility, Sharpe, Sortino, max "
+            "drawdown, Calmar, turnover, VaR/CVaR over the held-out test window with costs, "
+            "table portfolio.backtest_metrics.",
+            metadata={"table": METRICS_TABLE},
+        ),
+        dg.AssetSpec(
+            "backtest_equity",
+            group_name="portfolio",
+            deps=["raw_ohlcv", "forecast_backtest", "drl_policy"],
+            kinds={"duckdb"},
+            description="One row per strategy and day of the test window: equity, daily "
+            "return, turnover, cost and weights, table portfolio.backtest_equity.",
+            metadata={"table": EQUITY_TABLE},
+        ),
+        dg.AssetSpec(
+            "backtest_sensitivity",
+            group_name="portfolio",
+            deps=["raw_ohlcv", "forecast_backtest", "drl_policy"],
+            kinds={"duckdb"},
+            description="One row per strategy x rebalancing frequency x cost level: the same "
+            "metrics, table portfolio.backtest_sensitivity.",
+            metadata={"table": SENSITIVITY_TABLE},
+        ),
+        dg.AssetSpec(
+            "strategy_validation",
+            group_name="portfolio",
+            deps=["raw_ohlcv", "forecast_backtest", "drl_policy"],
+            kinds={"duckdb"},
+            description="One row per strategy: metrics over the validation window (before the "
+            "test window); the best Sharpe here feeds the recommendations, never the test "
+            "window. Table portfolio.strategy_validation.",
+            metadata={"table": VALIDATION_TABLE},
+        ),
+    ]
+)
+def backtests(
+    context: dg.AssetExecutionContext,
+    config: PortfolioConfig,
+    warehouse_resource: WarehouseResource,
+):
+    """Walk-forward backtests of every strategy with costs: validation window (strategy
+    selection) and held-out test window, plus the frequency x cost sensitivity grid."""
+    settings = load_settings()
+    with warehouse_resource.connect() as con:
+        ohlcv = _ohlcv(con)
+        forecasts = _optional_table(
+            con, FORECAST_BACKTEST_TABLE, "where horizon_days = ?", (config.forecast_horizon_days,)
+        )
+        policy_weights = _policy_weights(con)
+    strategies = _strategies(con, forecasts, policy_weights)
+    names = [s.name for s in strategies]
+    context.log.info(f"backtesting {len(strategies)} strategies: {', '.join(names)}")
+    validation = bt.run_backtest_grid(
+        ohlcv,
+        strategies,
+        date.fromisoformat(config.validation_start),
+        date.fromisoformat(config.validation_end),
+        config.rebalance,
+        config.cost_bps,
+        sensitivity_rebalances=(),
+        periods_per_year=settings.periods_per_year,
+    )
+    test_start = date.fromisoformat(config.test_start)
+    chosen = bt.select_default_strategy(validation.metrics, test_start=test_start)
+    test = bt.run_backtest_grid(
+        ohlcv,
+        strategies,
+        test_start,
+        date.fromisoformat(config.test_end),
+        config.rebalance,
+        config.cost_bps,
+        sensitivity_rebalances=tuple(config.sensitivity_rebalances),
+        sensitivity_costs_bps=tuple(config.sensitivity_costs_bps),
+        periods_per_year=settings.periods_per_year,
+    )
+    validation_metrics = validation.metrics.with_columns(
+        (pl.col("strategy") == chosen).alias("selected_for_recommendations")
+    )
+    with warehouse_resource.connect() as con:
+        warehouse.replace_table(con, METRICS_TABLE, test.metrics)
+        warehouse.replace_table(con, EQUITY_TABLE, test.equity)
+        warehouse.replace_table(con, SENSITIVITY_TABLE, test.sensitivity)
+        warehouse.replace_table(con, VALIDATION_TABLE, validation_metrics)
+    ranked = test.metrics.sort("sharpe", descending=True)
+    plot = png_markdown(bt.plot_equity_curves(test.equity, title="Test window"), "equity")
+    yield dg.MaterializeResult(
+        asset_key="backtest_metrics",
+        metadata={
+            **table_metadata(ranked, METRICS_TABLE, preview_rows=20),
+            "equity_and_drawdown": plot,
+            "selected_strategy": chosen,
+        },
+    )
+    yield dg.MaterializeResult(
+        asset_key="backtest_equity",
+        metadata={
+            **table_metadata(test.equity.drop("weights"), EQUITY_TABLE, date_column="date"),
+            "equity_and_drawdown": plot,
+        },
+    )
+    yield dg.MaterializeResult(
+        asset_key="backtest_sensitivity",
+        metadata=table_metadata(
+            test.sensitivity.select(
+                "strategy",
+                "rebalance",
+                "cost_bps",
+                "total_return",
+                "sharpe",
+                "max_drawdown",
+                "turnover",
+            ),
+            SENSITIVITY_TABLE,
+            preview_rows=40,
+        ),
+    )
+    yield dg.MaterializeResult(
+        asset_key="strategy_validation",
+        metadata={
+            **table_metadata(
+                validation_metrics.sort("sharpe", descending=True),
+                VALIDATION_TABLE,
+                preview_rows=20,
+            ),
+            "selected_strategy": chosen,
+        },
+    )
+
+
+@dg.asset(
+    group_name="portfolio",
+    deps=["raw_ohlcv", "return_forecasts", "drl_policy"],
+    kinds={"duckdb", "polars"},
+    metadata={"table": TARGET_WEIGHTS_TABLE},
+)
+def target_weights(context: dg.AssetExecutionContext, warehouse_resource: WarehouseResource):
+    """One row per (as_of, strategy, symbol): each strategy's target weights (cash ``USDT``
+    included, summing to 1) at the close of the latest market day, from data up to that day
+    only, table ``portfolio.target_weights``. History is kept: a re-run replaces only its
+    own as_of."""
+    from portfolio_pipeline.core.strategies import compute_target_weights
+
+    with warehouse_resource.connect() as con:
+        ohlcv = _ohlcv(con)
+        as_of = ohlcv["date"].max()
+        forecasts = _optional_table(con, RETURN_FORECASTS_TABLE, "where as_of <= ?", (as_of,))
+        policy_weights = _policy_weights(con)
+        strategies = _strategies(con, forecasts, policy_weights)
+        frame = compute_target_weights(ohlcv, strategies, as_of)
+        warehouse.replace_rows(con, TARGET_WEIGHTS_TABLE, frame, where="as_of = ?", params=(as_of,))
+    wide = (
+        frame.filter(pl.col("weight") > 1e-4)
+        .pivot(on="strategy", index="symbol", values="weight")
+        .sort("symbol")
+    )
+    return dg.MaterializeResult(
+        metadata={
+            **table_metadata(frame, TARGET_WEIGHTS_TABLE, date_column="as_of"),
+            "as_of": str(as_of),
+            "weights_by_strategy": dg.MetadataValue.md(preview_markdown(wide, rows=40)),
+        }
+    )
+
+
+def _selected_strategy(con, config: RecommendationConfig) -> tuple[str, str]:
+    if config.strategy:
+        return config.strategy, "configured"
+    validation = _optional_table(con, VALIDATION_TABLE, "where selected_for_recommendations")
+    if validation is None:
+        return "equal_weight", "no validation results yet: equal weight"
+    return str(validation["strategy"][0]), "best validation-window Sharpe"
+
+
+RECOMMENDATION_CHECKS = (
+    ("weights_sum_to_one", "post-trade target weights (cash included) sum to 1 within 1e-9"),
+    ("weights_in_unit_interval", "every post-trade target weight is in [0, 1]"),
+    ("no_buy_of_untradable", "no BUY of a symbol that stopped trading or lacks liquidity"),
+)
+
+
+@dg.asset(
+    group_name="portfolio",
+    deps=[holdings, target_weights, "strategy_validation", "return_forecasts", "raw_ohlcv"],
+    kinds={"duckdb", "polars"},
+    metadata={"table": RECOMMENDATIONS_TABLE},
+    check_specs=[
+        dg.AssetCheckSpec(name, asset="recommendations", description=text, blocking=True)
+        for name, text in RECOMMENDATION_CHECKS
+    ],
+)
+def recommendations(
+    context: dg.AssetExecutionContext,
+    config: RecommendationConfig,
+    warehouse_resource: WarehouseResource,
+):
+    """One row per symbol (and cash) per run: BUY/SELL/HOLD with quantity, notional, price,
+    the forecast interval and a reason, moving the current holdings toward the selected
+    strategy's targets only where the forecast interval says a trade beats its round-trip
+    costs, above a minimum notional and under a turnover cap, never buying what stopped
+    trading or lacks liquidity. Table ``portfolio.recommendations``; history is kept per
+    as_of and run."""
+    from portfolio_pipeline.core import recommend as rec
+    from portfolio_pipeline.core.risk import compute_liquidity
+
+    with warehouse_resource.connect() as con:
+        ohlcv = _ohlcv(con)
+        as_of = ohlcv["date"].max()
+        held = warehouse.read_table(con, HOLDINGS_TABLE)
+        strategy, why = _selected_strategy(con, config)
+        targets = warehouse.read_frame(
+            con,
+            f"select * from {TARGET_WEIGHTS_TABLE} where as_of = ? and strategy = ?",
+            (as_of, strategy),
+        )
+        if targets.is_empty():
+            raise dg.Failure(
+                f"no target weights of strategy {strategy!r} on {as_of}: materialize "
+                "target_weights, or configure a strategy it produces"
+            )
+        forecasts = _optional_table(
+            con,
+            RETURN_FORECASTS_TABLE,
+            "where horizon_days = ? and as_of <= ?",
+            (config.forecast_horizon_days, as_of),
+        )
+        prices = latest_prices(ohlcv, as_of)
+        positions = value_holdings(held, prices).filter(pl.col("symbol") != CASH_SYMBOL)
+        liquidity = compute_liquidity(ohlcv, positions.select("symbol", "value"), as_of)
+        frame = rec.recommend(
+            held,
+            prices,
+            targets,
+            forecasts,
+            cost_bps=config.cost_bps,
+            min_notional=config.min_notional,
+            turnover_cap=config.turnover_cap,
+            liquidity=liquidity,
+            as_of=as_of,
+            strategy=strategy,
+            run_id=context.run_id or uuid.uuid4().hex,
+            horizon_days=config.forecast_horizon_days if forecasts is not None else None,
+        )
+        tradable = (
+            prices.filter(pl.col("trading"))
+            .join(liquidity.filter(pl.col("adv_quote") > 0).select("symbol"), on="symbol")["symbol"]
+            .to_list()
+        )
+        outcomes = {
+            "weights_sum_to_one": rec.weights_sum_to_one(frame),
+            "weights_in_unit_interval": rec.weights_in_unit_interval(frame),
+            "no_buy_of_untradable": rec.no_buy_of_untradable(frame, tradable),
+        }
+        for name, outcome in outcomes.items():
+            yield dg.AssetCheckResult(
+                check_name=name, passed=outcome.passed, description=outcome.detail
+            )
+        failed = [f"{n}: {o.detail}" for n, o in outcomes.items() if not o.passed]
+        if failed:  # nothing is written: yesterday's recommendations stay the latest
+            raise dg.Failure(f"recommendations {as_of} ({strategy}) refused: " + "; ".join(failed))
+        warehouse.append_rows(con, RECOMMENDATIONS_TABLE, frame)
+    counts = frame.group_by("action").len().sort("action")
+    yield dg.MaterializeResult(
+        metadata={
+            **table_metadata(
+                frame.select(
+                    "symbol", "action", "current_weight", "target_weight", "notional", "reason"
+                ),
+                RECOMMENDATIONS_TABLE,
+                preview_rows=30,
+            ),
+            "as_of": str(as_of),
+            "strategy": strategy,
+            "strategy_chosen_by": why,
+            "actions": ", ".join(f"{a}: {n}" for a, n in counts.iter_rows()),
+            "forecasts_used": forecasts is not None,
+        }
+    )
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            "risk_metrics",
+            group_name="portfolio",
+            deps=[holdings, recommendations, target_weights, "volatility_forecasts"],
+            kinds={"duckdb"},
+            description="One row per (as_of, portfolio, metric): historical and Cornish-Fisher "
+            "VaR 95/99, CVaR 95/99, volatility, max drawdown, forecast volatility, for the "
+            "current holdings, the recommended portfolio and every strategy target, table "
+            "portfolio.risk_metrics (history kept).",
+            metadata={"table": RISK_TABLE},
+        ),
+        dg.AssetSpec(
+            "stress_tests",
+            group_name="portfolio",
+            deps=[holdings, recommendations, target_weights],
+            kinds={"duckdb"},
+            description="One row per (as_of, portfolio, scenario): P&L in % under historical "
+            "crises (2020-03-12, Terra/LUNA, FTX), doubled volatility, correlations at 1 and a "
+            "-30% market shock, table portfolio.stress_tests (history kept).",
+            metadata={"table": STRESS_TABLE},
+        ),
+        dg.AssetSpec(
+            "liquidity",
+            group_name="portfolio",
+            deps=[holdings],
+            kinds={"duckdb"},
+            description="One row per symbol: days needed to sell the position at 10% of its "
+            "30-day average USDT volume, table portfolio.liquidity.",
+            metadata={"table": LIQUIDITY_TABLE},
+        ),
+    ]
+)
+def risk_report(context: dg.AssetExecutionContext, warehouse_resource: WarehouseResource):
+    """Risk of the current holdings, the recommended portfolio and each strategy target."""
+    from portfolio_pipeline.core.risk import (
+        compute_liquidity,
+        compute_risk_metrics,
+        run_stress_tests,
+    )
+
+    settings = load_settings()
+    with warehouse_resource.connect() as con:
+        ohlcv = _ohlcv(con)
+        as_of = ohlcv["date"].max()
+        held = warehouse.read_table(con, HOLDINGS_TABLE)
+        prices = latest_prices(ohlcv, as_of)
+        valued = value_holdings(held, prices)
+        portfolios = {"current": valued.select("symbol", "weight")}
+        latest_run = _optional_table(
+            con,
+            RECOMMENDATIONS_TABLE,
+            f"where run_id = (select run_id from {RECOMMENDATIONS_TABLE} "
+            "order by generated_at desc limit 1)",
+        )
+        if latest_run is not None:
+            portfolios["recommended"] = latest_run.select(
+                "symbol", pl.col("target_weight").alias("weight")
+            )
+        targets = _optional_table(con, TARGET_WEIGHTS_TABLE, "where as_of = ?", (as_of,))
+        if targets is not None:
+            for (name,), frame in targets.partition_by("strategy", as_dict=True).items():
+                portfolios[f"target:{name}"] = frame.select("symbol", "weight")
+        vol = _optional_table(con, VOLATILITY_FORECASTS_TABLE, "where as_of <= ?", (as_of,))
+        risk = pl.concat(
+            [
+                compute_risk_metrics(
+                    ohlcv,
+                    w,
+                    as_of,
+                    portfolio=name,
+                    periods_per_year=settings.periods_per_year,
+                    forecasts=vol,
+                )
+                for name, w in portfolios.items()
+            ],
+            how="diagonal_relaxed",
+        )
+        stress = pl.concat(
+            [run_stress_tests(ohlcv, w, as_of, portfolio=name) for name, w in portfolios.items()],
+            how="diagonal_relaxed",
+        )
+        liquidity = compute_liquidity(
+            ohlcv, valued.filter(pl.col("symbol") != CASH_SYMBOL).select("symbol", "value"), as_of
+        )
+        warehouse.replace_rows(con, RISK_TABLE, risk, where="as_of = ?", params=(as_of,))
+        warehouse.replace_rows(con, STRESS_TABLE, stress, where="as_of = ?", params=(as_of,))
+        warehouse.replace_table(con, LIQUIDITY_TABLE, liquidity)
+    main = ["current", "recommended"]
+    wide_risk = risk.filter(pl.col("portfolio").is_in(main)).pivot(
+        on="portfolio", index="metric", values="value"
+    )
+    wide_stress = stress.filter(pl.col("portfolio").is_in(main)).pivot(
+        on="portfolio", index="scenario", values="pnl_pct"
+    )
+    yield dg.MaterializeResult(
+        asset_key="risk_metrics",
+        metadata={
+            **table_metadata(risk, RISK_TABLE, date_column="as_of"),
+            "current_vs_recommended": dg.MetadataValue.md(preview_markdown(wide_risk, rows=40)),
+        },
+    )
+    yield dg.MaterializeResult(
+        asset_key="stress_tests",
+        metadata={
+            **table_metadata(stress, STRESS_TABLE, date_column="as_of"),
+            "current_vs_recommended_pnl_pct": dg.MetadataValue.md(
+                preview_markdown(wide_stress, rows=40)
+            ),
+        },
+    )
+    yield dg.MaterializeResult(
+        asset_key="liquidity",
+        metadata=table_metadata(liquidity, LIQUIDITY_TABLE, preview_rows=25),
+    )
