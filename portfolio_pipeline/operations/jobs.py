@@ -51,17 +51,19 @@ INBOX_INGEST_JOB = "inbox_ingest_job"
 
 
 def daily_refresh_selection() -> dg.AssetSelection:
-    return dg.AssetSelection.all() - dg.AssetSelection.groups(POLICIES_GROUP)
+    excluded = dg.AssetSelection.groups(POLICIES_GROUP)
+    return (dg.AssetSelection.all() - excluded).required_multi_asset_neighbors()
 
 
 def policy_retraining_selection() -> dg.AssetSelection:
-    return dg.AssetSelection.groups(POLICIES_GROUP).downstream()
+    return dg.AssetSelection.groups(POLICIES_GROUP).downstream().required_multi_asset_neighbors()
 
 
 def holdings_refresh_selection(existing_keys: Iterable[str]) -> dg.AssetSelection:
     """The holdings assets that exist (``AssetSelection.assets`` refuses unknown keys)."""
     present = [name for name in HOLDINGS_REFRESH_ASSETS if name in set(existing_keys)]
-    return dg.AssetSelection.assets(*present)
+    # A multi-asset (risk_metrics + stress_tests + liquidity) must run whole.
+    return dg.AssetSelection.assets(*present).required_multi_asset_neighbors()
 
 
 def build_asset_jobs(existing_keys: Iterable[str]) -> list:
