@@ -8,12 +8,12 @@ one process, no wrappers. Actions are drawn up front so the figure measures the 
 
 from __future__ import annotations
 
-import json
 import time
 
 import numpy as np
 import polars as pl
 
+from benchmarks._common import emit
 from portfolio_pipeline.core.env import PortfolioEnv, build_env_data
 from portfolio_pipeline.settings import load_settings
 
@@ -25,11 +25,7 @@ SYMBOLS = (
 
 
 def _emit(metric: str, value: float, unit: str, **extra: object) -> None:
-    print(
-        json.dumps(
-            {"benchmark": BENCHMARK, "metric": metric, "value": value, "unit": unit, **extra}
-        )
-    )
+    emit(BENCHMARK, metric, value, unit, **extra)
 
 
 def _market_features(ohlcv: pl.DataFrame) -> pl.DataFrame | None:

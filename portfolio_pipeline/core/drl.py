@@ -324,6 +324,17 @@ def _evaluation_env(
     return PortfolioEnv(env_data, window, random_start=False, **settings)
 
 
+def _check_observation_shape(model: BaseAlgorithm, env: PortfolioEnv) -> None:
+    expected = tuple(model.observation_space.shape)
+    actual = tuple(env.observation_space.shape)
+    if expected != actual:
+        raise ValueError(
+            f"policy expects observations of shape {expected} but this env data gives {actual} "
+            f"({env.env_data.n_assets} symbols, {len(env.env_data.feature_names)} features, "
+            "lookback and forecast/sentiment channels must match the training env)"
+        )
+
+
 def _run_episode(
     env: PortfolioEnv,
     choose_action: Callable[[np.ndarray, PortfolioEnv], np.ndarray],
@@ -426,6 +437,7 @@ def evaluate_policy_window(
     """
     sb3_model, settings = _unwrap(model, env_kwargs)
     env = _evaluation_env(env_data, window, settings, cost_rate)
+    _check_observation_shape(sb3_model, env)
 
     def act(obs: np.ndarray, _: PortfolioEnv) -> np.ndarray:
         action, _state = sb3_model.predict(obs, deterministic=True)
@@ -507,6 +519,7 @@ def policy_target_weights(
     """
     sb3_model, settings = _unwrap(model, env_kwargs)
     env = _evaluation_env(env_data, window, settings, None)
+    _check_observation_shape(sb3_model, env)
     obs, _ = env.reset(seed=0)
     as_of: list[date] = []
     weights: list[np.ndarray] = []

@@ -60,7 +60,7 @@ class EnvDataError(ValueError):
     """An input frame breaks a rule of :func:`build_env_data`; the message names it."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # arrays: identity equality, no element-wise __eq__
 class EnvData:
     """Dense, date-aligned arrays the environment steps over.
 

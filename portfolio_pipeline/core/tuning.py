@@ -137,8 +137,8 @@ PROFILES: dict[str, TuningProfile] = {
     "quick": TuningProfile(
         name="quick",
         algorithms=("PPO", "A2C"),
-        num_samples=4,
-        total_timesteps=3_000,
+        num_samples=6,
+        total_timesteps=4_000,
         report_every=1_000,
         grace_period=1,
         max_concurrent_trials=2,

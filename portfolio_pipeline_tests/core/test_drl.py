@@ -111,6 +111,9 @@ def test_train_evaluate_save_load(ppo_policy: drl.TrainedPolicy, env_data: EnvDa
     np.testing.assert_allclose(result["weights"].sum(axis=1), 1.0)
     assert (result["weights"] >= 0).all()
 
+    with pytest.raises(ValueError, match=r"shape \(124,\) but this env data gives \(724,\)"):
+        drl.evaluate_policy_window(ppo_policy.model, env_data, SPLITS.validation)  # lookback 30
+
     path = ppo_policy.save(tmp_path / "policy")
     reloaded = drl.TrainedPolicy.load(path, device="cpu")
     assert reloaded.env_kwargs == ppo_policy.env_kwargs

@@ -67,7 +67,7 @@ def test_trial_params_keep_only_the_algorithms_keys():
     )
     with pytest.raises(ValueError, match="'DQN' is not one of"):
         tuning.trial_params({"algorithm": "DQN"})
-    assert tuning.PROFILES["quick"].n_reports == 3
+    assert tuning.PROFILES["quick"].n_reports == 4
     assert set(tuning.PROFILES["full"].algorithms) == set(drl.ALGORITHMS)
 
 
