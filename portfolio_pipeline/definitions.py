@@ -11,6 +11,7 @@ import dagster as dg
 from portfolio_pipeline.features import assets as feature_assets
 from portfolio_pipeline.features import checks as feature_checks
 from portfolio_pipeline.features.resources import SentimentModelResource
+from portfolio_pipeline.forecasting import assets as forecasting_assets
 from portfolio_pipeline.ingestion import assets as ingestion_assets
 from portfolio_pipeline.ingestion.resources import NewsSourceResource, OhlcvSourceResource
 from portfolio_pipeline.operations import build_operations
@@ -44,7 +45,9 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
 
 def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     settings = settings or load_settings()
-    assets = dg.load_assets_from_modules([ingestion_assets, feature_assets, portfolio_assets])
+    assets = dg.load_assets_from_modules(
+        [ingestion_assets, feature_assets, forecasting_assets, portfolio_assets]
+    )
     checks = dg.load_asset_checks_from_modules([feature_checks, portfolio_checks])
     operations = build_operations(assets, settings)
     return dg.Definitions(

@@ -1,0 +1,302 @@
+"""CatBoost return forecasts with intervals, their walk-forward evaluation, volatility
+forecasts and the model registry."""
+
+from datetime import UTC, datetime
+
+import dagster as dg
+import polars as pl
+
+from portfolio_pipeline.core import warehouse
+from portfolio_pipeline.metadata import png_markdown, preview_markdown, table_metadata
+from portfolio_pipeline.resources import WarehouseResource
+from portfolio_pipeline.settings import load_settings
+
+RAW_OHLCV_TABLE = "market.raw_ohlcv"
+FEATURES_TABLE = "features.market_features"
+DAILY_SENTIMENT_TABLE = "features.daily_sentiment"
+BACKTEST_TABLE = "ml.forecast_backtest"
+FOLDS_TABLE = "ml.forecast_folds"
+EVALUATION_TABLE = "ml.forecast_evaluation"
+RETURN_FORECASTS_TABLE = "ml.return_forecasts"
+VOLATILITY_FORECASTS_TABLE = "ml.volatility_forecasts"
+VOLATILITY_EVALUATION_TABLE = "ml.volatility_evaluation"
+REGISTRY_TABLE = "ml.model_registry"
+
+INPUT_DEPS = ["raw_ohlcv", "market_features", "daily_sentiment"]
+
+
+class ForecastSettings(dg.Config):
+    """Horizons in days; walk-forward from ``first_test_start``, refit every
+    ``retrain_every_days``; ``use_sentiment`` joins features.daily_sentiment."""
+
+    horizons: list[int] = [1, 8]
+    volatility_horizon: int = 8
+    first_test_start: str = "2020-01-01"
+    retrain_every_days: int = 180
+    iterations: int = 200
+    depth: int = 5
+    random_seed: int = 42
+    use_sentiment: bool = True
+
+
+def _config(settings: ForecastSettings):
+    from portfolio_pipeline.core.forecast import ForecastConfig
+
+    return ForecastConfig(
+        iterations=settings.iterations,
+        depth=settings.depth,
+        random_seed=settings.random_seed,
+        periods_per_year=load_settings().periods_per_year,
+    )
+
+
+def _inputs(con, settings: ForecastSettings):
+    ohlcv = warehouse.read_table(con, RAW_OHLCV_TABLE)
+    features = warehouse.read_table(con, FEATURES_TABLE)
+    sentiment = None
+    if settings.use_sentiment and warehouse.table_exists(con, DAILY_SENTIMENT_TABLE):
+        sentiment = warehouse.read_frame(
+            con, f"select * from {DAILY_SENTIMENT_TABLE} where symbol <> 'MARKET'"
+        )
+    return ohlcv, features, sentiment
+
+
+def _registry(con, rows: list[dict]) -> None:
+    frame = pl.DataFrame(rows).with_columns(
+        pl.col("trained_at").cast(pl.Datetime("us", "UTC")),
+    )
+    versions = frame["model_version"].to_list()
+    warehouse.replace_rows(
+        con, REGISTRY_TABLE, frame, where="list_contains(?, model_version)", params=(versions,)
+    )
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            "forecast_backtest",
+            group_name="forecasting",
+            deps=INPUT_DEPS,
+            kinds={"catboost", "duckdb"},
+            description="One row per (as_of, symbol, horizon): out-of-sample q10/q50/q90 of "
+            "the forward log return from an expanding-window, purged walk-forward (no "
+            "training label overlaps its test window), with the realized return, table "
+            "ml.forecast_backtest.",
+            metadata={"table": BACKTEST_TABLE},
+        ),
+        dg.AssetSpec(
+            "forecast_folds",
+            group_name="forecasting",
+            deps=INPUT_DEPS,
+            kinds={"duckdb"},
+            description="One row per (fold, horizon): train and test windows of the "
+            "walk-forward, table ml.forecast_folds.",
+            metadata={"table": FOLDS_TABLE},
+        ),
+        dg.AssetSpec(
+            "forecast_evaluation",
+            group_name="forecasting",
+            deps=INPUT_DEPS,
+            kinds={"duckdb"},
+            description="One row per symbol (and ALL) and horizon: MAPE of the implied price "
+            "vs the naive forecast, improvement %, directional accuracy, rank IC, q10-q90 "
+            "coverage, pinball loss, n, table ml.forecast_evaluation.",
+            metadata={"table": EVALUATION_TABLE},
+        ),
+    ]
+)
+def forecast_walk_forward(
+    context: dg.AssetExecutionContext,
+    config: ForecastSettings,
+    warehouse_resource: WarehouseResource,
+):
+    """Walk-forward evaluation of the CatBoost quantile model for every horizon."""
+    from portfolio_pipeline.core.forecast import plot_interval
+    from portfolio_pipeline.core.walkforward import evaluate_forecasts, walk_forward
+
+    model_config = _config(config)
+    first_test = datetime.fromisoformat(config.first_test_start).date()
+    with warehouse_resource.connect() as con:
+        ohlcv, features, sentiment = _inputs(con, config)
+    backtests, folds = [], []
+    for horizon in config.horizons:
+        backtest, fold_frame = walk_forward(
+            features,
+            ohlcv,
+            horizon,
+            sentiment=sentiment,
+            config=model_config,
+            first_test_start=first_test,
+            retrain_every_days=config.retrain_every_days,
+        )
+        context.log.info(f"H={horizon}: {fold_frame.height} folds, {backtest.height} predictions")
+        backtests.append(backtest)
+        folds.append(fold_frame)
+    backtest = pl.concat(backtests, how="diagonal_relaxed")
+    fold_frame = pl.concat(folds, how="diagonal_relaxed")
+    evaluation = evaluate_forecasts(backtest, ohlcv)
+    with warehouse_resource.connect() as con:
+        warehouse.replace_table(con, BACKTEST_TABLE, backtest)
+        warehouse.replace_table(con, FOLDS_TABLE, fold_frame)
+        warehouse.replace_table(con, EVALUATION_TABLE, evaluation)
+    overall = evaluation.filter(pl.col("symbol").is_in(["ALL", "BTCUSDT"])).sort(
+        "horizon_days", "symbol"
+    )
+    yield dg.MaterializeResult(
+        asset_key="forecast_backtest",
+        metadata={
+            **table_metadata(
+                backtest.sort("as_of", descending=True), BACKTEST_TABLE, date_column="as_of"
+            ),
+            **{
+                f"btc_interval_h{h}": png_markdown(
+                    plot_interval(backtest, "BTCUSDT", horizon_days=h), f"BTCUSDT H={h}"
+                )
+                for h in config.horizons
+                if backtest.filter(
+                    (pl.col("symbol") == "BTCUSDT") & (pl.col("horizon_days") == h)
+                ).height
+            },
+        },
+    )
+    yield dg.MaterializeResult(
+        asset_key="forecast_folds",
+        metadata=table_metadata(fold_frame, FOLDS_TABLE, preview_rows=30),
+    )
+    yield dg.MaterializeResult(
+        asset_key="forecast_evaluation",
+        metadata={
+            **table_metadata(evaluation, EVALUATION_TABLE, preview=overall),
+            **{
+                f"mape_improvement_pct_all_h{r['horizon_days']}": float(r["mape_improvement_pct"])
+                for r in evaluation.filter(pl.col("symbol") == "ALL").iter_rows(named=True)
+            },
+        },
+    )
+
+
+@dg.asset(
+    group_name="forecasting",
+    deps=INPUT_DEPS,
+    kinds={"catboost", "duckdb"},
+    metadata={"table": RETURN_FORECASTS_TABLE},
+)
+def return_forecasts(
+    context: dg.AssetExecutionContext,
+    config: ForecastSettings,
+    warehouse_resource: WarehouseResource,
+):
+    """One row per (as_of, symbol, horizon): q10/q50/q90 of the log return over the next H
+    days, predicted at the latest market day by a model trained on everything labelled up to
+    then, for every symbol still trading (delisted symbols have no row), table
+    ``ml.return_forecasts`` (history kept per as_of). Each model is saved under
+    ``data/models/`` and registered in ``ml.model_registry``."""
+    from portfolio_pipeline.core import forecast
+
+    settings = load_settings()
+    model_config = _config(config)
+    with warehouse_resource.connect() as con:
+        ohlcv, features, sentiment = _inputs(con, config)
+        evaluation = (
+            warehouse.read_table(con, EVALUATION_TABLE)
+            if warehouse.table_exists(con, EVALUATION_TABLE)
+            else None
+        )
+    as_of = features["date"].max()
+    frames, registry, importance_md = [], [], {}
+    for horizon in config.horizons:
+        model = forecast.fit_final_model(
+            features, ohlcv, horizon, sentiment=sentiment, config=model_config
+        )
+        frames.append(forecast.predict_latest(model, features, ohlcv, as_of, sentiment=sentiment))
+        path = forecast.save_model(model, settings.models_dir / "forecasts")
+        metrics = {}
+        if evaluation is not None:
+            row = evaluation.filter(
+                (pl.col("symbol") == "ALL") & (pl.col("horizon_days") == horizon)
+            )
+            metrics = row.drop("symbol").to_dicts()[0] if row.height else {}
+        registry.append(forecast.registry_row(model, path, metrics=metrics))
+        top = forecast.feature_importance(model).head(15)
+        importance_md[f"feature_importance_h{horizon}"] = dg.MetadataValue.md(
+            preview_markdown(top, 15)
+        )
+        context.log.info(f"H={horizon}: model {model.model_version} saved to {path}")
+    frame = pl.concat(frames)
+    with warehouse_resource.connect() as con:
+        warehouse.replace_rows(
+            con, RETURN_FORECASTS_TABLE, frame, where="as_of = ?", params=(as_of,)
+        )
+        _registry(con, registry)
+    return dg.MaterializeResult(
+        metadata={
+            **table_metadata(frame, RETURN_FORECASTS_TABLE, date_column="as_of", preview_rows=25),
+            **importance_md,
+            "model_versions": ", ".join(r["model_version"] for r in registry),
+        }
+    )
+
+
+@dg.asset(
+    group_name="forecasting",
+    deps=INPUT_DEPS,
+    kinds={"catboost", "duckdb"},
+    metadata={"table": VOLATILITY_FORECASTS_TABLE},
+)
+def volatility_forecasts(
+    context: dg.AssetExecutionContext,
+    config: ForecastSettings,
+    warehouse_resource: WarehouseResource,
+):
+    """One row per (as_of, symbol): annualised realized volatility forecast over the next H
+    days (CatBoost, same inputs and machinery as the return model) next to the trailing
+    volatility, for the risk reports, table ``ml.volatility_forecasts`` (history kept per
+    as_of). Its walk-forward accuracy against the trailing-volatility forecast is in
+    ``ml.volatility_evaluation``."""
+    from portfolio_pipeline.core import forecast
+    from portfolio_pipeline.core.walkforward import (
+        evaluate_volatility_forecasts,
+        walk_forward_volatility,
+    )
+
+    settings = load_settings()
+    model_config = _config(config)
+    horizon = config.volatility_horizon
+    with warehouse_resource.connect() as con:
+        ohlcv, features, sentiment = _inputs(con, config)
+    as_of = features["date"].max()
+    backtest, _ = walk_forward_volatility(
+        features,
+        ohlcv,
+        horizon,
+        sentiment=sentiment,
+        config=model_config,
+        first_test_start=datetime.fromisoformat(config.first_test_start).date(),
+        retrain_every_days=config.retrain_every_days,
+    )
+    evaluation = evaluate_volatility_forecasts(backtest)
+    model = forecast.fit_volatility_model(
+        features, ohlcv, horizon, sentiment=sentiment, config=model_config
+    )
+    frame = forecast.predict_volatility(model, features, ohlcv, as_of, sentiment=sentiment)
+    path = forecast.save_model(model, settings.models_dir / "volatility")
+    overall = evaluation.filter(pl.col("symbol") == "ALL")
+    row = forecast.registry_row(
+        model, path, metrics=overall.drop("symbol").to_dicts()[0] if overall.height else {}
+    )
+    with warehouse_resource.connect() as con:
+        warehouse.replace_rows(
+            con, VOLATILITY_FORECASTS_TABLE, frame, where="as_of = ?", params=(as_of,)
+        )
+        warehouse.replace_table(con, VOLATILITY_EVALUATION_TABLE, evaluation)
+        _registry(con, [row])
+    context.log.info(f"volatility model {model.model_version} trained at {datetime.now(UTC)}")
+    return dg.MaterializeResult(
+        metadata={
+            **table_metadata(
+                frame, VOLATILITY_FORECASTS_TABLE, date_column="as_of", preview_rows=25
+            ),
+            "evaluation": dg.MetadataValue.md(preview_markdown(evaluation, 25)),
+            "model_version": model.model_version,
+        }
+    )
