@@ -38,8 +38,22 @@ STUBS = [
     _stub("target_weights", "portfolio", ["drl_policy", "return_forecasts"]),
     _stub("backtest", "portfolio", ["target_weights"]),
     _stub("recommendations", "portfolio", ["target_weights", "holdings"]),
-    _stub("risk_metrics", "portfolio", ["holdings", "target_weights"]),
 ]
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(name, group_name="portfolio", deps=["holdings", "target_weights"])
+        for name in ("risk_metrics", "stress_tests", "liquidity")
+    ]
+)
+def risk_report():
+    """Like the real one: three tables from one computation, not subsettable."""
+    for name in ("risk_metrics", "stress_tests", "liquidity"):
+        yield dg.MaterializeResult(asset_key=name)
+
+
+STUBS.append(risk_report)
 
 
 def _job_assets(defs: dg.Definitions, name: str) -> set[str]:
@@ -57,7 +71,7 @@ def stub_defs():
 
 
 def test_jobs_select_by_group(stub_defs):
-    every = {"raw_ohlcv", "raw_news"} | {s.key.to_user_string() for s in STUBS}
+    every = {"raw_ohlcv", "raw_news"} | {k.to_user_string() for s in STUBS for k in s.keys}
     assert _job_assets(stub_defs, jobs.DAILY_REFRESH_JOB) == every - {"drl_policy"}
     assert _job_assets(stub_defs, jobs.POLICY_RETRAINING_JOB) == {
         "drl_policy",
@@ -65,12 +79,16 @@ def test_jobs_select_by_group(stub_defs):
         "backtest",
         "recommendations",
         "risk_metrics",
+        "stress_tests",
+        "liquidity",
     }
     assert _job_assets(stub_defs, jobs.FULL_BACKFILL_JOB) == every
     assert _job_assets(stub_defs, jobs.HOLDINGS_REFRESH_JOB) == {
         "holdings",
         "recommendations",
         "risk_metrics",
+        "stress_tests",
+        "liquidity",
     }
     assert (
         stub_defs.resolve_job_def(jobs.DAILY_REFRESH_JOB).partitions_def == raw_ohlcv.partitions_def
@@ -148,7 +166,7 @@ def _asset_job(name: str):
     return next(j for j in jobs.build_asset_jobs(_STUB_KEYS) if j.name == name)
 
 
-_STUB_KEYS = {"raw_ohlcv", "raw_news"} | {s.key.to_user_string() for s in STUBS}
+_STUB_KEYS = {"raw_ohlcv", "raw_news"} | {k.to_user_string() for s in STUBS for k in s.keys}
 
 
 def _evaluate(schedule, when: datetime):
