@@ -8,7 +8,7 @@ export DAGSTER_HOME ?= $(CURDIR)/data/dagster_home
 export RAY_USAGE_STATS_ENABLED ?= 0
 export PYTHONWARNINGS ?= ignore::DeprecationWarning
 
-.PHONY: install run test dev bench lint format clean
+.PHONY: install run test dev dev-postgres test-operations bench lint format clean
 
 $(STAMP): setup.py pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,18 @@ test: install
 
 dev: install $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+# The same with runs, events, schedules and sensors in PostgreSQL (docs/OPERATIONS.md):
+# needs PORTFOLIO_PIPELINE_PG_HOST, _PORT, _DB, _USER, _PASSWORD.
+PG_DAGSTER_HOME ?= $(CURDIR)/data/dagster_home/postgres
+dev-postgres: install
+	mkdir -p $(PG_DAGSTER_HOME)
+	cp dagster.postgres.yaml $(PG_DAGSTER_HOME)/dagster.yaml
+	DAGSTER_HOME=$(PG_DAGSTER_HOME) $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+# Schedules, sensors, alerts, PostgreSQL and UI tests only.
+test-operations: install
+	$(BIN)/python -m pytest portfolio_pipeline_tests/operations
 
 bench: install
 	$(BIN)/python -m benchmarks
