@@ -418,7 +418,7 @@ def actions_to_weights(action: np.ndarray) -> np.ndarray:
 
     ``w = relu(a) / sum(relu(a))``; when no entry is positive the portfolio is 100% cash.
     """
-    positive = np.maximum(np.asarray(action, dtype=np.float64), 0.0)
+    positive = np.maximum(action, 0.0, dtype=np.float64)
     total = positive.sum()
     if total <= 0.0:
         weights = np.zeros_like(positive)
@@ -591,6 +591,7 @@ class PortfolioEnv(gym.Env):
         self._observation_size = self._window_width + n_assets + 1 + self._per_date.shape[1]
 
         self._tradable = listed  # buyable at t: priced at t (no knowledge of t+1)
+        self._all_tradable = listed.all(axis=1)
         self._relatives = np.ones((n_dates, n_assets))
         self._relatives[:-1] = accounting.price_relatives(data.prices[:-1], data.prices[1:])
         self._delisted_next = np.zeros((n_dates, n_assets), dtype=bool)
@@ -693,6 +694,8 @@ class PortfolioEnv(gym.Env):
     def target_weights(self, action: np.ndarray) -> np.ndarray:
         """(N+1,) weights an action means at the current decision date (cash last)."""
         weights = actions_to_weights(action)
+        if self._all_tradable[self._t]:  # nothing to restrict: skip the copy (hot path)
+            return weights
         return accounting.restrict_to_tradable(weights, self._tradable[self._t])
 
     def _reward(self, result: accounting.StepResult) -> float:

@@ -220,11 +220,17 @@ def policy_trainable(
         device="auto",
         env_kwargs=env_kwargs,
     )
-    trained = 0
-    while trained < total_timesteps:
-        chunk = min(report_every, total_timesteps - trained)
-        model.learn(total_timesteps=chunk, reset_num_timesteps=trained == 0)
-        trained += chunk
+    n_reports = -(-total_timesteps // report_every)
+    for report in range(1, n_reports + 1):
+        # Train up to a cumulative target: SB3 rounds each learn() up to whole rollouts, and
+        # chunks sized from the model's own counter keep the rollout sequence (and so the
+        # final model) identical to one learn(total_timesteps) call with the same seed.
+        target = min(report * report_every, total_timesteps)
+        if model.num_timesteps < target:
+            model.learn(
+                total_timesteps=target - model.num_timesteps,
+                reset_num_timesteps=model.num_timesteps == 0,
+            )
         validation = drl.evaluate_policy_window(
             model,
             env_data,
@@ -236,7 +242,7 @@ def policy_trainable(
             {
                 METRIC: validation["sharpe"],
                 "val_total_return": validation["total_return"],
-                "timesteps": trained,
+                "timesteps": int(model.num_timesteps),
                 "device": device,
             }
         )

@@ -105,7 +105,7 @@ def test_best_config_retrained_with_seeds(search: tuning.SearchResult, env_data,
     assert (first["test_start"], first["test_end"]) == SPLITS.test
     # The search trained with seed 0 and the same budget: seed 0 reproduces its score,
     # which proves the trainable reported the Sharpe of the policy it trained.
-    assert first["val_sharpe"] == pytest.approx(search.best_val_sharpe, abs=1e-9)
+    assert first["val_sharpe"] == pytest.approx(search.best_val_sharpe, rel=1e-5)
     assert registry["test_sharpe"].is_finite().all()
     assert all(Path(p).is_file() for p in registry["artifact_path"])
 
