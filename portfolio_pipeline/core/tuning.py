@@ -287,7 +287,9 @@ class SearchResult:
         val_sharpe (last report), val_total_return, timesteps, reports, status
         (COMPLETED | STOPPED_EARLY (ASHA) | ERROR), device.
     best_config : dict
-        ``{"algorithm", "params", "env_kwargs", "total_timesteps"}`` of the best trial.
+        ``{"algorithm", "params", "env_kwargs", "total_timesteps"}`` of the best trial: the
+        highest last validation Sharpe among trials that ran the whole budget (among all
+        trials only if ASHA stopped every one).
     best_val_sharpe : float
     profile : str
     wall_seconds : float
@@ -397,7 +399,11 @@ def run_policy_search(
     if completed.is_empty():
         errors = [str(r.error)[:300] for r in results if r.error is not None]
         raise RuntimeError(f"policy search: every trial failed; first errors: {errors[:2]}")
-    best = completed.sort(METRIC, descending=True, nulls_last=True).row(0, named=True)
+    # Prefer trials that ran the whole budget: an ASHA-stopped trial's score belongs to a
+    # shorter training than the retraining in train_best_with_seeds would give it.
+    full_budget = completed.filter(pl.col("status") == "COMPLETED")
+    candidates = full_budget if full_budget.height else completed
+    best = candidates.sort(METRIC, descending=True).row(0, named=True)
     return SearchResult(
         trials=trials,
         best_config={
