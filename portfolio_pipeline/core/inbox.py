@@ -216,10 +216,11 @@ def replace_inbox_rows(
     """
     if kind == OHLCV:
         keys = (frame["symbol"] + "|" + frame["date"].cast(pl.Utf8)).unique().to_list()
-        where = "list_contains(?, symbol || '|' || cast(date as varchar))"
+        # A hash semi-join on the unnested keys: linear, where list_contains would be n x m.
+        where = "symbol || '|' || cast(date as varchar) in (select unnest(?::varchar[]))"
     elif kind == NEWS:
         keys = frame["id"].unique().to_list()
-        where = "list_contains(?, id)"
+        where = "id in (select unnest(?::varchar[]))"
     else:
         raise InboxError(f"unknown inbox file kind {kind!r}: expected {OHLCV} or {NEWS}")
     return warehouse.replace_rows(
