@@ -15,6 +15,7 @@ from portfolio_pipeline.forecasting import assets as forecasting_assets
 from portfolio_pipeline.ingestion import assets as ingestion_assets
 from portfolio_pipeline.ingestion.resources import NewsSourceResource, OhlcvSourceResource
 from portfolio_pipeline.operations import build_operations
+from portfolio_pipeline.policies import assets as policy_assets
 from portfolio_pipeline.portfolio import assets as portfolio_assets
 from portfolio_pipeline.portfolio import checks as portfolio_checks
 from portfolio_pipeline.resources import WarehouseResource
@@ -46,7 +47,7 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
 def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     settings = settings or load_settings()
     assets = dg.load_assets_from_modules(
-        [ingestion_assets, feature_assets, forecasting_assets, portfolio_assets]
+        [ingestion_assets, feature_assets, forecasting_assets, policy_assets, portfolio_assets]
     )
     checks = dg.load_asset_checks_from_modules([feature_checks, portfolio_checks])
     operations = build_operations(assets, settings)

@@ -1,0 +1,54 @@
+from datetime import date
+
+import dagster as dg
+import polars as pl
+import pytest
+
+from portfolio_pipeline.core import warehouse
+from portfolio_pipeline.core.features import compute_market_features
+from portfolio_pipeline.definitions import build_definitions
+from portfolio_pipeline.settings import load_settings
+
+SMALL = {
+    "train_start": "2022-01-01", "train_end": "2024-01-01", "val_end": "2025-01-01",
+    "test_end": "2026-01-01", "total_timesteps": 256, "report_every": 128,
+    "samples_per_algorithm": 1, "algorithms": ["PPO", "A2C"], "num_cpus": 2,
+}  # fmt: skip
+
+
+@pytest.mark.slow
+def test_drl_policy_registers_seeds_and_writes_weights(tmp_path, monkeypatch, sample_ohlcv):
+    ohlcv = sample_ohlcv.filter(
+        pl.col("symbol").is_in(["BTCUSDT", "ETHUSDT", "PAXGUSDT"])
+        & (pl.col("date") >= date(2021, 1, 1))
+    )
+    path = tmp_path / "warehouse.duckdb"
+    with warehouse.connection(path) as con:
+        warehouse.replace_table(con, "market.raw_ohlcv", ohlcv)
+        warehouse.replace_table(con, "features.market_features", compute_market_features(ohlcv))
+    monkeypatch.setenv("PORTFOLIO_PIPELINE_WAREHOUSE", str(path))
+    monkeypatch.setenv("PORTFOLIO_PIPELINE_HOME", str(tmp_path))
+    defs = build_definitions(load_settings())
+    result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
+        asset_selection=[dg.AssetKey("drl_policy")],
+        instance=dg.DagsterInstance.ephemeral(),
+        run_config={"ops": {"drl_policy": {"config": SMALL}}},
+    )
+    assert result.success
+    with warehouse.connection(path, read_only=True) as con:
+        registry = con.execute("select * from ml.policy_registry").pl()
+        trials = con.execute("select * from ml.policy_search_trials").pl()
+        weights = con.execute("select * from ml.policy_weights").pl()
+    assert sorted(registry["seed"].to_list()) == [0, 1, 2]
+    assert set(registry["device"]) == {"cpu"}
+    assert registry["test_start"].unique().to_list() == [date(2025, 1, 1)]
+    assert set(trials["algorithm"]) == {"PPO", "A2C"}
+    # the deployed seed is the best by validation Sharpe, never by test Sharpe
+    best = registry.sort("val_sharpe", descending=True)["policy_id"][0]
+    assert weights["policy_id"].unique().to_list() == [best]
+    sums = weights.group_by("as_of").agg(pl.col("weight").sum())
+    assert ((sums["weight"] - 1).abs() < 1e-9).all()
+    assert weights["as_of"].min() == date(2024, 1, 1) and weights["as_of"].max() == date(
+        2025, 12, 31
+    )
+    assert set(weights["symbol"]) == {"BTCUSDT", "ETHUSDT", "PAXGUSDT", "USDT"}
