@@ -14,18 +14,13 @@ from portfolio_pipeline.definitions import build_resources
 from portfolio_pipeline.settings import load_settings
 
 
-def pipeline_resources(warehouse_path: Path, monkeypatch=None, **env: str) -> dict:
-    """The project's resources, pointed at ``warehouse_path`` (and optional env overrides)."""
-    if monkeypatch is not None:
-        monkeypatch.setenv("PORTFOLIO_PIPELINE_WAREHOUSE", str(warehouse_path))
-        for key, value in env.items():
-            monkeypatch.setenv(key, value)
-    settings = load_settings()
-    resources = build_resources(settings)
-    resources["warehouse_resource"] = resources["warehouse_resource"].model_copy(
-        update={"path": str(warehouse_path)}
-    )
-    return resources
+def pipeline_resources(warehouse_path: Path, monkeypatch, **env: str) -> dict:
+    """The project's resources built from the environment, pointed at ``warehouse_path``
+    (and optional env overrides, undone by ``monkeypatch`` after the test)."""
+    monkeypatch.setenv("PORTFOLIO_PIPELINE_WAREHOUSE", str(warehouse_path))
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return build_resources(load_settings())
 
 
 def materialize_range(assets, start: str, end: str, resources: dict, **kwargs):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import time
 from collections.abc import Iterator, Sequence
 from datetime import date
 from pathlib import Path
@@ -29,18 +30,32 @@ def _check_ident(name: str) -> str:
     return name
 
 
-def connect(path: str | Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    """Open the warehouse file (created when missing unless ``read_only``), in UTC."""
+def connect(
+    path: str | Path, *, read_only: bool = False, lock_timeout: float = 10.0
+) -> duckdb.DuckDBPyConnection:
+    """Open the warehouse file (created when missing unless ``read_only``), in UTC.
+
+    DuckDB lets one process write a file at a time; another process that opens it while a
+    step holds it gets a lock error. Steps hold the file for seconds, so opening retries for
+    up to ``lock_timeout`` seconds before giving up with a clear error.
+    """
     path = Path(path)
     if read_only and not path.exists():
         raise WarehouseError(
             f"warehouse {path} does not exist yet: run `portfolio-pipeline materialize` first"
         )
     path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        con = duckdb.connect(str(path), read_only=read_only)
-    except duckdb.IOException as exc:  # typically the file lock held by a running pipeline
-        raise WarehouseError(f"cannot open warehouse {path}: {exc}") from exc
+    deadline = time.monotonic() + lock_timeout
+    while True:
+        try:
+            con = duckdb.connect(str(path), read_only=read_only)
+            break
+        except duckdb.IOException as exc:  # typically the lock held by a running step
+            if "lock" not in str(exc).lower() or time.monotonic() >= deadline:
+                raise WarehouseError(
+                    f"cannot open warehouse {path}: {exc} (is a pipeline run writing it?)"
+                ) from exc
+            time.sleep(0.2)
     con.execute("SET TimeZone = 'UTC'")
     return con
 
