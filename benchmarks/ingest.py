@@ -23,8 +23,13 @@ def main() -> None:
         for asset in ("raw_ohlcv", "raw_news"):
             started = time.perf_counter()
             materialize(asset, "2017-08-17...2025-12-31", settings)
-            emit("ingest", f"{asset}_seconds", round(time.perf_counter() - started, 2), "s",
-                 partitions=3060)
+            emit(
+                "ingest",
+                f"{asset}_seconds",
+                round(time.perf_counter() - started, 2),
+                "s",
+                partitions=3060,
+            )
         with connection(settings.warehouse_path, read_only=True) as con:
             rows = con.execute("select count(*) from market.raw_ohlcv").fetchone()[0]
         emit("ingest", "raw_ohlcv_rows", rows, "rows")

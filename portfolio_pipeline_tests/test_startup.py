@@ -22,4 +22,6 @@ def test_module_entry_point_matches_workspace():
 
     workspace = yaml.safe_load((Path(__file__).resolve().parents[1] / "workspace.yaml").read_text())
     module = workspace["load_from"][0]["python_module"]
-    assert module["module_name"] == "portfolio_pipeline.definitions" and module["attribute"] == "defs"
+    assert (
+        module["module_name"] == "portfolio_pipeline.definitions" and module["attribute"] == "defs"
+    )

@@ -2,7 +2,6 @@ from datetime import date
 
 import dagster as dg
 import polars as pl
-import pytest
 
 from portfolio_pipeline.core import warehouse
 from portfolio_pipeline.core.features import compute_market_features
