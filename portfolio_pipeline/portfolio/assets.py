@@ -95,46 +95,41 @@ def holdings(warehouse_resource: WarehouseResource):
     )
 
 
+BACKTEST_DEPS = ["raw_ohlcv", "forecast_backtest", "drl_policy"]
+BACKTEST_OUTPUTS = {  # asset -> (table, description)
+    "backtest_metrics": (
+        METRICS_TABLE,
+        "One row per strategy: return, CAGR, volatility, Sharpe, Sortino, max drawdown, "
+        "Calmar, turnover, VaR/CVaR over the held-out test window with costs.",
+    ),
+    "backtest_equity": (
+        EQUITY_TABLE,
+        "One row per strategy and day of the test window: equity, daily return, turnover, "
+        "cost and weights.",
+    ),
+    "backtest_sensitivity": (
+        SENSITIVITY_TABLE,
+        "One row per strategy x rebalancing frequency x cost level: the same metrics.",
+    ),
+    "strategy_validation": (
+        VALIDATION_TABLE,
+        "One row per strategy: metrics over the validation window (before the test window); "
+        "the best Sharpe here feeds the recommendations, never the test window.",
+    ),
+}
+
+
 @dg.multi_asset(
     specs=[
         dg.AssetSpec(
-            "backtest_metrics",
+            name,
             group_name="portfolio",
-            deps=["raw_ohlcv", "forecast_backtest", "drl_policy"],
+            deps=BACKTEST_DEPS,
             kinds={"duckdb"},
-            description="One row per strategy: return, CAGR, volatility, Sharpe, Sortino, max "
-            "drawdown, Calmar, turnover, VaR/CVaR over the held-out test window with costs, "
-            "table portfolio.backtest_metrics.",
-            metadata={"table": METRICS_TABLE},
-        ),
-        dg.AssetSpec(
-            "backtest_equity",
-            group_name="portfolio",
-            deps=["raw_ohlcv", "forecast_backtest", "drl_policy"],
-            kinds={"duckdb"},
-            description="One row per strategy and day of the test window: equity, daily "
-            "return, turnover, cost and weights, table portfolio.backtest_equity.",
-            metadata={"table": EQUITY_TABLE},
-        ),
-        dg.AssetSpec(
-            "backtest_sensitivity",
-            group_name="portfolio",
-            deps=["raw_ohlcv", "forecast_backtest", "drl_policy"],
-            kinds={"duckdb"},
-            description="One row per strategy x rebalancing frequency x cost level: the same "
-            "metrics, table portfolio.backtest_sensitivity.",
-            metadata={"table": SENSITIVITY_TABLE},
-        ),
-        dg.AssetSpec(
-            "strategy_validation",
-            group_name="portfolio",
-            deps=["raw_ohlcv", "forecast_backtest", "drl_policy"],
-            kinds={"duckdb"},
-            description="One row per strategy: metrics over the validation window (before the "
-            "test window); the best Sharpe here feeds the recommendations, never the test "
-            "window. Table portfolio.strategy_validation.",
-            metadata={"table": VALIDATION_TABLE},
-        ),
+            description=f"{text} Table {table}.",
+            metadata={"table": table},
+        )
+        for name, (table, text) in BACKTEST_OUTPUTS.items()
     ]
 )
 def backtests(
