@@ -134,7 +134,10 @@ def _failure_reason(result) -> str:
             data = event.step_failure_data
             message = data.user_failure_data.description if data.user_failure_data else None
             if not message and data.error:
-                message = data.error.message.strip()
+                error = data.error
+                while error.cause is not None:  # the user's exception, not Dagster's wrapper
+                    error = error.cause
+                message = error.message.strip()
             return f"step {event.step_key}: {message}"
     return "see the run logs (dagster UI or DAGSTER_HOME)"
 

@@ -165,8 +165,15 @@ def cornish_fisher_var(returns: np.ndarray, level: float) -> float:
 
 
 def _forecast_sigmas(
-    forecasts: pl.DataFrame, symbols: list[str], as_of: date, horizon_days: int | None
+    forecasts: pl.DataFrame,
+    symbols: list[str],
+    as_of: date,
+    horizon_days: int | None,
+    periods_per_year: int = 365,
 ) -> dict[str, float]:
+    """Daily volatility per symbol from the latest forecasts known at ``as_of``: either a
+    volatility forecast (``vol_forecast``, annualised) or a return-quantile band (q10..q90 of
+    the H-day log return, read as a normal band)."""
     known = forecasts.filter((pl.col("as_of") <= as_of) & pl.col("symbol").is_in(symbols))
     if horizon_days is None and known.height:
         horizon_days = int(known.get_column("horizon_days").min())
@@ -174,7 +181,10 @@ def _forecast_sigmas(
     if known.is_empty():
         return {}
     latest = known.group_by("symbol").agg(pl.all().sort_by("as_of").last())
-    sigma = (pl.col("q90") - pl.col("q10")) / (2 * Z_10_90) / math.sqrt(horizon_days)
+    if "vol_forecast" in latest.columns:
+        sigma = pl.col("vol_forecast") / math.sqrt(periods_per_year)
+    else:
+        sigma = (pl.col("q90") - pl.col("q10")) / (2 * Z_10_90) / math.sqrt(horizon_days)
     return {
         s: float(v)
         for s, v in latest.select("symbol", sigma.alias("s")).iter_rows()
@@ -213,7 +223,9 @@ def compute_risk_metrics(
         values["ann_vol"] = 0.0 if not history.symbols else float("nan")
         values["max_drawdown"] = 0.0 if not history.symbols else float("nan")
     if forecasts is not None and history.symbols and r.size >= 2:
-        sigmas = _forecast_sigmas(forecasts, history.symbols, as_of, forecast_horizon_days)
+        sigmas = _forecast_sigmas(
+            forecasts, history.symbols, as_of, forecast_horizon_days, periods_per_year
+        )
         hist_sigma = history.asset_returns.std(axis=0, ddof=1)
         sigma = np.array(
             [sigmas.get(s, hist_sigma[i]) for i, s in enumerate(history.symbols)], dtype=float

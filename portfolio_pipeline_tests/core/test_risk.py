@@ -148,3 +148,27 @@ def test_bad_weights_raise(ohlcv: pl.DataFrame) -> None:
         compute_risk_metrics(ohlcv, WEIGHTS.with_columns(pl.col("weight") * 2), AS_OF)
     with pytest.raises(ValueError, match="no price history up to 2024-06-30 for DOGEUSDT"):
         compute_risk_metrics(ohlcv, pl.DataFrame({"symbol": ["DOGEUSDT"], "weight": [1.0]}), AS_OF)
+
+
+def test_forecast_volatility_from_volatility_model(ohlcv: pl.DataFrame) -> None:
+    """ml.volatility_forecasts rows (annualised vol_forecast) give the daily sigmas directly."""
+    forecasts = pl.DataFrame(
+        {
+            "as_of": [AS_OF, AS_OF],
+            "symbol": ["BTCUSDT", "ETHUSDT"],
+            "horizon_days": [8, 8],
+            "vol_forecast": [0.50, 0.80],
+            "trailing_vol": [0.4, 0.7],
+        }
+    )
+    got = dict(
+        compute_risk_metrics(ohlcv, WEIGHTS, AS_OF, lookback_days=180, forecasts=forecasts)
+        .select("metric", "value")
+        .iter_rows()
+    )
+    sb, se = 0.50 / math.sqrt(365), 0.80 / math.sqrt(365)
+    rb = _closes(ohlcv, "BTCUSDT").filter(pl.col("date") <= AS_OF).get_column("close").to_numpy()
+    re = _closes(ohlcv, "ETHUSDT").filter(pl.col("date") <= AS_OF).get_column("close").to_numpy()
+    rho = np.corrcoef(rb[-180:] / rb[-181:-1], re[-180:] / re[-181:-1])[0, 1]
+    var = (0.5 * sb) ** 2 + (0.3 * se) ** 2 + 2 * rho * 0.5 * sb * 0.3 * se
+    assert got["forecast_ann_vol"] == pytest.approx(math.sqrt(var * 365), rel=1e-9)
