@@ -91,7 +91,9 @@ def materialize(
 
     graph = defs.resolve_asset_graph()
     try:
-        keys = dg.AssetSelection.from_string(selection).resolve(graph)
+        keys = (
+            dg.AssetSelection.from_string(selection).required_multi_asset_neighbors().resolve(graph)
+        )
     except Exception as exc:
         raise CliError(f"--select {selection!r}: {exc}") from exc
     if not keys:

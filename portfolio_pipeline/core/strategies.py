@@ -435,23 +435,26 @@ class HierarchicalRiskParity(_SkfolioStrategy):
 
 
 class ForecastMeanVariance(_SkfolioStrategy):
-    """Mean-variance on quantile forecasts, robust to their uncertainty; cash allowed.
+    """Mean-variance on quantile forecasts, with their uncertainty as risk; cash allowed.
 
     Expected returns come from the latest forecasts with ``as_of <= d`` (and at most
     ``max_forecast_age_days`` old) for ``horizon_days``; ``q10, q50, q90`` are log returns
     over the horizon. Per asset and per day::
 
-        mu_i = (q50_i - uncertainty_aversion * (q90_i - q10_i) / 2) / horizon_days
+        mu_i    = (q50_i - uncertainty_aversion * (q90_i - q10_i) / 2) / horizon_days
+        sigma_i = (q90_i - q10_i) / (2 * 1.2816 * sqrt(horizon_days))
+        Sigma   = diag(sigma) . C . diag(sigma)
 
-    i.e. the worst case of a box uncertainty set of half-width
-    ``uncertainty_aversion * (q90 - q10) / 2`` around the median: for long-only weights the
-    robust (max-min) mean-variance problem reduces to plain mean-variance on that shifted mean
-    (Tütüncü & Koenig 2004). Wide intervals thus lower an asset's attractiveness; an asset whose
-    penalised mean is negative is not bought. The optimiser is skfolio ``MeanRisk`` with
-    ``MAXIMIZE_UTILITY`` (``mu'w - risk_aversion * w'Σw``), Ledoit-Wolf Σ from the history
-    window, ``budget`` free in [0, 1]: the remainder is cash, so bearish forecasts mean cash.
-    Assets without a forecast get no weight. With no usable forecast at ``d`` it falls back to
-    inverse volatility with the reason recorded.
+    where C is the correlation of daily returns over the history window. The interval width
+    is the forecast's own uncertainty: a wide band makes an asset riskier, hence smaller in the
+    portfolio. ``uncertainty_aversion > 0`` additionally shifts the mean to the worst case of a
+    box uncertainty set around the median (Tütüncü & Koenig 2004); it is 0 by default because
+    on daily crypto data the band half-width (~1.3 sigma) dwarfs any median forecast, so every
+    asset would look like a loss and the strategy would sit in cash forever (measured on the
+    sample). The optimiser is skfolio ``MeanRisk`` with ``MAXIMIZE_UTILITY``
+    (``mu'w - risk_aversion * w'Sigma w``), ``budget`` free in [0, 1]: the remainder is cash,
+    so bearish forecasts mean cash. Assets without a forecast get no weight. With no usable
+    forecast at ``d`` it falls back to inverse volatility with the reason recorded.
     """
 
     name = "forecast_mv"
@@ -461,7 +464,7 @@ class ForecastMeanVariance(_SkfolioStrategy):
         forecasts: pl.DataFrame,
         horizon_days: int | None = None,
         risk_aversion: float = 2.0,
-        uncertainty_aversion: float = 0.5,
+        uncertainty_aversion: float = 0.0,
         max_forecast_age_days: int = 7,
         lookback_days: int = DEFAULT_LOOKBACK_DAYS,
         min_history: int = DEFAULT_MIN_HISTORY,
@@ -499,19 +502,33 @@ class ForecastMeanVariance(_SkfolioStrategy):
             f"{self.uncertainty_aversion}|{self.max_forecast_age_days}|{id(self._forecasts)}"
         )
 
-    def expected_returns(self, day: date, symbols: list[str]) -> dict[str, float]:
-        """Penalised daily expected log return per symbol from forecasts known at ``day``."""
+    def _latest(self, day: date, symbols: list[str]) -> pl.DataFrame:
         oldest = day - timedelta(days=self.max_forecast_age_days)
         usable = self._forecasts.filter(
             (pl.col("as_of") <= day) & (pl.col("as_of") >= oldest) & pl.col("symbol").is_in(symbols)
         )
-        if usable.is_empty():
+        return usable.group_by("symbol").agg(pl.all().sort_by("as_of").last())
+
+    def expected_returns(self, day: date, symbols: list[str]) -> dict[str, float]:
+        """Daily expected log return per symbol from forecasts known at ``day``."""
+        latest = self._latest(day, symbols)
+        if latest.is_empty():
             return {}
-        latest = usable.group_by("symbol").agg(pl.all().sort_by("as_of").last())
         half_width = (pl.col("q90") - pl.col("q10")) / 2.0
         mu = (pl.col("q50") - self.uncertainty_aversion * half_width) / self.horizon_days
         rows = latest.select("symbol", mu.alias("mu")).drop_nulls().iter_rows()
         return {s: float(m) for s, m in rows if np.isfinite(m)}
+
+    def forecast_volatility(self, day: date, symbols: list[str]) -> dict[str, float]:
+        """Daily volatility per symbol implied by the q10..q90 band known at ``day``."""
+        latest = self._latest(day, symbols)
+        if latest.is_empty():
+            return {}
+        sigma = (pl.col("q90") - pl.col("q10")) / (2 * 1.2815515655446004) / np.sqrt(
+            self.horizon_days
+        )
+        rows = latest.select("symbol", sigma.alias("sigma")).drop_nulls().iter_rows()
+        return {s: float(v) for s, v in rows if np.isfinite(v) and v > 0}
 
     def _make_optimizer(self, prior: Any) -> Any:
         from skfolio.optimization import MeanRisk, ObjectiveFunction
@@ -536,14 +553,20 @@ class ForecastMeanVariance(_SkfolioStrategy):
                 f"no {self.horizon_days}-day forecast between "
                 f"{day - timedelta(days=self.max_forecast_age_days)} and {day}",
             )
-        keep = np.array([s in mu_by_symbol for s in symbols])
+        sigma_by_symbol = self.forecast_volatility(day, symbols)
+        keep = np.array([s in mu_by_symbol and s in sigma_by_symbol for s in symbols])
+        kept = [s for s, k in zip(symbols, keep, strict=True) if k]
+        historical = est.covariance[np.ix_(keep, keep)]
+        scale = np.sqrt(np.clip(np.diag(historical), 1e-18, None))
+        correlation = historical / np.outer(scale, scale)
+        sigma = np.array([sigma_by_symbol[s] for s in kept])
         sub = Estimate(
             row=est.row,
             assets=est.assets[keep],
             window_returns=est.window_returns[:, keep],
-            mu=np.array([mu_by_symbol[s] for s, k in zip(symbols, keep, strict=True) if k]),
-            covariance=est.covariance[np.ix_(keep, keep)],
-            volatility=est.volatility[keep],
+            mu=np.array([mu_by_symbol[s] for s in kept]),
+            covariance=correlation * np.outer(sigma, sigma),
+            volatility=sigma,
         )
         try:
             weights = self._optimise(sub, sub.mu)
