@@ -48,7 +48,7 @@ def _print_frame(frame: pl.DataFrame, fmt: str = "table") -> None:
             tbl_rows=max(frame.height, 1),
             tbl_cols=-1,
             tbl_width_chars=220,
-            fmt_str_lengths=60,
+            fmt_str_lengths=110,
             tbl_hide_dataframe_shape=True,
             float_precision=6,
         ):
@@ -247,14 +247,35 @@ def recommendations(settings: Settings, as_of: str | None, strategy: str | None,
         if not latest:
             raise CliError(f"no recommendations match as_of={as_of} strategy={strategy}")
         frame = con.execute(
-            "select as_of, strategy, symbol, action, current_weight, target_weight, quantity, "
-            "notional, price, expected_return, return_low, return_high, reason "
-            "from portfolio.recommendations where run_id = ? order by action, notional desc",
+            "select * from portfolio.recommendations where run_id = ? "
+            "order by action = 'HOLD', action, notional desc, symbol",
             [latest[0]],
         ).pl()
     finally:
         con.close()
-    _print_frame(frame, fmt)
+    if fmt != "table":
+        _print_frame(frame, fmt)
+        return 0
+    first = frame.row(0, named=True)
+    trades = frame.filter(pl.col("action") != "HOLD")
+    print(
+        f"recommendations as of {first['as_of']} · strategy {first['strategy']} · "
+        f"run {first['run_id']} · {trades.height} trade(s), "
+        f"{trades['notional'].sum():,.0f} USDT notional"
+    )
+    _print_frame(
+        frame.select(
+            "symbol",
+            "action",
+            pl.col("current_weight").round(4).alias("current"),
+            pl.col("target_weight").round(4).alias("target"),
+            pl.col("quantity").round(6),
+            pl.col("notional").round(2),
+            pl.col("return_low").round(4).alias("ret_q10"),
+            pl.col("return_high").round(4).alias("ret_q90"),
+            "reason",
+        )
+    )
     return 0
 
 
