@@ -242,7 +242,13 @@ def target_weights(context: dg.AssetExecutionContext, warehouse_resource: Wareho
     with warehouse_resource.connect() as con:
         ohlcv = _ohlcv(con)
         as_of = ohlcv["date"].max()
-        forecasts = _optional_table(con, RETURN_FORECASTS_TABLE, "where as_of <= ?", (as_of,))
+        # the same horizon as the backtests' forecast_mv, so the live weights are the ones tested
+        forecasts = _optional_table(
+            con,
+            RETURN_FORECASTS_TABLE,
+            "where as_of <= ? and horizon_days = ?",
+            (as_of, PortfolioConfig().forecast_horizon_days),
+        )
         policy_weights = _policy_weights(con)
         strategies = _strategies(con, forecasts, policy_weights)
         frame = compute_target_weights(ohlcv, strategies, as_of)
