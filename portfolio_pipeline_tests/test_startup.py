@@ -25,3 +25,14 @@ def test_module_entry_point_matches_workspace():
     assert (
         module["module_name"] == "portfolio_pipeline.definitions" and module["attribute"] == "defs"
     )
+
+
+def test_package_exposes_defs_lazily_and_core_stays_dagster_free():
+    code = (
+        "import sys, json; import portfolio_pipeline.core.features, portfolio_pipeline.core.env; "
+        "before = 'dagster' in sys.modules; import portfolio_pipeline, dagster; "
+        "ok = isinstance(portfolio_pipeline.defs, dagster.Definitions); "
+        "print(json.dumps([before, ok, 'defs' in dir(portfolio_pipeline)]))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == [False, True, True]
