@@ -524,8 +524,8 @@ class ForecastMeanVariance(_SkfolioStrategy):
         latest = self._latest(day, symbols)
         if latest.is_empty():
             return {}
-        sigma = (pl.col("q90") - pl.col("q10")) / (2 * 1.2815515655446004) / np.sqrt(
-            self.horizon_days
+        sigma = (
+            (pl.col("q90") - pl.col("q10")) / (2 * 1.2815515655446004) / np.sqrt(self.horizon_days)
         )
         rows = latest.select("symbol", sigma.alias("sigma")).drop_nulls().iter_rows()
         return {s: float(v) for s, v in rows if np.isfinite(v) and v > 0}
