@@ -23,6 +23,7 @@ from portfolio_pipeline.core.backtest import (
     run_backtest_grid,
     select_default_strategy,
 )
+from portfolio_pipeline.core.metrics import METRIC_KEYS
 from portfolio_pipeline.core.strategies import EstimationCache, MarketPanel, build_strategies
 from portfolio_pipeline.settings import load_settings
 
@@ -71,18 +72,7 @@ def main(argv: list[str]) -> None:
         optimised_decisions=len(cache.decisions),
     )
     for row in grid.metrics.iter_rows(named=True):
-        for metric in (
-            "total_return",
-            "cagr",
-            "ann_vol",
-            "sharpe",
-            "sortino",
-            "max_drawdown",
-            "calmar",
-            "turnover",
-            "var_95",
-            "cvar_95",
-        ):
+        for metric in METRIC_KEYS[2:]:  # every metric but the window bounds
             emit(
                 NAME,
                 metric,
