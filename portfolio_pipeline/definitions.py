@@ -18,6 +18,7 @@ from portfolio_pipeline.operations import build_operations
 from portfolio_pipeline.policies import assets as policy_assets
 from portfolio_pipeline.portfolio import assets as portfolio_assets
 from portfolio_pipeline.portfolio import checks as portfolio_checks
+from portfolio_pipeline.portfolio import recommendation_assets
 from portfolio_pipeline.resources import WarehouseResource
 from portfolio_pipeline.settings import Settings, load_settings
 from portfolio_pipeline.sqlite_tuning import install as install_sqlite_tuning
@@ -47,7 +48,14 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
 def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     settings = settings or load_settings()
     assets = dg.load_assets_from_modules(
-        [ingestion_assets, feature_assets, forecasting_assets, policy_assets, portfolio_assets]
+        [
+            ingestion_assets,
+            feature_assets,
+            forecasting_assets,
+            policy_assets,
+            portfolio_assets,
+            recommendation_assets,
+        ]
     )
     checks = dg.load_asset_checks_from_modules([feature_checks, portfolio_checks])
     operations = build_operations(assets, settings)

@@ -1,5 +1,6 @@
 """Rebalancing recommendations: from current holdings towards a strategy's target, gated by
-forecast confidence, costs, a minimum trade size, a turnover cap and tradability.
+the confidence that each move's *expected* gain beats its costs, a minimum trade size, a
+turnover cap and tradability.
 
 Procedure (all weights are fractions of the current portfolio value ``V``)
 ------------------------------------------------------------------------
@@ -7,18 +8,19 @@ Procedure (all weights are fractions of the current portfolio value ``V``)
 2. ``desired`` = the strategy target. A symbol that cannot be traded (no price on ``as_of``:
    stopped trading; or no volume in the liquidity frame) keeps its current weight: it is
    neither bought nor sold. If that leaves too little cash, buys are scaled down.
-3. Confidence gate (in the spirit of POptimizer): weight moves from a sold asset ``A`` to a
-   bought asset ``B`` only when ``low_B - high_A > cost_A + cost_B``, where ``low``/``high``
-   are the forecast's q10/q90 turned into simple returns over the horizon
-   (``exp(q) - 1``) and ``cost`` is ``cost_bps`` per risky leg (cash legs are free). Cash is an
-   asset with return 0 and a zero-width interval, so selling ``A`` into cash needs
-   ``high_A < -cost_A`` and buying ``B`` from cash needs ``low_B > cost_B``. Buys are matched
-   greedily (highest ``low`` first) with sells (lowest ``high`` first). An asset without a
-   forecast, while others have one, can be neither bought nor sold by the gate.
-   **No usable forecast at all** (none given, or none within ``max_forecast_age_days``): the
-   gate is not applied and trades follow the strategy target, every row saying so. We chose
-   pass-through over "hold everything" so the classic strategies stay usable before the
-   forecasting stage has run; the reason column makes the missing confidence check visible.
+3. Confidence gate (POptimizer's idea, see :mod:`.gate`): weight moves from a sold asset ``A``
+   to a bought asset ``B`` only when a lower confidence bound of the expected advantage
+   ``E[r_B - r_A]`` over the horizon beats the round-trip cost (``cost_bps`` per risky leg;
+   cash legs are free and cash returns 0 for certain). The expectation and its standard error
+   come from a :class:`~.gate.ForecastCalibration`: the forecasts' own out-of-sample track
+   record up to ``as_of``. Buys are matched greedily (highest expected return first) with
+   sells (lowest first). An asset without a fresh forecast, while others have one, can be
+   neither bought nor sold by the gate, and its row says why (none, or stale since when).
+   **No usable forecast or no calibration** (none given, none within ``max_forecast_age_days``,
+   or too short a track record): the gate is not applied and trades follow the strategy
+   target, every row saying so. We chose pass-through over "hold everything" so the classic
+   strategies stay usable before the forecasting stage has run; the reason column makes the
+   missing confidence check visible.
 4. Turnover cap: if the one-way risky turnover exceeds ``turnover_cap``, every trade is scaled
    by the same factor (which keeps buys and sells balanced).
 5. Trades below ``min_notional`` (USDT) are dropped; if dropping a sale (or paying the costs)
@@ -26,19 +28,23 @@ Procedure (all weights are fractions of the current portfolio value ``V``)
    check.
 6. Costs (``cost_bps`` x traded risky notional) are paid from cash; ``target_weight`` is the
    weight AFTER trades and costs (sums to 1, each in [0, 1]); ``strategy_weight`` keeps the raw
-   target.
+   target; ``wanted_turnover`` the one-way risky turnover the target asked for.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
 import polars as pl
 
+from portfolio_pipeline.core.gate import ForecastCalibration, z_value
 from portfolio_pipeline.settings import CASH_SYMBOL
+
+DEFAULT_GATE_CONFIDENCE = 0.75
+DEFAULT_MAX_FORECAST_AGE_DAYS = 7
 
 RECOMMENDATION_SCHEMA = {
     "as_of": pl.Date,
@@ -58,6 +64,11 @@ RECOMMENDATION_SCHEMA = {
     "reason": pl.Utf8,
     "strategy_weight": pl.Float64,
     "horizon_days": pl.Int64,
+    "calibrated_return": pl.Float64,
+    "gate_confidence": pl.Float64,
+    "wanted_turnover": pl.Float64,
+    "cost_bps": pl.Float64,
+    "portfolio_value": pl.Float64,
 }
 _EPS = 1e-12
 
@@ -73,6 +84,20 @@ class CheckOutcome:
         return self.passed
 
 
+@dataclass(frozen=True)
+class GateSettings:
+    """What the confidence gate needs besides the forecasts.
+
+    calibration : the forecasts' track record up to ``as_of`` (None: gate not applied).
+    confidence : one-sided level of the lower bound on the expected advantage.
+    max_forecast_age_days : a forecast issued longer ago than this is stale.
+    """
+
+    calibration: ForecastCalibration | None
+    confidence: float = DEFAULT_GATE_CONFIDENCE
+    max_forecast_age_days: int = DEFAULT_MAX_FORECAST_AGE_DAYS
+
+
 @dataclass
 class _Asset:
     symbol: str
@@ -84,36 +109,48 @@ class _Asset:
     low: float | None = None
     mid: float | None = None
     high: float | None = None
+    expected: float | None = None  # calibrated E[r] over the horizon
+    forecast_issue: str = ""  # why there is no usable forecast, when there is none
     desired: float = 0.0
     delta: float = 0.0
-    note: str = ""
+    notes: list[str] = field(default_factory=list)
 
     @property
     def is_cash(self) -> bool:
         return self.symbol == CASH_SYMBOL
 
 
+@dataclass(frozen=True)
+class _Forecasts:
+    bounds: dict[str, tuple[float, float, float]]  # symbol -> (low, mid, high) simple returns
+    stale: dict[str, date]  # symbol -> last issue date, older than the allowed age
+    horizon: int | None
+
+
 def _latest_forecasts(
     forecasts: pl.DataFrame | None, as_of: date, horizon_days: int | None, max_age_days: int
-) -> tuple[dict[str, tuple[float, float, float]], int | None]:
+) -> _Forecasts:
     """Per symbol (low, mid, high) simple returns over the horizon from the latest usable rows."""
     if forecasts is None or forecasts.is_empty():
-        return {}, horizon_days
-    usable = forecasts.filter(
-        (pl.col("as_of") <= as_of) & (pl.col("as_of") >= as_of - timedelta(days=max_age_days))
-    )
-    if usable.is_empty():
-        return {}, horizon_days
-    if horizon_days is None:
-        horizon_days = int(usable.get_column("horizon_days").min())
-    usable = usable.filter(pl.col("horizon_days") == horizon_days)
-    latest = usable.group_by("symbol").agg(pl.all().sort_by("as_of").last())
-    out: dict[str, tuple[float, float, float]] = {}
-    for symbol, q10, q50, q90 in latest.select("symbol", "q10", "q50", "q90").iter_rows():
+        return _Forecasts({}, {}, horizon_days)
+    known = forecasts.filter(pl.col("as_of") <= as_of)
+    if horizon_days is None and known.height:
+        horizon_days = int(known.get_column("horizon_days").min())
+    known = known.filter(pl.col("horizon_days") == horizon_days)
+    latest = known.group_by("symbol").agg(pl.all().sort_by("as_of").last())
+    oldest_fresh = as_of - timedelta(days=max_age_days)
+    bounds: dict[str, tuple[float, float, float]] = {}
+    stale: dict[str, date] = {}
+    for symbol, issued, q10, q50, q90 in latest.select(
+        "symbol", "as_of", "q10", "q50", "q90"
+    ).iter_rows():
+        if issued < oldest_fresh:
+            stale[symbol] = issued
+            continue
         if None in (q10, q50, q90) or not all(math.isfinite(v) for v in (q10, q50, q90)):
             continue
-        out[symbol] = (math.expm1(q10), math.expm1(q50), math.expm1(q90))
-    return out, horizon_days
+        bounds[symbol] = (math.expm1(q10), math.expm1(q50), math.expm1(q90))
+    return _Forecasts(bounds, stale, horizon_days)
 
 
 def _target_map(target_weights: pl.DataFrame, strategy: str, as_of: date) -> dict[str, float]:
@@ -148,6 +185,14 @@ def _scale_buys_to_cash(assets: list[_Asset], cash_weight: float, cost_rate: flo
     return max(0.0, min(1.0, available / (buys * (1.0 + cost_rate))))
 
 
+def _scale(assets: list[_Asset], k: float, why: str, *, buys_only: bool = False) -> None:
+    for a in assets:
+        if a.is_cash or abs(a.delta) <= _EPS or (buys_only and a.delta <= 0):
+            continue
+        a.delta *= k
+        a.notes.append(f"scaled by {k:.3f} {why}")
+
+
 def recommend(
     holdings: pl.DataFrame,
     latest_prices: pl.DataFrame,
@@ -163,7 +208,7 @@ def recommend(
     run_id: str,
     generated_at: datetime | None = None,
     horizon_days: int | None = None,
-    max_forecast_age_days: int = 7,
+    gate: GateSettings | None = None,
 ) -> pl.DataFrame:
     """Recommended trades -> rows of ``portfolio.recommendations`` (one per symbol + cash).
 
@@ -181,6 +226,7 @@ def recommend(
     liquidity : ``symbol, adv_quote`` (e.g. ``risk.compute_liquidity``); symbols with a null or
         zero ``adv_quote`` or absent are untradable. None skips the liquidity check.
     horizon_days : forecast horizon to use (default: the shortest available).
+    gate : calibration and confidence of the gate; None = no calibration (gate not applied).
 
     Returns
     -------
@@ -190,20 +236,64 @@ def recommend(
         raise ValueError("cost_bps and min_notional must be >= 0")
     if turnover_cap is not None and turnover_cap < 0:
         raise ValueError(f"turnover_cap must be >= 0, got {turnover_cap}")
+    gate = gate or GateSettings(calibration=None)
+    z_value(gate.confidence)  # validates the level before any work
     cost_rate = cost_bps / 10_000.0
-    generated_at = generated_at or datetime.now(UTC)
     targets = _target_map(target_weights, strategy, as_of)
+    assets, total_value = _build_assets(holdings, latest_prices, targets, liquidity, as_of)
+    cash = assets[-1]
+    _set_desired(assets)
+    wanted_turnover = sum(abs(a.delta) for a in assets[:-1])
+
+    found = _latest_forecasts(forecasts, as_of, horizon_days, gate.max_forecast_age_days)
+    gate_on = bool(found.bounds) and gate.calibration is not None
+    _attach_forecasts(assets, found, gate.calibration)
+    if gate_on:
+        _apply_gate(assets, cost_rate, gate)
+
+    turnover = sum(abs(a.delta) for a in assets[:-1])
+    if turnover_cap is not None and turnover > turnover_cap + _EPS:
+        _scale(assets, turnover_cap / turnover, f"to the turnover cap {turnover_cap:.1%}")
+    small = _drop_small_trades(assets, cash.current, cost_rate, min_notional / total_value)
+
+    gate_state = _gate_state(found, gate, as_of)
+    context = _RowContext(
+        as_of=as_of,
+        generated_at=generated_at or datetime.now(UTC),
+        run_id=run_id,
+        strategy=strategy,
+        total_value=total_value,
+        cost_bps=cost_bps,
+        min_notional=min_notional,
+        small=small,
+        gate_state=gate_state,
+        horizon=found.horizon,
+        confidence=gate.confidence if gate_on else None,
+        wanted_turnover=wanted_turnover,
+    )
+    frame = pl.DataFrame(_rows(assets, context), schema=RECOMMENDATION_SCHEMA)
+    # Renormalise away floating error so the blocking sum check holds to 1e-9.
+    return frame.with_columns(pl.col("target_weight") / pl.col("target_weight").sum())
+
+
+def _build_assets(
+    holdings: pl.DataFrame,
+    latest_prices: pl.DataFrame,
+    targets: dict[str, float],
+    liquidity: pl.DataFrame | None,
+    as_of: date,
+) -> tuple[list[_Asset], float]:
+    """One :class:`_Asset` per held or wanted symbol, cash last, with current weights."""
     price_map = {s: float(p) for s, p in latest_prices.select("symbol", "price").iter_rows()}
     trading_map = (
         dict(latest_prices.select("symbol", "trading").iter_rows())
         if "trading" in latest_prices.columns
-        else {s: True for s in price_map}
+        else dict.fromkeys(price_map, True)
     )
     adv_map = (
         dict(liquidity.select("symbol", "adv_quote").iter_rows()) if liquidity is not None else None
     )
     quantities = dict(holdings.select("symbol", "quantity").iter_rows())
-    # Rows: every held symbol, every symbol the strategy wants, and cash.
     relevant = {s for s, q in quantities.items() if q > 0} | {
         s for s, w in targets.items() if w > 0
     }
@@ -220,8 +310,7 @@ def recommend(
     total_value = sum(values.values())
     if total_value <= 0:
         raise ValueError("holdings are worth nothing at the latest prices")
-
-    assets: list[_Asset] = []
+    assets = []
     for symbol in symbols:
         tradable, why = True, ""
         if symbol != CASH_SYMBOL:
@@ -239,89 +328,196 @@ def recommend(
                 why_untradable=why,
             )
         )
-    cash = assets[-1]
+    return assets, total_value
 
-    # 2. desired weights: untradable assets stay put, cash absorbs the rest.
+
+def _set_desired(assets: list[_Asset]) -> None:
+    """Untradable assets stay put; cash absorbs the rest; buys shrink if cash runs short."""
+    cash = assets[-1]
     for a in assets[:-1]:
         a.desired = a.raw_target if a.tradable else a.current
-    cash.desired = 1.0 - sum(a.desired for a in assets[:-1])
-    for a in assets[:-1]:
         a.delta = a.desired - a.current
+    cash.desired = 1.0 - sum(a.desired for a in assets[:-1])
     if cash.desired < 0:
         k = _scale_buys_to_cash(assets, cash.current, 0.0)
-        for a in assets[:-1]:
-            if a.delta > 0:
-                a.delta *= k
-                a.note = f"scaled by {k:.3f} (untradable holdings leave too little cash)"
+        _scale(assets, k, "(untradable holdings leave too little cash)", buys_only=True)
 
-    # 3. confidence gate.
-    bounds, horizon = _latest_forecasts(forecasts, as_of, horizon_days, max_forecast_age_days)
-    gate_on = bool(bounds)
+
+def _attach_forecasts(
+    assets: list[_Asset], found: _Forecasts, calibration: ForecastCalibration | None
+) -> None:
     for a in assets:
         if a.is_cash:
-            a.low = a.mid = a.high = 0.0
-        elif a.symbol in bounds:
-            a.low, a.mid, a.high = bounds[a.symbol]
-    if gate_on:
-        _apply_gate(assets, cost_rate)
+            a.low = a.mid = a.high = a.expected = 0.0
+        elif a.symbol in found.bounds:
+            a.low, a.mid, a.high = found.bounds[a.symbol]
+            if calibration is not None:
+                a.expected, _ = calibration.expected_advantage(a.mid, None)
+        elif a.symbol in found.stale:
+            a.forecast_issue = f"forecast stale (last issued {found.stale[a.symbol]})"
+        else:
+            a.forecast_issue = "no forecast for this symbol"
 
-    # 4. turnover cap.
-    turnover = sum(abs(a.delta) for a in assets[:-1])
-    if turnover_cap is not None and turnover > turnover_cap + _EPS:
-        k = turnover_cap / turnover
-        for a in assets[:-1]:
-            if abs(a.delta) > _EPS:
-                a.delta *= k
-                a.note = (a.note + "; " if a.note else "") + (
-                    f"scaled by {k:.3f} to the turnover cap {turnover_cap:.1%}"
+
+def _apply_gate(assets: list[_Asset], cost_rate: float, gate: GateSettings) -> None:
+    """Keep the weight moves whose expected advantage clears the round-trip cost with confidence."""
+    calibration = gate.calibration
+    assert calibration is not None
+    z = z_value(gate.confidence)
+
+    def leg_cost(a: _Asset) -> float:
+        return 0.0 if a.is_cash else cost_rate
+
+    def median(a: _Asset) -> float | None:
+        return None if a.is_cash else a.mid
+
+    wanted = {a.symbol: a.delta for a in assets[:-1]}
+    wanted[CASH_SYMBOL] = -sum(wanted.values())
+    by_symbol = {a.symbol: a for a in assets}
+    candidates = [by_symbol[s] for s in wanted if by_symbol[s].tradable]
+    buys = sorted(
+        (a for a in candidates if wanted[a.symbol] > _EPS and a.expected is not None),
+        key=lambda a: -(a.expected or 0.0),
+    )
+    sells = sorted(
+        (a for a in candidates if wanted[a.symbol] < -_EPS and a.expected is not None),
+        key=lambda a: a.expected or 0.0,
+    )
+    remaining_sell = {a.symbol: -wanted[a.symbol] for a in sells}
+    executed = dict.fromkeys(by_symbol, 0.0)
+    best_bound: dict[str, float] = {}
+    partners: dict[str, list[str]] = {s: [] for s in by_symbol}
+    for buy in buys:
+        need = wanted[buy.symbol]
+        for sell in sells:
+            if need <= _EPS:
+                break
+            if remaining_sell[sell.symbol] <= _EPS:
+                continue
+            mean, se = calibration.expected_advantage(median(buy), median(sell))
+            margin = mean - z * se - (leg_cost(buy) + leg_cost(sell))
+            for a in (buy, sell):
+                best_bound[a.symbol] = max(best_bound.get(a.symbol, -math.inf), margin)
+            if margin <= 0:
+                continue
+            amount = min(need, remaining_sell[sell.symbol])
+            need -= amount
+            remaining_sell[sell.symbol] -= amount
+            executed[buy.symbol] += amount
+            executed[sell.symbol] -= amount
+            partners[buy.symbol].append(sell.symbol)
+            partners[sell.symbol].append(buy.symbol)
+    # A sale whose buyer was refused may still go to cash, if cash beats it with confidence.
+    for sell in sells:
+        left = remaining_sell[sell.symbol]
+        if sell.is_cash or left <= _EPS:
+            continue
+        mean, se = calibration.expected_advantage(None, median(sell))
+        margin = mean - z * se - leg_cost(sell)
+        best_bound[sell.symbol] = max(best_bound.get(sell.symbol, -math.inf), margin)
+        if margin > 0:
+            executed[sell.symbol] -= left
+            partners[sell.symbol].append(CASH_SYMBOL)
+    for a in assets[:-1]:
+        gated, want = executed[a.symbol], wanted[a.symbol]
+        if abs(gated - want) > _EPS:
+            if a.expected is None:
+                a.notes.append(f"gate refused: {a.forecast_issue or 'no usable forecast'}")
+            else:
+                margin = best_bound.get(a.symbol)
+                detail = (
+                    f"best bound {margin:+.2%} after costs"
+                    if margin is not None
+                    else "no counterpart"
                 )
+                a.notes.append(
+                    f"gate passed {gated:+.4f} of the wanted {want:+.4f} (expected advantage "
+                    f"not above costs at {gate.confidence:.0%} confidence; {detail})"
+                )
+        elif partners[a.symbol]:
+            side = "bought against" if gated > 0 else "sold for"
+            a.notes.append(
+                f"gate passed: {side} {', '.join(partners[a.symbol])}, expected advantage above "
+                f"costs at {gate.confidence:.0%} confidence"
+            )
+        a.delta = gated
 
-    # 5. minimum notional and cash feasibility (iterate: scaling can create small trades).
+
+def _drop_small_trades(
+    assets: list[_Asset], cash_weight: float, cost_rate: float, min_weight: float
+) -> set[str]:
+    """Drop trades under the minimum; shrink buys until cash covers them (repeat: shrinking
+    can create new small trades). Returns the symbols dropped for size."""
     small: set[str] = set()
     for _ in range(len(assets) + 1):
         for a in assets[:-1]:
-            if 0 < abs(a.delta) * total_value < min_notional:
+            if 0 < abs(a.delta) < min_weight:
                 small.add(a.symbol)
                 a.delta = 0.0
-        k = _scale_buys_to_cash(assets, cash.current, cost_rate)
+        k = _scale_buys_to_cash(assets, cash_weight, cost_rate)
         if k >= 1.0 - 1e-12:
             break
-        for a in assets[:-1]:
-            if a.delta > 0:
-                a.delta *= k
-                a.note = (a.note + "; " if a.note else "") + (
-                    f"scaled by {k:.3f} so cash covers purchases and costs"
-                )
+        _scale(assets, k, "so cash covers purchases and costs", buys_only=True)
+    return small
 
-    # 6. final weights after trades and costs.
+
+def _gate_state(found: _Forecasts, gate: GateSettings, as_of: date) -> str:
+    """'' when the gate was applied, else why not (goes into every row's reason)."""
+    if not found.bounds:
+        stale = f" (stale since {min(found.stale.values())})" if found.stale else ""
+        return f"no forecast as of {as_of}{stale}: confidence gate not applied"
+    if gate.calibration is None:
+        return "no forecast track record to calibrate: confidence gate not applied"
+    return ""
+
+
+@dataclass(frozen=True)
+class _RowContext:
+    as_of: date
+    generated_at: datetime
+    run_id: str
+    strategy: str
+    total_value: float
+    cost_bps: float
+    min_notional: float
+    small: set[str]
+    gate_state: str
+    horizon: int | None
+    confidence: float | None
+    wanted_turnover: float
+
+
+def _rows(assets: list[_Asset], ctx: _RowContext) -> list[dict]:
+    """Final weights after trades and costs, one output row per asset."""
+    cost_rate = ctx.cost_bps / 10_000.0
+    cash = assets[-1]
     traded = sum(abs(a.delta) for a in assets[:-1])
     cost = cost_rate * traded
     cash.delta = -sum(a.delta for a in assets[:-1]) - cost
     remaining = 1.0 - cost
     rows = []
     for a in assets:
-        final = max(a.current + a.delta, 0.0) / remaining
-        notional = abs(a.delta) * total_value
+        notional = abs(a.delta) * ctx.total_value
         if a.is_cash:
             action, quantity, notional_out = "HOLD", 0.0, 0.0
             reason = (
-                f"cash: {a.delta * total_value:+,.2f} USDT from trades, of which "
-                f"{cost * total_value:,.2f} USDT costs ({cost_bps:g} bps)"
+                f"cash: {a.delta * ctx.total_value:+,.2f} {CASH_SYMBOL} from trades, of which "
+                f"{cost * ctx.total_value:,.2f} {CASH_SYMBOL} costs ({ctx.cost_bps:g} bps)"
             )
         else:
             action = "BUY" if a.delta > _EPS else "SELL" if a.delta < -_EPS else "HOLD"
             quantity = notional / a.price if action != "HOLD" else 0.0
             notional_out = notional if action != "HOLD" else 0.0
-            reason = _reason(a, action, gate_on, strategy, small, min_notional, as_of)
+            reason = _reason(a, action, ctx)
         rows.append(
             {
-                "as_of": as_of,
-                "generated_at": generated_at,
-                "run_id": run_id,
-                "strategy": strategy,
+                "as_of": ctx.as_of,
+                "generated_at": ctx.generated_at,
+                "run_id": ctx.run_id,
+                "strategy": ctx.strategy,
                 "symbol": a.symbol,
                 "current_weight": a.current,
-                "target_weight": final,
+                "target_weight": max(a.current + a.delta, 0.0) / remaining,
                 "action": action,
                 "quantity": quantity,
                 "notional": notional_out,
@@ -331,92 +527,33 @@ def recommend(
                 "return_high": a.high,
                 "reason": reason,
                 "strategy_weight": a.raw_target,
-                "horizon_days": horizon if (a.mid is not None and not a.is_cash) else None,
+                "horizon_days": ctx.horizon if (a.mid is not None and not a.is_cash) else None,
+                "calibrated_return": None if a.is_cash else a.expected,
+                "gate_confidence": ctx.confidence,
+                "wanted_turnover": ctx.wanted_turnover,
+                "cost_bps": ctx.cost_bps,
+                "portfolio_value": ctx.total_value,
             }
         )
-    frame = pl.DataFrame(rows, schema=RECOMMENDATION_SCHEMA)
-    # Renormalise away floating error so the blocking sum check holds to 1e-9.
-    return frame.with_columns(pl.col("target_weight") / pl.col("target_weight").sum())
+    return rows
 
 
-def _apply_gate(assets: list[_Asset], cost_rate: float) -> None:
-    """Keep only the weight moves whose buy's q10 beats the funding sale's q90 net of costs."""
-
-    def leg_cost(a: _Asset) -> float:
-        return 0.0 if a.is_cash else cost_rate
-
-    wanted = {a.symbol: a.delta for a in assets[:-1]}
-    wanted[CASH_SYMBOL] = -sum(wanted.values())
-    by_symbol = {a.symbol: a for a in assets}
-    buys = sorted(
-        (by_symbol[s] for s, d in wanted.items() if d > _EPS and by_symbol[s].tradable),
-        key=lambda a: -(a.low if a.low is not None else -math.inf),
-    )
-    sells = sorted(
-        (by_symbol[s] for s, d in wanted.items() if d < -_EPS and by_symbol[s].tradable),
-        key=lambda a: a.high if a.high is not None else math.inf,
-    )
-    remaining_sell = {a.symbol: -wanted[a.symbol] for a in sells}
-    executed = dict.fromkeys(by_symbol, 0.0)
-    partners: dict[str, list[str]] = {s: [] for s in by_symbol}
-    for buy in buys:
-        need = wanted[buy.symbol]
-        for sell in sells:
-            if need <= _EPS:
-                break
-            if remaining_sell[sell.symbol] <= _EPS:
-                continue
-            if buy.low is None or sell.high is None:
-                continue
-            if buy.low - sell.high <= leg_cost(buy) + leg_cost(sell):
-                break  # sells are sorted by q90: no later sale can fund this buy either
-            amount = min(need, remaining_sell[sell.symbol])
-            need -= amount
-            remaining_sell[sell.symbol] -= amount
-            executed[buy.symbol] += amount
-            executed[sell.symbol] -= amount
-            partners[buy.symbol].append(sell.symbol)
-            partners[sell.symbol].append(buy.symbol)
-    for a in assets[:-1]:
-        gated = executed[a.symbol]
-        if abs(gated - wanted[a.symbol]) > _EPS:
-            counterpart = "buyer" if wanted[a.symbol] < 0 else "seller"
-            a.note = (
-                f"gate passed {gated:+.4f} of the wanted {wanted[a.symbol]:+.4f} "
-                f"(no {counterpart} clears q10 > q90 + costs{'' if a.low is not None else '; no forecast'})"
-            )
-        elif partners[a.symbol]:
-            a.note = "gate passed: " + (
-                f"q10 {a.low:+.2%} beats q90 of {', '.join(partners[a.symbol])} + costs"
-                if gated > 0
-                else f"q90 {a.high:+.2%} is beaten by q10 of {', '.join(partners[a.symbol])} + costs"
-            )
-        a.delta = gated
-
-
-def _reason(
-    a: _Asset,
-    action: str,
-    gate_on: bool,
-    strategy: str,
-    small: set[str],
-    min_notional: float,
-    as_of: date,
-) -> str:
+def _reason(a: _Asset, action: str, ctx: _RowContext) -> str:
     parts: list[str] = []
     wanted = a.raw_target - a.current
     if not a.tradable:
         parts.append(f"cannot trade: {a.why_untradable}; position kept")
-    elif a.symbol in small:
-        parts.append(f"trade below the minimum notional {min_notional:,.2f} USDT")
+    elif a.symbol in ctx.small:
+        parts.append(f"trade below the minimum notional {ctx.min_notional:,.2f} {CASH_SYMBOL}")
     elif action == "HOLD" and abs(wanted) <= 1e-9:
-        parts.append(f"already at the {strategy} target")
+        parts.append(f"already at the {ctx.strategy} target")
     else:
-        parts.append(f"{strategy} target {a.raw_target:.2%} vs current {a.current:.2%}")
-    if not gate_on:
-        parts.append(f"no forecast as of {as_of}: confidence gate not applied")
-    if a.note:
-        parts.append(a.note)
+        parts.append(f"{ctx.strategy} target {a.raw_target:.2%} vs current {a.current:.2%}")
+    if ctx.gate_state:
+        parts.append(ctx.gate_state)
+    elif a.forecast_issue and not any(n.startswith("gate refused") for n in a.notes):
+        parts.append(a.forecast_issue)
+    parts.extend(a.notes)
     return f"{action}: " + "; ".join(parts)
 
 

@@ -6,28 +6,13 @@ from datetime import date
 import dagster as dg
 import polars as pl
 
+from portfolio_pipeline import tables
 from portfolio_pipeline.core import backtest as bt
 from portfolio_pipeline.core import warehouse
 from portfolio_pipeline.core.holdings import latest_prices, load_holdings, value_holdings
 from portfolio_pipeline.metadata import png_markdown, preview_markdown, table_metadata
 from portfolio_pipeline.resources import WarehouseResource
 from portfolio_pipeline.settings import CASH_SYMBOL, load_settings
-
-RAW_OHLCV_TABLE = "market.raw_ohlcv"
-HOLDINGS_TABLE = "portfolio.holdings"
-TARGET_WEIGHTS_TABLE = "portfolio.target_weights"
-EQUITY_TABLE = "portfolio.backtest_equity"
-METRICS_TABLE = "portfolio.backtest_metrics"
-SENSITIVITY_TABLE = "portfolio.backtest_sensitivity"
-VALIDATION_TABLE = "portfolio.strategy_validation"
-RISK_TABLE = "portfolio.risk_metrics"
-STRESS_TABLE = "portfolio.stress_tests"
-LIQUIDITY_TABLE = "portfolio.liquidity"
-RECOMMENDATIONS_TABLE = "portfolio.recommendations"
-RETURN_FORECASTS_TABLE = "ml.return_forecasts"
-FORECAST_BACKTEST_TABLE = "ml.forecast_backtest"
-VOLATILITY_FORECASTS_TABLE = "ml.volatility_forecasts"
-POLICY_WEIGHTS_TABLE = "ml.policy_weights"
 
 
 class PortfolioConfig(dg.Config):
@@ -45,13 +30,17 @@ class PortfolioConfig(dg.Config):
 
 
 class RecommendationConfig(dg.Config):
-    """``strategy``: empty = the best strategy by validation-window Sharpe."""
+    """``strategy``: empty = the best strategy by validation-window Sharpe.
+    ``gate_confidence``: one-sided confidence that a trade's expected advantage beats its
+    costs; empty = the level chosen on the validation window (``portfolio.gate_validation``)."""
 
     strategy: str = ""
     cost_bps: float = 10.0
     min_notional: float = 50.0
     turnover_cap: float = 0.5
     forecast_horizon_days: int = 8
+    gate_confidence: float | None = None
+    max_forecast_age_days: int = 7
 
 
 def _optional_table(con, table: str, where: str = "", params=()) -> pl.DataFrame | None:
@@ -62,7 +51,7 @@ def _optional_table(con, table: str, where: str = "", params=()) -> pl.DataFrame
 
 
 def _ohlcv(con) -> pl.DataFrame:
-    return warehouse.read_table(con, RAW_OHLCV_TABLE).select(
+    return warehouse.read_table(con, tables.RAW_OHLCV).select(
         "symbol", "date", "open", "high", "low", "close", "volume", "quote_volume"
     )
 
@@ -78,10 +67,10 @@ def _strategies(con, forecasts: pl.DataFrame | None, policy_weights: pl.DataFram
 
 
 def _policy_weights(con) -> pl.DataFrame | None:
-    return _optional_table(con, POLICY_WEIGHTS_TABLE)
+    return _optional_table(con, tables.POLICY_WEIGHTS)
 
 
-@dg.asset(group_name="portfolio", kinds={"duckdb", "polars"}, metadata={"table": HOLDINGS_TABLE})
+@dg.asset(group_name="portfolio", kinds={"duckdb", "polars"}, metadata={"table": tables.HOLDINGS})
 def holdings(warehouse_resource: WarehouseResource):
     """One row per held symbol (cash as ``USDT``): quantity, from ``data/holdings.csv``, table
     ``portfolio.holdings``. Unknown symbols, negative or non-numeric quantities and duplicates
@@ -89,30 +78,30 @@ def holdings(warehouse_resource: WarehouseResource):
     settings = load_settings()
     frame = load_holdings(settings.holdings_path, settings.symbols)
     with warehouse_resource.connect() as con:
-        warehouse.replace_table(con, HOLDINGS_TABLE, frame)
+        warehouse.replace_table(con, tables.HOLDINGS, frame)
     return dg.MaterializeResult(
-        metadata={**table_metadata(frame, HOLDINGS_TABLE), "file": str(settings.holdings_path)}
+        metadata={**table_metadata(frame, tables.HOLDINGS), "file": str(settings.holdings_path)}
     )
 
 
 BACKTEST_DEPS = ["raw_ohlcv", "forecast_backtest", "drl_policy"]
 BACKTEST_OUTPUTS = {  # asset -> (table, description)
     "backtest_metrics": (
-        METRICS_TABLE,
+        tables.BACKTEST_METRICS,
         "One row per strategy: return, CAGR, volatility, Sharpe, Sortino, max drawdown, "
         "Calmar, turnover, VaR/CVaR over the held-out test window with costs.",
     ),
     "backtest_equity": (
-        EQUITY_TABLE,
+        tables.BACKTEST_EQUITY,
         "One row per strategy and day of the test window: equity, daily return, turnover, "
         "cost and weights.",
     ),
     "backtest_sensitivity": (
-        SENSITIVITY_TABLE,
+        tables.BACKTEST_SENSITIVITY,
         "One row per strategy x rebalancing frequency x cost level: the same metrics.",
     ),
     "strategy_validation": (
-        VALIDATION_TABLE,
+        tables.STRATEGY_VALIDATION,
         "One row per strategy: metrics over the validation window (before the test window); "
         "the best Sharpe here feeds the recommendations, never the test window.",
     ),
@@ -143,7 +132,7 @@ def backtests(
     with warehouse_resource.connect() as con:
         ohlcv = _ohlcv(con)
         forecasts = _optional_table(
-            con, FORECAST_BACKTEST_TABLE, "where horizon_days = ?", (config.forecast_horizon_days,)
+            con, tables.FORECAST_BACKTEST, "where horizon_days = ?", (config.forecast_horizon_days,)
         )
         policy_weights = _policy_weights(con)
     strategies = _strategies(con, forecasts, policy_weights)
@@ -176,16 +165,16 @@ def backtests(
         (pl.col("strategy") == chosen).alias("selected_for_recommendations")
     )
     with warehouse_resource.connect() as con:
-        warehouse.replace_table(con, METRICS_TABLE, test.metrics)
-        warehouse.replace_table(con, EQUITY_TABLE, test.equity)
-        warehouse.replace_table(con, SENSITIVITY_TABLE, test.sensitivity)
-        warehouse.replace_table(con, VALIDATION_TABLE, validation_metrics)
+        warehouse.replace_table(con, tables.BACKTEST_METRICS, test.metrics)
+        warehouse.replace_table(con, tables.BACKTEST_EQUITY, test.equity)
+        warehouse.replace_table(con, tables.BACKTEST_SENSITIVITY, test.sensitivity)
+        warehouse.replace_table(con, tables.STRATEGY_VALIDATION, validation_metrics)
     ranked = test.metrics.sort("sharpe", descending=True)
     plot = png_markdown(bt.plot_equity_curves(test.equity, title="Test window"), "equity")
     yield dg.MaterializeResult(
         asset_key="backtest_metrics",
         metadata={
-            **table_metadata(ranked, METRICS_TABLE, preview_rows=20),
+            **table_metadata(ranked, tables.BACKTEST_METRICS, preview_rows=20),
             "equity_and_drawdown": plot,
             "selected_strategy": chosen,
         },
@@ -193,7 +182,9 @@ def backtests(
     yield dg.MaterializeResult(
         asset_key="backtest_equity",
         metadata={
-            **table_metadata(test.equity.drop("weights"), EQUITY_TABLE, date_column="date"),
+            **table_metadata(
+                test.equity.drop("weights"), tables.BACKTEST_EQUITY, date_column="date"
+            ),
             "equity_and_drawdown": plot,
         },
     )
@@ -209,7 +200,7 @@ def backtests(
                 "max_drawdown",
                 "turnover",
             ),
-            SENSITIVITY_TABLE,
+            tables.BACKTEST_SENSITIVITY,
             preview_rows=40,
         ),
     )
@@ -218,7 +209,7 @@ def backtests(
         metadata={
             **table_metadata(
                 validation_metrics.sort("sharpe", descending=True),
-                VALIDATION_TABLE,
+                tables.STRATEGY_VALIDATION,
                 preview_rows=20,
             ),
             "selected_strategy": chosen,
@@ -230,7 +221,7 @@ def backtests(
     group_name="portfolio",
     deps=["raw_ohlcv", "return_forecasts", "drl_policy"],
     kinds={"duckdb", "polars"},
-    metadata={"table": TARGET_WEIGHTS_TABLE},
+    metadata={"table": tables.TARGET_WEIGHTS},
 )
 def target_weights(context: dg.AssetExecutionContext, warehouse_resource: WarehouseResource):
     """One row per (as_of, strategy, symbol): each strategy's target weights (cash ``USDT``
@@ -245,14 +236,16 @@ def target_weights(context: dg.AssetExecutionContext, warehouse_resource: Wareho
         # the same horizon as the backtests' forecast_mv, so the live weights are the ones tested
         forecasts = _optional_table(
             con,
-            RETURN_FORECASTS_TABLE,
+            tables.RETURN_FORECASTS,
             "where as_of <= ? and horizon_days = ?",
             (as_of, PortfolioConfig().forecast_horizon_days),
         )
         policy_weights = _policy_weights(con)
         strategies = _strategies(con, forecasts, policy_weights)
         frame = compute_target_weights(ohlcv, strategies, as_of)
-        warehouse.replace_rows(con, TARGET_WEIGHTS_TABLE, frame, where="as_of = ?", params=(as_of,))
+        warehouse.replace_rows(
+            con, tables.TARGET_WEIGHTS, frame, where="as_of = ?", params=(as_of,)
+        )
     wide = (
         frame.filter(pl.col("weight") > 1e-4)
         .pivot(on="strategy", index="symbol", values="weight")
@@ -260,7 +253,7 @@ def target_weights(context: dg.AssetExecutionContext, warehouse_resource: Wareho
     )
     return dg.MaterializeResult(
         metadata={
-            **table_metadata(frame, TARGET_WEIGHTS_TABLE, date_column="as_of"),
+            **table_metadata(frame, tables.TARGET_WEIGHTS, date_column="as_of"),
             "as_of": str(as_of),
             "weights_by_strategy": dg.MetadataValue.md(preview_markdown(wide, rows=40)),
         }
@@ -270,7 +263,9 @@ def target_weights(context: dg.AssetExecutionContext, warehouse_resource: Wareho
 def _selected_strategy(con, config: RecommendationConfig) -> tuple[str, str]:
     if config.strategy:
         return config.strategy, "configured"
-    validation = _optional_table(con, VALIDATION_TABLE, "where selected_for_recommendations")
+    validation = _optional_table(
+        con, tables.STRATEGY_VALIDATION, "where selected_for_recommendations"
+    )
     if validation is None:
         return "equal_weight", "no validation results yet: equal weight"
     return str(validation["strategy"][0]), "best validation-window Sharpe"
@@ -283,11 +278,49 @@ RECOMMENDATION_CHECKS = (
 )
 
 
+def _gate_settings(con, config: RecommendationConfig, ohlcv: pl.DataFrame, as_of: date):
+    """Calibration of the forecasts up to ``as_of`` and the confidence level to use."""
+    from portfolio_pipeline.core.gate import ForecastHistory
+    from portfolio_pipeline.core.recommend import DEFAULT_GATE_CONFIDENCE, GateSettings
+
+    confidence, chosen_by = config.gate_confidence, "configured"
+    if confidence is None:
+        chosen = _optional_table(con, tables.GATE_VALIDATION, "where selected")
+        confidence, chosen_by = (
+            (float(chosen["confidence"][0]), "best validation Sharpe (gate_validation)")
+            if chosen is not None
+            else (DEFAULT_GATE_CONFIDENCE, "default (no gate_validation yet)")
+        )
+    history = _optional_table(
+        con,
+        tables.FORECAST_BACKTEST,
+        "where horizon_days = ? and as_of <= ?",
+        (config.forecast_horizon_days, as_of),
+    )
+    calibration = (
+        ForecastHistory.from_backtest(
+            history, ohlcv.get_column("date").unique(), config.forecast_horizon_days
+        ).calibrate(as_of)
+        if history is not None
+        else None
+    )
+    gate = GateSettings(calibration, confidence, config.max_forecast_age_days)
+    return gate, chosen_by
+
+
 @dg.asset(
     group_name="portfolio",
-    deps=[holdings, target_weights, "strategy_validation", "return_forecasts", "raw_ohlcv"],
+    deps=[
+        holdings,
+        target_weights,
+        "strategy_validation",
+        "return_forecasts",
+        "forecast_backtest",
+        "gate_validation",
+        "raw_ohlcv",
+    ],
     kinds={"duckdb", "polars"},
-    metadata={"table": RECOMMENDATIONS_TABLE},
+    metadata={"table": tables.RECOMMENDATIONS},
     check_specs=[
         dg.AssetCheckSpec(name, asset="recommendations", description=text, blocking=True)
         for name, text in RECOMMENDATION_CHECKS
@@ -299,22 +332,22 @@ def recommendations(
     warehouse_resource: WarehouseResource,
 ):
     """One row per symbol (and cash) per run: BUY/SELL/HOLD with quantity, notional, price,
-    the forecast interval and a reason, moving the current holdings toward the selected
-    strategy's targets only where the forecast interval says a trade beats its round-trip
-    costs, above a minimum notional and under a turnover cap, never buying what stopped
-    trading or lacks liquidity. Table ``portfolio.recommendations``; history is kept per
-    as_of and run."""
+    the forecast and a reason, moving the current holdings toward the selected strategy's
+    targets only where a lower confidence bound of the trade's expected advantage (from the
+    forecasts' own out-of-sample track record) beats its round-trip costs, above a minimum
+    notional and under a turnover cap, never buying what stopped trading or lacks liquidity.
+    Table ``portfolio.recommendations``; history is kept per as_of and run."""
     from portfolio_pipeline.core import recommend as rec
     from portfolio_pipeline.core.risk import compute_liquidity
 
     with warehouse_resource.connect() as con:
         ohlcv = _ohlcv(con)
         as_of = ohlcv["date"].max()
-        held = warehouse.read_table(con, HOLDINGS_TABLE)
+        held = warehouse.read_table(con, tables.HOLDINGS)
         strategy, why = _selected_strategy(con, config)
         targets = warehouse.read_frame(
             con,
-            f"select * from {TARGET_WEIGHTS_TABLE} where as_of = ? and strategy = ?",
+            f"select * from {tables.TARGET_WEIGHTS} where as_of = ? and strategy = ?",
             (as_of, strategy),
         )
         if targets.is_empty():
@@ -324,10 +357,11 @@ def recommendations(
             )
         forecasts = _optional_table(
             con,
-            RETURN_FORECASTS_TABLE,
+            tables.RETURN_FORECASTS,
             "where horizon_days = ? and as_of <= ?",
             (config.forecast_horizon_days, as_of),
         )
+        gate, confidence_chosen_by = _gate_settings(con, config, ohlcv, as_of)
         prices = latest_prices(ohlcv, as_of)
         positions = value_holdings(held, prices).filter(pl.col("symbol") != CASH_SYMBOL)
         liquidity = compute_liquidity(ohlcv, positions.select("symbol", "value"), as_of)
@@ -344,6 +378,7 @@ def recommendations(
             strategy=strategy,
             run_id=context.run_id or uuid.uuid4().hex,
             horizon_days=config.forecast_horizon_days if forecasts is not None else None,
+            gate=gate,
         )
         tradable = (
             prices.filter(pl.col("trading"))
@@ -362,7 +397,7 @@ def recommendations(
         failed = [f"{n}: {o.detail}" for n, o in outcomes.items() if not o.passed]
         if failed:  # nothing is written: yesterday's recommendations stay the latest
             raise dg.Failure(f"recommendations {as_of} ({strategy}) refused: " + "; ".join(failed))
-        warehouse.append_rows(con, RECOMMENDATIONS_TABLE, frame)
+        warehouse.append_rows(con, tables.RECOMMENDATIONS, frame)
     counts = frame.group_by("action").len().sort("action")
     yield dg.MaterializeResult(
         metadata={
@@ -370,7 +405,7 @@ def recommendations(
                 frame.select(
                     "symbol", "action", "current_weight", "target_weight", "notional", "reason"
                 ),
-                RECOMMENDATIONS_TABLE,
+                tables.RECOMMENDATIONS,
                 preview_rows=30,
             ),
             "as_of": str(as_of),
@@ -378,6 +413,11 @@ def recommendations(
             "strategy_chosen_by": why,
             "actions": ", ".join(f"{a}: {n}" for a, n in counts.iter_rows()),
             "forecasts_used": forecasts is not None,
+            "gate_confidence": gate.confidence,
+            "gate_confidence_chosen_by": confidence_chosen_by,
+            "gate_calibration": (
+                gate.calibration.describe() if gate.calibration else "none (gate not applied)"
+            ),
         }
     )
 
@@ -393,7 +433,7 @@ def recommendations(
             "VaR 95/99, CVaR 95/99, volatility, max drawdown, forecast volatility, for the "
             "current holdings, the recommended portfolio and every strategy target, table "
             "portfolio.risk_metrics (history kept).",
-            metadata={"table": RISK_TABLE},
+            metadata={"table": tables.RISK_METRICS},
         ),
         dg.AssetSpec(
             "stress_tests",
@@ -403,7 +443,7 @@ def recommendations(
             description="One row per (as_of, portfolio, scenario): P&L in % under historical "
             "crises (2020-03-12, Terra/LUNA, FTX), doubled volatility, correlations at 1 and a "
             "-30% market shock, table portfolio.stress_tests (history kept).",
-            metadata={"table": STRESS_TABLE},
+            metadata={"table": tables.STRESS_TESTS},
         ),
         dg.AssetSpec(
             "liquidity",
@@ -412,7 +452,7 @@ def recommendations(
             kinds={"duckdb"},
             description="One row per symbol: days needed to sell the position at 10% of its "
             "30-day average USDT volume, table portfolio.liquidity.",
-            metadata={"table": LIQUIDITY_TABLE},
+            metadata={"table": tables.LIQUIDITY},
         ),
     ]
 )
@@ -428,25 +468,25 @@ def risk_report(context: dg.AssetExecutionContext, warehouse_resource: Warehouse
     with warehouse_resource.connect() as con:
         ohlcv = _ohlcv(con)
         as_of = ohlcv["date"].max()
-        held = warehouse.read_table(con, HOLDINGS_TABLE)
+        held = warehouse.read_table(con, tables.HOLDINGS)
         prices = latest_prices(ohlcv, as_of)
         valued = value_holdings(held, prices)
         portfolios = {"current": valued.select("symbol", "weight")}
         latest_run = _optional_table(
             con,
-            RECOMMENDATIONS_TABLE,
-            f"where run_id = (select run_id from {RECOMMENDATIONS_TABLE} "
+            tables.RECOMMENDATIONS,
+            f"where run_id = (select run_id from {tables.RECOMMENDATIONS} "
             "order by generated_at desc limit 1)",
         )
         if latest_run is not None:
             portfolios["recommended"] = latest_run.select(
                 "symbol", pl.col("target_weight").alias("weight")
             )
-        targets = _optional_table(con, TARGET_WEIGHTS_TABLE, "where as_of = ?", (as_of,))
+        targets = _optional_table(con, tables.TARGET_WEIGHTS, "where as_of = ?", (as_of,))
         if targets is not None:
             for (name,), frame in targets.partition_by("strategy", as_dict=True).items():
                 portfolios[f"target:{name}"] = frame.select("symbol", "weight")
-        vol = _optional_table(con, VOLATILITY_FORECASTS_TABLE, "where as_of <= ?", (as_of,))
+        vol = _optional_table(con, tables.VOLATILITY_FORECASTS, "where as_of <= ?", (as_of,))
         risk = pl.concat(
             [
                 compute_risk_metrics(
@@ -468,9 +508,9 @@ def risk_report(context: dg.AssetExecutionContext, warehouse_resource: Warehouse
         liquidity = compute_liquidity(
             ohlcv, valued.filter(pl.col("symbol") != CASH_SYMBOL).select("symbol", "value"), as_of
         )
-        warehouse.replace_rows(con, RISK_TABLE, risk, where="as_of = ?", params=(as_of,))
-        warehouse.replace_rows(con, STRESS_TABLE, stress, where="as_of = ?", params=(as_of,))
-        warehouse.replace_table(con, LIQUIDITY_TABLE, liquidity)
+        warehouse.replace_rows(con, tables.RISK_METRICS, risk, where="as_of = ?", params=(as_of,))
+        warehouse.replace_rows(con, tables.STRESS_TESTS, stress, where="as_of = ?", params=(as_of,))
+        warehouse.replace_table(con, tables.LIQUIDITY, liquidity)
     main = ["current", "recommended"]
     wide_risk = risk.filter(pl.col("portfolio").is_in(main)).pivot(
         on="portfolio", index="metric", values="value"
@@ -481,14 +521,14 @@ def risk_report(context: dg.AssetExecutionContext, warehouse_resource: Warehouse
     yield dg.MaterializeResult(
         asset_key="risk_metrics",
         metadata={
-            **table_metadata(risk, RISK_TABLE, date_column="as_of"),
+            **table_metadata(risk, tables.RISK_METRICS, date_column="as_of"),
             "current_vs_recommended": dg.MetadataValue.md(preview_markdown(wide_risk, rows=40)),
         },
     )
     yield dg.MaterializeResult(
         asset_key="stress_tests",
         metadata={
-            **table_metadata(stress, STRESS_TABLE, date_column="as_of"),
+            **table_metadata(stress, tables.STRESS_TESTS, date_column="as_of"),
             "current_vs_recommended_pnl_pct": dg.MetadataValue.md(
                 preview_markdown(wide_stress, rows=40)
             ),
@@ -496,5 +536,5 @@ def risk_report(context: dg.AssetExecutionContext, warehouse_resource: Warehouse
     )
     yield dg.MaterializeResult(
         asset_key="liquidity",
-        metadata=table_metadata(liquidity, LIQUIDITY_TABLE, preview_rows=25),
+        metadata=table_metadata(liquidity, tables.LIQUIDITY, preview_rows=25),
     )

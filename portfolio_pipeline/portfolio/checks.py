@@ -3,8 +3,9 @@
 import dagster as dg
 import polars as pl
 
+from portfolio_pipeline import tables
 from portfolio_pipeline.core import warehouse
-from portfolio_pipeline.portfolio.assets import TARGET_WEIGHTS_TABLE, target_weights
+from portfolio_pipeline.portfolio.assets import target_weights
 from portfolio_pipeline.resources import WarehouseResource
 
 
@@ -14,8 +15,8 @@ def target_weights_sum_to_one(warehouse_resource: WarehouseResource) -> dg.Asset
     with warehouse_resource.connect(read_only=True) as con:
         frame = warehouse.read_frame(
             con,
-            f"select * from {TARGET_WEIGHTS_TABLE} "
-            f"where as_of = (select max(as_of) from {TARGET_WEIGHTS_TABLE})",
+            f"select * from {tables.TARGET_WEIGHTS} "
+            f"where as_of = (select max(as_of) from {tables.TARGET_WEIGHTS})",
         )
     sums = frame.group_by("strategy").agg(
         pl.col("weight").sum().alias("total"),

@@ -1,0 +1,257 @@
+"""The recommendation process as a strategy (replayed on validation and test) and the track
+record of the recommendations actually issued."""
+
+from datetime import date
+
+import dagster as dg
+import polars as pl
+
+from portfolio_pipeline import tables
+from portfolio_pipeline.core import backtest as bt
+from portfolio_pipeline.core import warehouse
+from portfolio_pipeline.core.holdings import latest_prices, value_holdings
+from portfolio_pipeline.metadata import png_markdown, preview_markdown, table_metadata
+from portfolio_pipeline.portfolio.assets import (
+    RecommendationConfig,
+    _ohlcv,
+    _optional_table,
+    _policy_weights,
+    _selected_strategy,
+    _strategies,
+)
+from portfolio_pipeline.resources import WarehouseResource
+from portfolio_pipeline.settings import load_settings
+
+
+class RecommendationBacktestConfig(RecommendationConfig):
+    """The recommendation settings replayed, plus the windows, the confidence grid searched on
+    the validation window and the starting portfolio value (0 = the holdings' value)."""
+
+    validation_start: str = bt.DEFAULT_VALIDATION_START.isoformat()
+    validation_end: str = bt.DEFAULT_VALIDATION_END.isoformat()
+    test_start: str = bt.DEFAULT_TEST_START.isoformat()
+    test_end: str = bt.DEFAULT_TEST_END.isoformat()
+    confidence_grid: list[float] = [0.5, 0.6, 0.7, 0.8, 0.9, 0.95]
+    start_value: float = 0.0
+
+
+SIMULATION_OUTPUTS = {  # asset -> (table, description)
+    "recommendation_backtest": (
+        tables.RECOMMENDATION_BACKTEST,
+        "One row per (process, window, day): the recommendation process replayed day by day "
+        "(target -> confidence gate -> turnover cap -> minimum notional -> costs) next to the "
+        "ungated target, a 5-point no-trade band and never trading: equity, daily return, "
+        "trades, turnover, cost and the wanted turnover that was refused.",
+    ),
+    "recommendation_backtest_metrics": (
+        tables.RECOMMENDATION_BACKTEST_METRICS,
+        "One row per (process, window): the metric columns of portfolio.backtest_metrics "
+        "(recomputable from the daily rows), the number of trading days and the refused turnover.",
+    ),
+    "gate_validation": (
+        tables.GATE_VALIDATION,
+        "One row per gate confidence level: the recommended process's validation-window "
+        "metrics; the selected row (best validation Sharpe) sets the recommendations' default.",
+    ),
+}
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            name,
+            group_name="portfolio",
+            deps=[
+                "raw_ohlcv",
+                "forecast_backtest",
+                "strategy_validation",
+                "holdings",
+                "drl_policy",
+            ],
+            kinds={"duckdb"},
+            description=f"{text} Table {table}.",
+            metadata={"table": table},
+        )
+        for name, (table, text) in SIMULATION_OUTPUTS.items()
+    ]
+)
+def recommendation_backtest(
+    context: dg.AssetExecutionContext,
+    config: RecommendationBacktestConfig,
+    warehouse_resource: WarehouseResource,
+):
+    """Replays the recommendations on the validation and test windows (see the tables)."""
+    from portfolio_pipeline.core import recommendation_backtest as rb
+
+    settings = load_settings()
+    with warehouse_resource.connect() as con:
+        ohlcv = _ohlcv(con)
+        history = _optional_table(
+            con, tables.FORECAST_BACKTEST, "where horizon_days = ?", (config.forecast_horizon_days,)
+        )
+        policy_weights = _policy_weights(con)
+        strategy_name, chosen_by = _selected_strategy(con, config)
+        held = warehouse.read_table(con, tables.HOLDINGS)
+    strategies = {s.name: s for s in _strategies(con, history, policy_weights)}
+    if strategy_name not in strategies:
+        raise dg.Failure(f"recommendation backtest: unknown strategy {strategy_name!r}")
+    valued = value_holdings(held, latest_prices(ohlcv, ohlcv["date"].max()))
+    start_weights = dict(valued.select("symbol", "weight").iter_rows())
+    start_value = config.start_value or float(valued["value"].sum())
+    windows = {
+        "validation": (
+            date.fromisoformat(config.validation_start),
+            date.fromisoformat(config.validation_end),
+        ),
+        "test": (date.fromisoformat(config.test_start), date.fromisoformat(config.test_end)),
+    }
+    levels = sorted(
+        {*config.confidence_grid, *([config.gate_confidence] if config.gate_confidence else [])}
+    )
+    grid_specs = [rb.gated_at(c) for c in levels]
+    others = [n for n in rb.PROCESS_NAMES if n != "recommended"]
+    result = rb.simulate_recommendations(
+        ohlcv,
+        strategies[strategy_name],
+        history,
+        windows,
+        start_weights=start_weights,
+        start_value=start_value,
+        settings=rb.SimulationSettings(
+            cost_bps=config.cost_bps,
+            min_notional=config.min_notional,
+            turnover_cap=config.turnover_cap,
+            horizon=config.forecast_horizon_days,
+            max_forecast_age_days=config.max_forecast_age_days,
+            periods_per_year=settings.periods_per_year,
+        ),
+        processes=[*grid_specs, *others],
+    )
+    gate_table = rb.confidence_grid_table(result.metrics, levels)
+    confidence = config.gate_confidence or rb.select_confidence(gate_table)
+    daily, metrics = rb.name_recommended(result, confidence)
+    context_columns = {"strategy": strategy_name, "gate_confidence": confidence}
+    daily = daily.with_columns(*(pl.lit(v).alias(k) for k, v in context_columns.items()))
+    metrics = metrics.with_columns(*(pl.lit(v).alias(k) for k, v in context_columns.items()))
+    gate_table = gate_table.with_columns(
+        (pl.col("confidence") == confidence).alias("selected"),
+        pl.lit(strategy_name).alias("strategy"),
+    )
+    with warehouse_resource.connect() as con:
+        warehouse.replace_table(con, tables.RECOMMENDATION_BACKTEST, daily)
+        warehouse.replace_table(con, tables.RECOMMENDATION_BACKTEST_METRICS, metrics)
+        warehouse.replace_table(con, tables.GATE_VALIDATION, gate_table)
+    main = metrics.filter(pl.col("process").is_in(rb.PROCESS_NAMES)).sort("window", "process")
+    summary = main.select(
+        "window", "process", "total_return", "sharpe", "max_drawdown", "turnover",
+        "trading_days", "refused_turnover", "cost_paid",
+    )  # fmt: skip
+    test_curves = daily.filter(
+        (pl.col("window") == "test") & pl.col("process").is_in(rb.PROCESS_NAMES)
+    ).rename({"process": "strategy"})
+    plot = png_markdown(
+        bt.plot_equity_curves(test_curves, title=f"Recommendation process, test ({strategy_name})"),
+        "recommendation process",
+    )
+    trading_days = {
+        f"trading_days_{w}": int(
+            main.filter((pl.col("window") == w) & (pl.col("process") == "recommended"))[
+                "trading_days"
+            ][0]
+        )
+        for w in windows
+    }
+    yield dg.MaterializeResult(
+        asset_key="recommendation_backtest",
+        metadata={
+            **table_metadata(daily, tables.RECOMMENDATION_BACKTEST, date_column="date"),
+            "equity_test_window": plot,
+            "strategy": strategy_name,
+            "strategy_chosen_by": chosen_by,
+            "gate_confidence": confidence,
+            **trading_days,
+        },
+    )
+    yield dg.MaterializeResult(
+        asset_key="recommendation_backtest_metrics",
+        metadata={
+            **table_metadata(metrics, tables.RECOMMENDATION_BACKTEST_METRICS),
+            "processes": dg.MetadataValue.md(preview_markdown(summary, rows=20)),
+            "equity_test_window": plot,
+        },
+    )
+    yield dg.MaterializeResult(
+        asset_key="gate_validation",
+        metadata={
+            **table_metadata(gate_table, tables.GATE_VALIDATION, preview_rows=20),
+            "selected_confidence": confidence,
+            "chosen_by": "configured" if config.gate_confidence else "best validation Sharpe",
+        },
+    )
+
+
+@dg.asset(
+    group_name="portfolio",
+    deps=["recommendations", "raw_ohlcv"],
+    kinds={"duckdb", "polars"},
+    metadata={"table": tables.RECOMMENDATION_OUTCOMES},
+)
+def recommendation_outcomes(
+    context: dg.AssetExecutionContext,
+    config: RecommendationConfig,
+    warehouse_resource: WarehouseResource,
+):
+    """One row per (run, symbol) traded: once a recommendation run's horizon has elapsed, the
+    realized return of each BUY and SELL and the value it added against not trading, net of
+    costs. Runs are evaluated once and kept (history per run), table
+    ``portfolio.recommendation_outcomes``."""
+    from portfolio_pipeline.core import track_record
+
+    with warehouse_resource.connect() as con:
+        ohlcv = _ohlcv(con)
+        issued = _optional_table(con, tables.RECOMMENDATIONS)
+        done = _optional_table(con, tables.RECOMMENDATION_OUTCOMES)
+        evaluated = set(done["run_id"].to_list()) if done is not None else set()
+        new = (
+            track_record.evaluate_outcomes(
+                issued,
+                ohlcv,
+                default_horizon=config.forecast_horizon_days,
+                skip_runs=evaluated,
+            )
+            if issued is not None
+            else pl.DataFrame(schema=track_record.OUTCOME_SCHEMA)
+        )
+        warehouse.ensure_table(con, tables.RECOMMENDATION_OUTCOMES, _outcome_ddl())
+        if new.height:
+            warehouse.append_rows(con, tables.RECOMMENDATION_OUTCOMES, new)
+        everything = warehouse.read_table(con, tables.RECOMMENDATION_OUTCOMES)
+    pending = (
+        issued.filter(~pl.col("run_id").is_in(everything["run_id"].unique().to_list()))[
+            "run_id"
+        ].n_unique()
+        if issued is not None
+        else 0
+    )
+    record = track_record.summarize(everything)
+    runs = track_record.per_run(everything)
+    return dg.MaterializeResult(
+        metadata={
+            **table_metadata(everything, tables.RECOMMENDATION_OUTCOMES, date_column="as_of"),
+            "track_record": record.describe(),
+            "hit_rate": record.hit_rate if record.trades else None,
+            "cumulative_value_added": record.value_added,
+            "runs_waiting_for_their_horizon": pending,
+            "runs_evaluated_now": new["run_id"].n_unique(),
+            "per_run": dg.MetadataValue.md(preview_markdown(runs.tail(20), rows=20)),
+        }
+    )
+
+
+def _outcome_ddl() -> str:
+    from portfolio_pipeline.core.track_record import OUTCOME_SCHEMA
+
+    sql_types = {pl.Utf8: "VARCHAR", pl.Date: "DATE", pl.Int64: "BIGINT", pl.Float64: "DOUBLE"}
+    return ", ".join(
+        f"{name} {sql_types.get(dtype, 'TIMESTAMPTZ')}" for name, dtype in OUTCOME_SCHEMA.items()
+    )
