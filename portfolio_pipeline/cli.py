@@ -17,6 +17,7 @@ from pathlib import Path
 
 import polars as pl
 
+from portfolio_pipeline import tables
 from portfolio_pipeline.settings import REPO_ROOT, Settings, load_settings
 
 
@@ -222,12 +223,48 @@ def status(settings: Settings) -> int:
     return 0
 
 
+def track_record(settings: Settings, fmt: str) -> int:
+    """Per evaluated run: trades, hit rate, value added against not trading, running total."""
+    from portfolio_pipeline.core import track_record as tr
+
+    con = _read_only(settings)
+    try:
+        from portfolio_pipeline.core.warehouse import table_exists
+
+        if not table_exists(con, tables.RECOMMENDATION_OUTCOMES):
+            raise CliError(
+                "no track record yet: materialize recommendation_outcomes after a "
+                "recommendations run whose horizon has elapsed"
+            )
+        outcomes = con.execute(f"select * from {tables.RECOMMENDATION_OUTCOMES}").pl()
+        pending = con.execute(
+            f"select count(distinct run_id) from {tables.RECOMMENDATIONS} where run_id not in "
+            f"(select run_id from {tables.RECOMMENDATION_OUTCOMES})"
+        ).fetchone()[0]
+    finally:
+        con.close()
+    runs = tr.per_run(outcomes)
+    if fmt != "table":
+        _print_frame(runs, fmt)
+        return 0
+    print(f"track record: {tr.summarize(outcomes).describe()}; {pending} run(s) still pending")
+    _print_frame(
+        runs.with_columns(
+            pl.col("hit_rate").round(3),
+            pl.col("value_added").round(2),
+            pl.col("value_added_pct").round(5),
+            pl.col("cumulative_value_added").round(2),
+        )
+    )
+    return 0
+
+
 def recommendations(settings: Settings, as_of: str | None, strategy: str | None, fmt: str) -> int:
     con = _read_only(settings)
     try:
         from portfolio_pipeline.core.warehouse import table_exists
 
-        if not table_exists(con, "portfolio.recommendations"):
+        if not table_exists(con, tables.RECOMMENDATIONS):
             raise CliError(
                 "no recommendations yet: run `portfolio-pipeline materialize` (or `make run`)"
             )
@@ -240,14 +277,14 @@ def recommendations(settings: Settings, as_of: str | None, strategy: str | None,
             params.append(strategy)
         where = ("where " + " and ".join(filters)) if filters else ""
         latest = con.execute(
-            f"select run_id from portfolio.recommendations {where} "
+            f"select run_id from {tables.RECOMMENDATIONS} {where} "
             "order by generated_at desc limit 1",
             params,
         ).fetchone()
         if not latest:
             raise CliError(f"no recommendations match as_of={as_of} strategy={strategy}")
         frame = con.execute(
-            "select * from portfolio.recommendations where run_id = ? "
+            f"select * from {tables.RECOMMENDATIONS} where run_id = ? "
             "order by action = 'HOLD', action, notional desc, symbol",
             [latest[0]],
         ).pl()
@@ -271,8 +308,12 @@ def recommendations(settings: Settings, as_of: str | None, strategy: str | None,
             pl.col("target_weight").round(4).alias("target"),
             pl.col("quantity").round(6),
             pl.col("notional").round(2),
-            pl.col("return_low").round(4).alias("ret_q10"),
-            pl.col("return_high").round(4).alias("ret_q90"),
+            pl.col("expected_return").round(4).alias("ret_q50"),
+            *(
+                [pl.col("calibrated_return").round(4).alias("exp_ret")]
+                if "calibrated_return" in frame.columns
+                else []
+            ),
             "reason",
         )
     )
@@ -317,6 +358,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--as-of", default=None)
     r.add_argument("--strategy", default=None)
     r.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    r.add_argument(
+        "--track-record",
+        action="store_true",
+        help="how past recommendations did once their horizon elapsed (hit rate, value added)",
+    )
     b = sub.add_parser("backtest", help="backtest metrics of every strategy")
     b.add_argument("--format", choices=("table", "csv", "json"), default="table")
     return parser
@@ -332,6 +378,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             code = query(args.sql, settings, args.format)
         elif args.command == "status":
             code = status(settings)
+        elif args.command == "recommendations" and args.track_record:
+            code = track_record(settings, args.format)
         elif args.command == "recommendations":
             code = recommendations(settings, args.as_of, args.strategy, args.format)
         else:

@@ -32,3 +32,31 @@ def materialize_range(assets, start: str, end: str, resources: dict, **kwargs):
         instance=dg.DagsterInstance.ephemeral(),
         **kwargs,
     )
+
+
+def walk_forward_like_forecasts(ohlcv, signal: float, *, horizon: int = 8, start=None, seed=0):
+    """Forecasts shaped like ``ml.forecast_backtest`` whose median is ``signal`` x the log
+    return that followed plus noise: a stand-in with a KNOWN information content (1 = knows
+    the future, 0 = pure noise) for testing what consumes forecasts. Not a model."""
+    import numpy as np
+    import polars as pl
+
+    rng = np.random.default_rng(seed)
+    frame = ohlcv.sort("symbol", "date").with_columns(
+        (pl.col("close").shift(-horizon).over("symbol") / pl.col("close")).log().alias("realized")
+    )
+    if start is not None:
+        frame = frame.filter(pl.col("date") >= start)
+    median = signal * frame["realized"].fill_null(0.0).to_numpy() + rng.normal(
+        0, 0.05, frame.height
+    )
+    return frame.select(
+        pl.col("date").alias("as_of"),
+        "symbol",
+        pl.lit(horizon).alias("horizon_days"),
+        pl.lit(0).alias("fold"),
+        pl.Series("q10", median - 0.2),
+        pl.Series("q50", median),
+        pl.Series("q90", median + 0.2),
+        "realized",
+    )

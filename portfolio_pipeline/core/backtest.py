@@ -99,6 +99,30 @@ def is_rebalance_day(day: date, next_day: date, frequency: str) -> bool:
     raise ValueError(f"rebalance must be one of {REBALANCE_FREQUENCIES}, got {frequency!r}")
 
 
+def period_start_row(dates: np.ndarray, row: int, frequency: str) -> int:
+    """First row of the period (``daily``: the row itself; ISO week; month) containing ``row``.
+
+    This is when a live target is re-decided: on the first trading day of each period, which
+    is known on that day (the backtests' *last* day of a period needs tomorrow's date).
+    ``dates`` are the panel's sorted ``datetime64[D]`` dates; only rows ``<= row`` are read.
+    """
+    if frequency not in REBALANCE_FREQUENCIES:
+        raise ValueError(
+            f"target refresh must be one of {REBALANCE_FREQUENCIES}, got {frequency!r}"
+        )
+    if frequency == "daily":
+        return row
+
+    def period(r: int) -> tuple[int, int]:
+        day = dates[r].astype("datetime64[D]").astype(date)
+        return day.isocalendar()[:2] if frequency == "weekly" else (day.year, day.month)
+
+    current, start = period(row), row
+    while start > 0 and period(start - 1) == current:
+        start -= 1
+    return start
+
+
 def _as_panel(ohlcv: pl.DataFrame | MarketPanel, end: date) -> MarketPanel:
     if isinstance(ohlcv, MarketPanel):
         return ohlcv

@@ -88,11 +88,13 @@ class ForecastCalibration:
         ``buy``/``sell`` are forecast medians as simple returns; ``None`` is cash (return 0
         for certain).
         """
-        x_buy = np.array([1.0, buy]) if buy is not None else np.zeros(2)
-        x_sell = np.array([1.0, sell]) if sell is not None else np.zeros(2)
-        diff = x_buy - x_sell
-        mean = float(diff @ np.array([self.intercept, self.slope]))
-        variance = float(diff @ self.covariance @ diff)
+        # x = (1, median) for a risky asset, (0, 0) for cash; d = x_buy - x_sell. Scalar
+        # arithmetic: this runs for every candidate pair of every simulated day.
+        d0 = (buy is not None) - (sell is not None)
+        d1 = (buy if buy is not None else 0.0) - (sell if sell is not None else 0.0)
+        cov = self.covariance
+        mean = d0 * self.intercept + d1 * self.slope
+        variance = d0 * d0 * cov[0, 0] + 2.0 * d0 * d1 * cov[0, 1] + d1 * d1 * cov[1, 1]
         return mean, math.sqrt(max(variance, 0.0))
 
     def describe(self) -> str:

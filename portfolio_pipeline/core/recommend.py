@@ -133,17 +133,22 @@ def _latest_forecasts(
     """Per symbol (low, mid, high) simple returns over the horizon from the latest usable rows."""
     if forecasts is None or forecasts.is_empty():
         return _Forecasts({}, {}, horizon_days)
-    known = forecasts.filter(pl.col("as_of") <= as_of)
-    if horizon_days is None and known.height:
-        horizon_days = int(known.get_column("horizon_days").min())
-    known = known.filter(pl.col("horizon_days") == horizon_days)
-    latest = known.group_by("symbol").agg(pl.all().sort_by("as_of").last())
+    # A plain loop: the frame holds a few days x symbols, where polars' overhead dominates.
+    rows = [
+        r
+        for r in forecasts.select("as_of", "symbol", "horizon_days", "q10", "q50", "q90").rows()
+        if r[0] <= as_of
+    ]
+    if horizon_days is None and rows:
+        horizon_days = int(min(r[2] for r in rows))
+    latest: dict[str, tuple] = {}
+    for row in rows:
+        if row[2] == horizon_days and (row[1] not in latest or row[0] > latest[row[1]][0]):
+            latest[row[1]] = row
     oldest_fresh = as_of - timedelta(days=max_age_days)
     bounds: dict[str, tuple[float, float, float]] = {}
     stale: dict[str, date] = {}
-    for symbol, issued, q10, q50, q90 in latest.select(
-        "symbol", "as_of", "q10", "q50", "q90"
-    ).iter_rows():
+    for symbol, (issued, _, _, q10, q50, q90) in sorted(latest.items()):
         if issued < oldest_fresh:
             stale[symbol] = issued
             continue
@@ -151,6 +156,11 @@ def _latest_forecasts(
             continue
         bounds[symbol] = (math.expm1(q10), math.expm1(q50), math.expm1(q90))
     return _Forecasts(bounds, stale, horizon_days)
+
+
+def _columns(frame: pl.DataFrame, *names: str) -> zip:
+    """Rows of a few columns as tuples; cheaper than ``select().iter_rows()`` on small frames."""
+    return zip(*(frame.get_column(n).to_list() for n in names), strict=True)
 
 
 def _target_map(target_weights: pl.DataFrame, strategy: str, as_of: date) -> dict[str, float]:
@@ -164,7 +174,7 @@ def _target_map(target_weights: pl.DataFrame, strategy: str, as_of: date) -> dic
     if frame.is_empty():
         raise ValueError(f"no target weights for strategy {strategy!r} on or before {as_of}")
     mapping: dict[str, float] = {}
-    for symbol, weight in frame.select("symbol", "weight").iter_rows():
+    for symbol, weight in _columns(frame, "symbol", "weight"):
         if weight is None or not math.isfinite(weight) or weight < -1e-9:
             raise ValueError(f"target weight of {symbol} for {strategy!r} is invalid: {weight}")
         mapping[symbol] = mapping.get(symbol, 0.0) + max(float(weight), 0.0)
@@ -271,9 +281,12 @@ def recommend(
         confidence=gate.confidence if gate_on else None,
         wanted_turnover=wanted_turnover,
     )
-    frame = pl.DataFrame(_rows(assets, context), schema=RECOMMENDATION_SCHEMA)
+    rows = _rows(assets, context)
     # Renormalise away floating error so the blocking sum check holds to 1e-9.
-    return frame.with_columns(pl.col("target_weight") / pl.col("target_weight").sum())
+    total = sum(r["target_weight"] for r in rows)
+    for r in rows:
+        r["target_weight"] /= total
+    return pl.DataFrame(rows, schema=RECOMMENDATION_SCHEMA)
 
 
 def _build_assets(
@@ -284,16 +297,14 @@ def _build_assets(
     as_of: date,
 ) -> tuple[list[_Asset], float]:
     """One :class:`_Asset` per held or wanted symbol, cash last, with current weights."""
-    price_map = {s: float(p) for s, p in latest_prices.select("symbol", "price").iter_rows()}
+    price_map = {s: float(p) for s, p in _columns(latest_prices, "symbol", "price")}
     trading_map = (
-        dict(latest_prices.select("symbol", "trading").iter_rows())
+        dict(_columns(latest_prices, "symbol", "trading"))
         if "trading" in latest_prices.columns
         else dict.fromkeys(price_map, True)
     )
-    adv_map = (
-        dict(liquidity.select("symbol", "adv_quote").iter_rows()) if liquidity is not None else None
-    )
-    quantities = dict(holdings.select("symbol", "quantity").iter_rows())
+    adv_map = dict(_columns(liquidity, "symbol", "adv_quote")) if liquidity is not None else None
+    quantities = dict(_columns(holdings, "symbol", "quantity"))
     relevant = {s for s, q in quantities.items() if q > 0} | {
         s for s, w in targets.items() if w > 0
     }

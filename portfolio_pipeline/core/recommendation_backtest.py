@@ -4,8 +4,9 @@
 Every simulated day ``d`` goes through :func:`~portfolio_pipeline.core.recommend.recommend`,
 the very function the asset calls, with what was known at the close of ``d``:
 
-- the selected strategy's target from the prices ``<= d`` (the strategy object the asset
-  uses, deciding on the panel row of ``d``);
+- the selected strategy's target from the prices ``<= d``: the strategy object the asset
+  uses, re-deciding on the first trading day of each period (``target_refresh``: weekly by
+  default, like the backtests; the ``target_weights`` asset does the same);
 - the walk-forward forecasts *as issued* on ``d`` (out of sample: each was made by a model
   trained on data that ended, purged, before ``d``), stale after ``max_forecast_age_days``;
 - the gate's calibration from forecasts whose outcome was known by ``d``;
@@ -42,6 +43,7 @@ from datetime import UTC, date, datetime
 import numpy as np
 import polars as pl
 
+from portfolio_pipeline.core.backtest import period_start_row
 from portfolio_pipeline.core.gate import ForecastHistory
 from portfolio_pipeline.core.metrics import METRIC_KEYS, performance_summary
 from portfolio_pipeline.core.recommend import (
@@ -54,6 +56,7 @@ from portfolio_pipeline.core.risk import compute_liquidity
 from portfolio_pipeline.core.strategies import EstimationCache, MarketPanel, Strategy
 from portfolio_pipeline.settings import CASH_SYMBOL
 
+DEFAULT_TARGET_REFRESH = "weekly"
 PROCESS_NAMES: tuple[str, ...] = ("recommended", "ungated", "target", "band_5pct", "never_trade")
 BACKTEST_SCHEMA = {
     "process": pl.Utf8,
@@ -120,6 +123,7 @@ class SimulationSettings:
     gate_confidence: float = DEFAULT_GATE_CONFIDENCE
     max_forecast_age_days: int = DEFAULT_MAX_FORECAST_AGE_DAYS
     periods_per_year: int = 365
+    target_refresh: str = DEFAULT_TARGET_REFRESH
 
 
 @dataclass(frozen=True)
@@ -153,6 +157,12 @@ class DayInputs:
     forecasts: pl.DataFrame | None
     gate: GateSettings
     liquidity: pl.DataFrame
+
+    @property
+    def target_map(self) -> dict[str, float]:
+        return dict(
+            zip(self.target["symbol"].to_list(), self.target["weight"].to_list(), strict=True)
+        )
 
 
 def starting_quantities(
@@ -295,7 +305,9 @@ def _day_inputs(
             "trading": [bool(priced[i]) for i in known],
         }
     )
-    decision = strategy.decide(panel, row, cache)
+    decision = strategy.decide(
+        panel, period_start_row(panel.dates, row, settings.target_refresh), cache
+    )
     target = pl.DataFrame(
         {"symbol": [*panel.symbols, CASH_SYMBOL], "weight": decision.weights.astype(np.float64)}
     )
@@ -410,12 +422,14 @@ def _weights(state: _State, prices: dict[str, float]) -> dict[str, float]:
 
 
 def _price_map(inputs: DayInputs) -> dict[str, float]:
-    return dict(inputs.prices.select("symbol", "price").iter_rows())
+    return dict(
+        zip(inputs.prices["symbol"].to_list(), inputs.prices["price"].to_list(), strict=True)
+    )
 
 
 def _wanted_turnover(state: _State, inputs: DayInputs) -> float:
     current = _weights(state, _price_map(inputs))
-    target = dict(inputs.target.iter_rows())
+    target = inputs.target_map
     symbols = (set(current) | set(target)) - {CASH_SYMBOL}
     return float(sum(abs(target.get(s, 0.0) - current.get(s, 0.0)) for s in symbols))
 
@@ -424,7 +438,7 @@ def _band_triggered(spec: ProcessSpec, state: _State, inputs: DayInputs) -> bool
     if spec.band is None:
         return True
     current = _weights(state, _price_map(inputs))
-    target = dict(inputs.target.iter_rows())
+    target = inputs.target_map
     return any(
         abs(target.get(s, 0.0) - current.get(s, 0.0)) > spec.band
         for s in set(current) | set(target)
@@ -435,9 +449,9 @@ def _book(state: _State, frame: pl.DataFrame, cost_bps: float) -> tuple[int, flo
     """Apply a recommendation frame's trades to the simulated quantities."""
     cost_rate = cost_bps / 10_000.0
     trades, traded_value = 0, 0.0
-    for symbol, action, quantity, notional in frame.select(
-        "symbol", "action", "quantity", "notional"
-    ).iter_rows():
+    for symbol, action, quantity, notional in zip(
+        *(frame[c].to_list() for c in ("symbol", "action", "quantity", "notional")), strict=True
+    ):
         if action == "HOLD":
             continue
         trades += 1

@@ -225,9 +225,11 @@ def backtests(
 )
 def target_weights(context: dg.AssetExecutionContext, warehouse_resource: WarehouseResource):
     """One row per (as_of, strategy, symbol): each strategy's target weights (cash ``USDT``
-    included, summing to 1) at the close of the latest market day, from data up to that day
-    only, table ``portfolio.target_weights``. History is kept: a re-run replaces only its
-    own as_of."""
+    included, summing to 1) for the latest market day ``as_of``, decided at ``decided_at``:
+    the first trading day of the current week (targets are refreshed weekly, like the
+    backtests), from data up to that day only. Table ``portfolio.target_weights``. History
+    is kept: a re-run replaces only its own as_of."""
+    from portfolio_pipeline.core.recommendation_backtest import DEFAULT_TARGET_REFRESH
     from portfolio_pipeline.core.strategies import compute_target_weights
 
     with warehouse_resource.connect() as con:
@@ -242,7 +244,14 @@ def target_weights(context: dg.AssetExecutionContext, warehouse_resource: Wareho
         )
         policy_weights = _policy_weights(con)
         strategies = _strategies(con, forecasts, policy_weights)
-        frame = compute_target_weights(ohlcv, strategies, as_of)
+        # re-decided on the first trading day of each period (weekly), exactly as the
+        # recommendation backtest replays it; later days of the period keep that target
+        dates = ohlcv.get_column("date").unique().sort().to_numpy().astype("datetime64[D]")
+        refresh_row = bt.period_start_row(dates, len(dates) - 1, DEFAULT_TARGET_REFRESH)
+        decided_at = dates[refresh_row].astype(date)
+        frame = compute_target_weights(ohlcv, strategies, decided_at).with_columns(
+            pl.lit(as_of).alias("as_of"), pl.lit(decided_at).alias("decided_at")
+        )
         warehouse.replace_rows(
             con, tables.TARGET_WEIGHTS, frame, where="as_of = ?", params=(as_of,)
         )
@@ -255,6 +264,7 @@ def target_weights(context: dg.AssetExecutionContext, warehouse_resource: Wareho
         metadata={
             **table_metadata(frame, tables.TARGET_WEIGHTS, date_column="as_of"),
             "as_of": str(as_of),
+            "decided_at": str(decided_at),
             "weights_by_strategy": dg.MetadataValue.md(preview_markdown(wide, rows=40)),
         }
     )

@@ -148,7 +148,7 @@ def recommendation_backtest(
     )  # fmt: skip
     test_curves = daily.filter(
         (pl.col("window") == "test") & pl.col("process").is_in(rb.PROCESS_NAMES)
-    ).rename({"process": "strategy"})
+    ).select(pl.col("process").alias("strategy"), "date", "equity")
     plot = png_markdown(
         bt.plot_equity_curves(test_curves, title=f"Recommendation process, test ({strategy_name})"),
         "recommendation process",

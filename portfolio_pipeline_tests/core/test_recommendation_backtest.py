@@ -17,6 +17,7 @@ from portfolio_pipeline.core.recommendation_backtest import (
     simulate_recommendations,
 )
 from portfolio_pipeline.core.strategies import build_strategies
+from portfolio_pipeline_tests.helpers import walk_forward_like_forecasts
 
 SYMBOLS = ["BTCUSDT", "ETHUSDT", "BNBUSDT", "XRPUSDT", "PAXGUSDT"]
 WINDOWS = {"validation": (date(2022, 3, 1), date(2022, 4, 15))}
@@ -32,25 +33,8 @@ def ohlcv(sample_ohlcv: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _forecasts(ohlcv: pl.DataFrame, signal: float, seed: int = 0) -> pl.DataFrame:
-    """Walk-forward-shaped forecasts whose median carries ``signal`` x the return that followed."""
-    rng = np.random.default_rng(seed)
-    frame = ohlcv.sort("symbol", "date").with_columns(
-        (pl.col("close").shift(-HORIZON).over("symbol") / pl.col("close")).log().alias("realized")
-    )
-    frame = frame.filter(pl.col("date") >= date(2021, 1, 1))
-    noise = rng.normal(0, 0.05, frame.height)
-    median = signal * frame["realized"].fill_null(0.0).to_numpy() + noise
-    return frame.select(
-        pl.col("date").alias("as_of"),
-        "symbol",
-        pl.lit(HORIZON).alias("horizon_days"),
-        pl.lit(0).alias("fold"),
-        pl.Series("q10", median - 0.2),
-        pl.Series("q50", median),
-        pl.Series("q90", median + 0.2),
-        "realized",
-    )
+def _forecasts(ohlcv: pl.DataFrame, signal: float) -> pl.DataFrame:
+    return walk_forward_like_forecasts(ohlcv, signal, horizon=HORIZON, start=date(2021, 1, 1))
 
 
 def _simulate(ohlcv, forecasts, processes=PROCESS_NAMES, start_weights=START_WEIGHTS, **kwargs):

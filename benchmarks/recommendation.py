@@ -1,0 +1,116 @@
+"""The recommendation process replayed day by day on the validation (2023) and test
+(2024-01-01..2025-12-31) windows for the 21 sample symbols, exactly as the
+``recommendation_backtest`` asset runs it: the five processes plus the six-level confidence
+grid, HRP targets, 10 bps, minimum notional 50, turnover cap 50%.
+
+Forecasts: ``ml.forecast_backtest`` from the warehouse when a pipeline run left one there
+(``forecasts: "warehouse"``); otherwise noise forecasts of the same shape
+(``forecasts: "synthetic"``): the timing does not depend on their content.
+Run alone: ``python -m benchmarks.recommendation``.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import numpy as np
+import polars as pl
+
+from benchmarks._common import emit, peak_rss_mb
+from portfolio_pipeline.core import recommendation_backtest as rb
+from portfolio_pipeline.core.backtest import (
+    DEFAULT_TEST_END,
+    DEFAULT_TEST_START,
+    DEFAULT_VALIDATION_END,
+    DEFAULT_VALIDATION_START,
+)
+from portfolio_pipeline.core.holdings import latest_prices, load_holdings, value_holdings
+from portfolio_pipeline.core.strategies import build_strategies
+from portfolio_pipeline.settings import load_settings
+
+NAME = "recommendation"
+HORIZON = 8
+
+
+def _forecasts(ohlcv: pl.DataFrame, warehouse_path) -> tuple[pl.DataFrame, str]:
+    if warehouse_path.exists():
+        import duckdb
+
+        try:
+            con = duckdb.connect(str(warehouse_path), read_only=True)
+            frame = con.execute(
+                "select * from ml.forecast_backtest where horizon_days = ?", [HORIZON]
+            ).pl()
+            con.close()
+            if frame.height:
+                return frame, "warehouse"
+        except duckdb.Error:
+            pass
+    rng = np.random.default_rng(0)
+    frame = ohlcv.sort("symbol", "date").with_columns(
+        (pl.col("close").shift(-HORIZON).over("symbol") / pl.col("close")).log().alias("realized")
+    )
+    median = rng.normal(0, 0.02, frame.height)
+    return frame.select(
+        pl.col("date").alias("as_of"),
+        "symbol",
+        pl.lit(HORIZON).alias("horizon_days"),
+        pl.Series("q10", median - 0.15),
+        pl.Series("q50", median),
+        pl.Series("q90", median + 0.15),
+        "realized",
+    ).filter(pl.col("as_of") >= DEFAULT_VALIDATION_START.replace(year=2020)), "synthetic"
+
+
+def main(argv: list[str]) -> None:
+    settings = load_settings()
+    ohlcv = pl.read_parquet(settings.sample_ohlcv_path)
+    forecasts, source = _forecasts(ohlcv, settings.warehouse_path)
+    held = load_holdings(settings.holdings_path, settings.symbols)
+    valued = value_holdings(held, latest_prices(ohlcv, ohlcv["date"].max()))
+    (strategy,) = build_strategies(("hrp",))
+    specs = [rb.gated_at(c) for c in rb.DEFAULT_CONFIDENCE_GRID]
+    specs += [rb.PROCESSES[n] for n in rb.PROCESS_NAMES if n != "recommended"]
+    started = time.perf_counter()
+    result = rb.simulate_recommendations(
+        ohlcv,
+        strategy,
+        forecasts,
+        {
+            "validation": (DEFAULT_VALIDATION_START, DEFAULT_VALIDATION_END),
+            "test": (DEFAULT_TEST_START, DEFAULT_TEST_END),
+        },
+        start_weights=dict(valued.select("symbol", "weight").iter_rows()),
+        start_value=float(valued["value"].sum()),
+        settings=rb.SimulationSettings(periods_per_year=settings.periods_per_year),
+        processes=specs,
+    )
+    seconds = time.perf_counter() - started
+    days = result.daily.filter(pl.col("process") == specs[0].name).height
+    emit(
+        NAME,
+        "two_window_simulation_seconds",
+        round(seconds, 2),
+        "s",
+        symbols=ohlcv["symbol"].n_unique(),
+        days=days,
+        processes=len(specs),
+        forecasts=source,
+    )
+    emit(
+        NAME, "simulated_days_per_second", round(days / seconds, 1), "days/s", processes=len(specs)
+    )
+    emit(NAME, "peak_rss", round(peak_rss_mb(), 1), "MiB")
+    grid = rb.confidence_grid_table(result.metrics, rb.DEFAULT_CONFIDENCE_GRID)
+    chosen = rb.select_confidence(grid)
+    emit(NAME, "gate_confidence_by_validation_sharpe", chosen, "level", forecasts=source)
+    _, metrics = rb.name_recommended(result, chosen)
+    for row in metrics.filter(pl.col("process").is_in(rb.PROCESS_NAMES)).iter_rows(named=True):
+        for key in ("sharpe", "total_return", "trading_days"):
+            emit(NAME, key, row[key], "ratio" if key != "trading_days" else "days",
+                 process=row["process"], window=row["window"], forecasts=source)  # fmt: skip
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
