@@ -6,7 +6,8 @@ grid, HRP targets, 10 bps, minimum notional 50, turnover cap 50%.
 Forecasts: ``ml.forecast_backtest`` from the warehouse when a pipeline run left one there
 (``forecasts: "warehouse"``); otherwise noise forecasts of the same shape
 (``forecasts: "synthetic"``): the timing does not depend on their content.
-Run alone: ``python -m benchmarks.recommendation``.
+Every process starts at the strategy's target (``--from-holdings``: at the shipped holdings'
+weights). Run alone: ``python -m benchmarks.recommendation``.
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ def main(argv: list[str]) -> None:
     (strategy,) = build_strategies(("hrp",))
     specs = [rb.gated_at(c) for c in rb.DEFAULT_CONFIDENCE_GRID]
     specs += [rb.PROCESSES[n] for n in rb.PROCESS_NAMES if n != "recommended"]
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     result = rb.simulate_recommendations(
         ohlcv,
         strategy,
@@ -81,12 +82,15 @@ def main(argv: list[str]) -> None:
             "validation": (DEFAULT_VALIDATION_START, DEFAULT_VALIDATION_END),
             "test": (DEFAULT_TEST_START, DEFAULT_TEST_END),
         },
-        start_weights=dict(valued.select("symbol", "weight").iter_rows()),
+        start_weights=None
+        if "--from-holdings" not in argv
+        else dict(valued.select("symbol", "weight").iter_rows()),
         start_value=float(valued["value"].sum()),
         settings=rb.SimulationSettings(periods_per_year=settings.periods_per_year),
         processes=specs,
     )
     seconds = time.perf_counter() - started
+    cpu_seconds = time.process_time() - cpu_started
     days = result.daily.filter(pl.col("process") == specs[0].name).height
     emit(
         NAME,
@@ -105,6 +109,11 @@ def main(argv: list[str]) -> None:
     grid = rb.confidence_grid_table(result.metrics, rb.DEFAULT_CONFIDENCE_GRID)
     chosen = rb.select_confidence(grid)
     emit(NAME, "gate_confidence_by_validation_sharpe", chosen, "level", forecasts=source)
+    for row in result.metrics.filter(pl.col("process").str.starts_with("recommended_c")).iter_rows(
+        named=True
+    ):
+        emit(NAME, "grid_sharpe", row["sharpe"], "ratio", process=row["process"],
+             window=row["window"], trading_days=row["trading_days"])  # fmt: skip
     _, metrics = rb.name_recommended(result, chosen)
     for row in metrics.filter(pl.col("process").is_in(rb.PROCESS_NAMES)).iter_rows(named=True):
         for key in ("sharpe", "total_return", "trading_days"):

@@ -20,7 +20,8 @@ where ``m`` is the forecast median turned into a simple return over ``H`` bars
 (``exp(q50) - 1``) and ``r`` the simple return that followed. ``a + b m`` is then the expected
 return *implied by the forecast's own track record*: ``b`` near 0 means the forecasts carry no
 usable information and no trade can clear the gate, ``b`` near 1 means they are taken at face
-value. The coefficients' covariance ``V`` is Driscoll-Kraay: robust to the cross-sectional
+value; a negative slope is floored at 0 (a wrong-way model is ignored, never inverted).
+The coefficients' covariance ``V`` is Driscoll-Kraay: robust to the cross-sectional
 correlation of one day's errors (every coin moves with the market) and to the overlap of
 ``H``-bar labels (Newey-West weights up to lag ``H``). Plain OLS errors would be far too
 small on such data and make the gate fire on noise.
@@ -82,6 +83,12 @@ class ForecastCalibration:
         se = math.sqrt(max(self.covariance[1, 1], 0.0))
         return self.slope / se if se > 0 else float("nan")
 
+    @property
+    def usable_slope(self) -> float:
+        """The slope floored at 0: forecasts that have been wrong-way are ignored, not traded
+        against (betting on a model's errors is a strategy of its own, not a confidence check)."""
+        return max(self.slope, 0.0)
+
     def expected_advantage(self, buy: float | None, sell: float | None) -> tuple[float, float]:
         """Mean and standard error of ``E[r_buy - r_sell]`` over the horizon.
 
@@ -93,7 +100,7 @@ class ForecastCalibration:
         d0 = (buy is not None) - (sell is not None)
         d1 = (buy if buy is not None else 0.0) - (sell if sell is not None else 0.0)
         cov = self.covariance
-        mean = d0 * self.intercept + d1 * self.slope
+        mean = d0 * self.intercept + d1 * self.usable_slope
         variance = d0 * d0 * cov[0, 0] + 2.0 * d0 * d1 * cov[0, 1] + d1 * d1 * cov[1, 1]
         return mean, math.sqrt(max(variance, 0.0))
 

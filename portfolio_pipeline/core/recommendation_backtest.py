@@ -29,8 +29,10 @@ Processes (``portfolio.recommendation_backtest.process``)
                  drifted more than 5 points from it.
 ``never_trade``  holds the starting portfolio.
 
-All start from the same portfolio: the starting weights (by default the shipped holdings'
-weights) at ``start_value`` on the day before the window.
+All start from the same portfolio at ``start_value`` (the asset's default: the holdings'
+value) on the day before the window: by default the strategy's target of that day, so the
+processes differ only in how they follow the target afterwards (``never_trade`` then holds
+the first target as it drifts); or given starting weights, e.g. the holdings'.
 """
 
 from __future__ import annotations
@@ -185,7 +187,7 @@ def simulate_recommendations(
     forecast_backtest: pl.DataFrame | None,
     windows: dict[str, tuple[date, date]],
     *,
-    start_weights: dict[str, float],
+    start_weights: dict[str, float] | None,
     start_value: float,
     settings: SimulationSettings = SimulationSettings(),
     processes: Sequence[str | ProcessSpec] = PROCESS_NAMES,
@@ -201,7 +203,9 @@ def simulate_recommendations(
         ``as_of, symbol, horizon_days, q10, q50, q90, realized``) or None (no gate).
     windows : name -> (first day whose return is booked, last day), e.g. validation, test.
     start_weights : symbol -> weight (cash ``USDT`` included, summing to 1) of the starting
-        portfolio; start_value : its value in cash units.
+        portfolio, or None to start each window at the strategy's target of its first
+        decision day (so the processes differ only in how they follow it afterwards);
+        start_value : its value in cash units.
     processes : names from :data:`PROCESSES` or :class:`ProcessSpec` objects.
     keep_trades : also return every day's recommendation rows of ``recommended``.
     """
@@ -209,7 +213,7 @@ def simulate_recommendations(
     if unknown:
         raise ValueError(f"unknown process(es) {sorted(unknown)}; known: {list(PROCESSES)}")
     specs = [PROCESSES[p] if isinstance(p, str) else p for p in processes]
-    if abs(sum(start_weights.values()) - 1.0) > 1e-6:
+    if start_weights is not None and abs(sum(start_weights.values()) - 1.0) > 1e-6:
         raise ValueError(f"start weights sum to {sum(start_weights.values()):.6f}, not 1")
     if start_value <= 0:
         raise ValueError(f"start value must be positive, got {start_value}")
@@ -220,7 +224,13 @@ def simulate_recommendations(
     daily, metric_rows, trade_frames = [], [], []
     for window, (start, end) in windows.items():
         rows = _window_rows(panel, start, end, window)
-        states = _initial_states(panel, rows[0], specs, start_weights, start_value)
+        weights = start_weights
+        if weights is None:
+            first = strategy.decide(
+                panel, period_start_row(panel.dates, rows[0], settings.target_refresh), cache
+            )
+            weights = dict(zip([*panel.symbols, CASH_SYMBOL], first.weights.tolist(), strict=True))
+        states = _initial_states(panel, rows[0], specs, weights, start_value)
         for row in rows:
             inputs = _day_inputs(panel, row, strategy, cache, issued, history, settings, ohlcv)
             for state in states:

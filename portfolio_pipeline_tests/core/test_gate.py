@@ -118,3 +118,18 @@ def test_confidence_must_be_a_probability() -> None:
     assert z_value(0.5) == 0.0
     with pytest.raises(GateInputError, match="gate confidence"):
         z_value(1.0)
+
+
+def test_a_wrong_way_track_record_is_ignored_not_inverted() -> None:
+    calibration = ForecastCalibration(
+        intercept=0.0,
+        slope=-0.8,
+        covariance=np.diag([1e-6, 1e-4]),
+        horizon=8,
+        n_rows=1,
+        n_dates=1,
+        first_issue=START,
+        last_issue=START,
+    )
+    mean, _ = calibration.expected_advantage(-0.05, 0.05)  # buy the asset forecast to fall
+    assert mean == 0.0
