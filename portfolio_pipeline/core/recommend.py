@@ -441,9 +441,14 @@ def _apply_gate(assets: list[_Asset], cost_rate: float, gate: GateSettings) -> N
                     if margin is not None
                     else "no counterpart"
                 )
+                verdict = (
+                    f"gate refused the wanted {want:+.4f}"
+                    if abs(gated) <= _EPS
+                    else f"gate passed {gated:+.4f} of the wanted {want:+.4f}"
+                )
                 a.notes.append(
-                    f"gate passed {gated:+.4f} of the wanted {want:+.4f} (expected advantage "
-                    f"not above costs at {gate.confidence:.0%} confidence; {detail})"
+                    f"{verdict} (expected advantage not above costs at "
+                    f"{gate.confidence:.0%} confidence; {detail})"
                 )
         elif partners[a.symbol]:
             side = "bought against" if gated > 0 else "sold for"

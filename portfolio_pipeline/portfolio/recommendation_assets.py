@@ -25,7 +25,9 @@ from portfolio_pipeline.settings import load_settings
 
 class RecommendationBacktestConfig(RecommendationConfig):
     """The recommendation settings replayed, plus the windows, the confidence grid searched on
-    the validation window and the starting portfolio value (0 = the holdings' value)."""
+    the validation window, the starting portfolio value (0 = the holdings' value) and
+    composition (``target``: the strategy's target on the first day, so that the processes
+    differ only in how they follow it; ``holdings``: the current holdings' weights)."""
 
     validation_start: str = bt.DEFAULT_VALIDATION_START.isoformat()
     validation_end: str = bt.DEFAULT_VALIDATION_END.isoformat()
@@ -33,6 +35,7 @@ class RecommendationBacktestConfig(RecommendationConfig):
     test_end: str = bt.DEFAULT_TEST_END.isoformat()
     confidence_grid: list[float] = [0.5, 0.6, 0.7, 0.8, 0.9, 0.95]
     start_value: float = 0.0
+    start_from: str = "target"
 
 
 SIMULATION_OUTPUTS = {  # asset -> (table, description)
@@ -96,7 +99,13 @@ def recommendation_backtest(
     if strategy_name not in strategies:
         raise dg.Failure(f"recommendation backtest: unknown strategy {strategy_name!r}")
     valued = value_holdings(held, latest_prices(ohlcv, ohlcv["date"].max()))
-    start_weights = dict(valued.select("symbol", "weight").iter_rows())
+    if config.start_from not in ("target", "holdings"):
+        raise dg.Failure(f"start_from must be 'target' or 'holdings', got {config.start_from!r}")
+    start_weights = (
+        dict(valued.select("symbol", "weight").iter_rows())
+        if config.start_from == "holdings"
+        else None
+    )
     start_value = config.start_value or float(valued["value"].sum())
     windows = {
         "validation": (
@@ -169,6 +178,8 @@ def recommendation_backtest(
             "strategy": strategy_name,
             "strategy_chosen_by": chosen_by,
             "gate_confidence": confidence,
+            "start_from": config.start_from,
+            "start_value": start_value,
             **trading_days,
         },
     )

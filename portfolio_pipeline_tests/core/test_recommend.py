@@ -96,7 +96,7 @@ def test_gate_refuses_when_the_expected_advantage_does_not_beat_costs() -> None:
     assert set(frame.get_column("action")) == {"HOLD"}
     assert rows["AUSDT"]["target_weight"] == pytest.approx(0.5)
     assert rows["BUSDT"]["target_weight"] == 0.0 and rows["BUSDT"]["quantity"] == 0.0
-    assert "gate passed +0.0000 of the wanted +0.5000" in rows["BUSDT"]["reason"]
+    assert "gate refused the wanted +0.5000" in rows["BUSDT"]["reason"]
     assert "not above costs at 90% confidence" in rows["BUSDT"]["reason"]
     assert rows["BUSDT"]["return_low"] == pytest.approx(math.expm1(-0.05))
 
