@@ -109,6 +109,7 @@ def evaluate_outcomes(
         on="horizon_end",
         by="symbol",
         strategy="backward",
+        check_sortedness=False,  # both sides are sorted by date; polars cannot verify per group
     )
     cost_rate = (pl.col("cost_bps") if "cost_bps" in ended.columns else pl.lit(0.0)) / 10_000.0
     value = pl.col("portfolio_value") if "portfolio_value" in ended.columns else pl.lit(None)
