@@ -55,3 +55,20 @@ def test_failures_exit_non_zero_with_one_line(tmp_warehouse, monkeypatch, capsys
     assert main(["recommendations"]) == 1
     assert main(["materialize", "--select", "raw_ohlcv", "--partition", "2024-13-01"]) == 1
     assert "not a YYYY-MM-DD day" in capsys.readouterr().err
+
+
+def test_python_dash_m_keeps_the_exit_code(tmp_warehouse):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PORTFOLIO_PIPELINE_WAREHOUSE": str(tmp_warehouse)}
+    done = subprocess.run(
+        [sys.executable, "-m", "portfolio_pipeline", "recommendations"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1, done.stderr
+    assert "error" in done.stderr
