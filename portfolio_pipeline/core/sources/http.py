@@ -16,6 +16,7 @@ import email.utils
 import logging
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -141,61 +142,20 @@ def get_json(
         raise ValueError(f"max_retries must be >= 0, got {max_retries}")
     shown_url = masked_url(url, params)
     attempts = 1 + max_retries
-    last_problem = ""
-    last_status: int | None = None
-    last_body = ""
-    last_payload: Any = None
+    failure = _Failure("no attempt made")
     for attempt in range(attempts):
-        wait = min(max_backoff, backoff_base * (2**attempt))
-        try:
-            response = session.get(url, params=dict(params or {}), timeout=timeout)
-        except (requests.ConnectionError, requests.Timeout) as exc:
-            last_problem = f"{type(exc).__name__}: {_scrub(str(exc), params)}"
-            last_status, last_body, last_payload = None, "", None
-        else:
-            status = response.status_code
-            if 200 <= status < 300:
-                payload = _json_or_none(response)
-                if payload is None:
-                    raise HttpError(
-                        f"GET {shown_url} returned HTTP {status} with a body that is not JSON: "
-                        f"{_body_excerpt(response)!r}",
-                        url=shown_url,
-                        status=status,
-                        body=_body_excerpt(response),
-                    )
-                return payload
-            body = _body_excerpt(response)
-            payload = _json_or_none(response)
-            if status not in RETRYABLE_STATUS and status < 500:
-                raise HttpError(
-                    f"GET {shown_url} failed with HTTP {status} (not retried: the request "
-                    f"itself was refused): {body!r}",
-                    url=shown_url,
-                    status=status,
-                    body=body,
-                    payload=payload,
-                )
-            last_problem = f"HTTP {status}: {body!r}"
-            last_status, last_body, last_payload = status, body, payload
-            server_wait = retry_after_seconds(response.headers.get("Retry-After"))
-            if server_wait is not None:
-                if server_wait > max_retry_after:
-                    raise HttpError(
-                        f"GET {shown_url} failed with HTTP {status} and the server asks to "
-                        f"wait {server_wait:.0f} s (Retry-After), more than the "
-                        f"{max_retry_after:.0f} s allowed: {body!r}",
-                        url=shown_url,
-                        status=status,
-                        body=body,
-                        payload=payload,
-                    )
-                wait = server_wait
+        outcome = _attempt(session, url, params, timeout, shown_url, max_retry_after)
+        if not isinstance(outcome, _Failure):
+            return outcome.payload
+        failure = outcome
         if attempt + 1 < attempts:
+            wait = failure.server_wait
+            if wait is None:
+                wait = min(max_backoff, backoff_base * (2**attempt))
             logger.warning(
                 "GET %s: %s; retry %d/%d in %.1f s",
                 shown_url,
-                last_problem,
+                failure.problem,
                 attempt + 1,
                 max_retries,
                 wait,
@@ -203,12 +163,79 @@ def get_json(
             sleep(wait)
     raise HttpError(
         f"GET {shown_url} still failing after {attempts} attempts "
-        f"({max_retries} retries); last error: {last_problem}",
+        f"({max_retries} retries); last error: {failure.problem}",
         url=shown_url,
-        status=last_status,
-        body=last_body,
-        payload=last_payload,
+        status=failure.status,
+        body=failure.body,
+        payload=failure.payload,
     )
+
+
+@dataclass(frozen=True)
+class _Success:
+    payload: Any
+
+
+@dataclass(frozen=True)
+class _Failure:
+    """A retryable failure: what went wrong and how long the server asks us to wait."""
+
+    problem: str
+    status: int | None = None
+    body: str = ""
+    payload: Any = None
+    server_wait: float | None = None
+
+
+def _attempt(
+    session: requests.Session,
+    url: str,
+    params: Mapping[str, Any] | None,
+    timeout: float,
+    shown_url: str,
+    max_retry_after: float,
+) -> _Success | _Failure:
+    """One GET: the JSON payload, a retryable failure, or an :class:`HttpError` raised for
+    what retrying cannot fix (a refused request, a non-JSON body, a too-long Retry-After)."""
+    try:
+        response = session.get(url, params=dict(params or {}), timeout=timeout)
+    except (requests.ConnectionError, requests.Timeout) as exc:
+        return _Failure(f"{type(exc).__name__}: {_scrub(str(exc), params)}")
+    status = response.status_code
+    if 200 <= status < 300:
+        payload = _json_or_none(response)
+        if payload is None:
+            raise HttpError(
+                f"GET {shown_url} returned HTTP {status} with a body that is not JSON: "
+                f"{_body_excerpt(response)!r}",
+                url=shown_url,
+                status=status,
+                body=_body_excerpt(response),
+            )
+        return _Success(payload)
+    body = _body_excerpt(response)
+    payload = _json_or_none(response)
+    if status not in RETRYABLE_STATUS and status < 500:
+        raise HttpError(
+            f"GET {shown_url} failed with HTTP {status} (not retried: the request "
+            f"itself was refused): {body!r}",
+            url=shown_url,
+            status=status,
+            body=body,
+            payload=payload,
+        )
+    server_wait = retry_after_seconds(response.headers.get("Retry-After"))
+    if server_wait is not None and server_wait > max_retry_after:
+        raise HttpError(
+            f"GET {shown_url} failed with HTTP {status} and the server asks to "
+            f"wait {server_wait:.0f} s (Retry-After), more than the "
+            f"{max_retry_after:.0f} s allowed: {body!r}",
+            url=shown_url,
+            status=status,
+            body=body,
+            payload=payload,
+        )
+    return _Failure(f"HTTP {status}: {body!r}", status, body, payload, server_wait)
 
 
 def default_session(user_agent: str = "portfolio-pipeline") -> requests.Session:
