@@ -19,7 +19,7 @@ these lists changes the scorer's version (bump ``LEXICON_VERSION``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 LEXICON_VERSION = "lexicon-v1"
 
@@ -259,6 +259,14 @@ class Lexicon:
         ``question_discount`` times.
     question_discount : float
         Factor on the evidence of a sentence ending in "?" and of an explainer.
+    opener_at_start : bool
+        Whether a clause opener as the headline's first word ("Despite the hack, ...") opens
+        a subordinate clause ("as" never does there).
+    lead_subjects : tuple of str
+        When the headline's first clause names one of these (Bitcoin, Ethereum, the market),
+        the evidence of its later clauses counts ``later_clause_discount`` times.
+    later_clause_discount : float
+        See ``lead_subjects``.
     """
 
     version: str
@@ -274,6 +282,9 @@ class Lexicon:
     neutral_evidence: float = 1.0
     explainer_openers: tuple[str, ...] = ()
     question_discount: float = 1.0
+    opener_at_start: bool = False
+    lead_subjects: tuple[str, ...] = ()
+    later_clause_discount: float = 1.0
 
 
 LEXICON_V1 = Lexicon(
@@ -304,3 +315,41 @@ HEADLINE_V2 = Lexicon(
                        "guide", "explained", "explainer", "here's how", "here is how"),
     question_discount=0.5,
 )
+
+
+# =============================================================================== headline-v3
+#
+# headline-v2 was frozen and measured on held-out set 1 first. v3 then fixed what the
+# rule-written cases (portfolio_pipeline_tests/core/test_headline_semantics.py) and a read
+# of v2's held-out-1 errors showed; so v3's held-out-1 figure is NOT clean, and v3 is
+# measured on held-out set 2, drawn and labelled after v3 was frozen.
+# 1. A clause opener as the first word ("Despite the bear market, X rallies") now opens a
+#    subordinate clause (v2 skipped position 0 for every opener, meant only for "as").
+# 2. Subordinate clauses count 0.4 instead of 0.5, so one polar word in the main clause
+#    beats one of the same strength in a "despite / as" clause ("BTC rises despite a hack").
+# 3. Rule "both ways" 2: when the first clause names Bitcoin, Ethereum or the market, later
+#    clauses ("..., DOGE jumps") count half.
+# 4. Recovered or returned stolen funds are positive (rule, positive 6); "lays off" and
+#    "laying off" are layoffs.
+
+HEADLINE_V3_VERSION = "headline-v3"
+
+_V3_PATTERNS: tuple[tuple[str, float], ...] = (
+    *_V2_PATTERNS,
+    (r"\b(?:returns?|returned|returning|recovers?|recovered|recovering|refunds?|refunded|"
+     r"reimburses?|reimbursed|repays?|repaid)\s+(?:[a-z0-9$.,'-]+\s+){0,3}?"
+     r"(?:stolen|hacked|lost|frozen|exploited)\s+(?:funds|crypto|coins|tokens|nfts|assets|"
+     r"money|bitcoin|ether|eth|btc)\b", 3.0),
+)  # fmt: skip
+
+HEADLINE_V3 = replace(
+    HEADLINE_V2,
+    version=HEADLINE_V3_VERSION,
+    phrases={**_V2_PHRASES, "lays off": -1.5, "laying off": -1.5},
+    patterns=_V3_PATTERNS,
+    clause_discount=0.4,
+    opener_at_start=True,
+    lead_subjects=("bitcoin", "btc", "ethereum", "ether", "eth", "crypto market",
+                   "crypto markets", "cryptocurrency market", "the market"),
+    later_clause_discount=0.5,
+)  # fmt: skip

@@ -26,7 +26,7 @@ from typing import Any, Protocol
 
 import polars as pl
 
-from portfolio_pipeline.core.lexicon import HEADLINE_V2, Lexicon
+from portfolio_pipeline.core.lexicon import HEADLINE_V3, Lexicon
 
 logger = logging.getLogger(__name__)
 
@@ -108,9 +108,10 @@ class LexiconSentimentScorer:
     Parameters
     ----------
     lexicon : Lexicon
-        :data:`~portfolio_pipeline.core.lexicon.HEADLINE_V2` (default) or
-        :data:`~portfolio_pipeline.core.lexicon.LEXICON_V1` (the first version, kept so its
-        figures can be reproduced).
+        :data:`~portfolio_pipeline.core.lexicon.HEADLINE_V3` (default, the fallback),
+        :data:`~portfolio_pipeline.core.lexicon.HEADLINE_V2` or
+        :data:`~portfolio_pipeline.core.lexicon.LEXICON_V1` (earlier versions, kept so their
+        published figures can be reproduced).
     steepness : float
         How fast evidence turns into confidence.
     neutral_evidence : float, optional
@@ -121,7 +122,7 @@ class LexiconSentimentScorer:
 
     def __init__(
         self,
-        lexicon: Lexicon = HEADLINE_V2,
+        lexicon: Lexicon = HEADLINE_V3,
         steepness: float = 1.0,
         neutral_evidence: float | None = None,
         fallback_reason: str | None = None,
@@ -187,7 +188,7 @@ class LexiconSentimentScorer:
 
     def _opens_clause(self, tokens: list[str], position: int) -> bool:
         token = tokens[position]
-        if position == 0:
+        if position == 0 and (token == "as" or not self.lexicon.opener_at_start):
             return False  # a headline's first word opens its main clause
         if position + 1 < len(tokens) and (token, tokens[position + 1]) in self._two_word_openers:
             return True
@@ -241,9 +242,17 @@ class LexiconSentimentScorer:
         positive = negative = 0.0
         last_negator = -(lexicon.negation_window + 1)
         factor = 1.0
+        # Rule "both ways" 2: a first clause about Bitcoin / Ethereum / the market leads.
+        later = 1.0
+        if lexicon.lead_subjects:
+            first_clause = " ".join(tokens[: next((i for i in range(1, len(tokens)) if breaks[i]), len(tokens))])
+            if any(re.search(rf"\b{re.escape(s)}\b", first_clause) for s in lexicon.lead_subjects):
+                later = lexicon.later_clause_discount
+        seen_break = False
         for position, token in enumerate(tokens):
             if breaks[position]:
                 factor = 1.0
+                seen_break = True
             if lexicon.clause_openers and self._opens_clause(tokens, position):
                 factor = lexicon.clause_discount
             if token in lexicon.negators:
@@ -254,7 +263,7 @@ class LexiconSentimentScorer:
                 continue
             if position - last_negator <= lexicon.negation_window:
                 weight = -weight
-            weight *= factor
+            weight *= factor * (later if seen_break else 1.0)
             if weight > 0:
                 positive += weight
             else:
@@ -451,7 +460,7 @@ def load_sentiment_scorer(
         )
     if model_name_or_path == LEXICON_MODEL_NAME:
         return LexiconSentimentScorer()
-    fallback_version = HEADLINE_V2.version
+    fallback_version = HEADLINE_V3.version
     unreachable = _hub_unreachable_reason(model_name_or_path)
     if unreachable:
         logger.warning(
