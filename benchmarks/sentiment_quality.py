@@ -2,7 +2,7 @@
 
 Sets (``portfolio_pipeline_tests/data/``): the 60-headline development set
 (``sentiment_labelled.csv``; the scorers were written while looking at it, so its figures
-are in-sample) and the 200-headline held-out set (``sentiment/heldout.csv``: a seeded random
+are in-sample) and the 200-headline held-out set (``sentiment/heldout_1.csv``: a seeded random
 draw labelled by ``sentiment/LABELLING_RULE.md`` before any scorer saw it). Held-out figures
 are also given for the ``clear == yes`` subset.
 
@@ -34,7 +34,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 NEWS_PATH = REPO_ROOT / "data" / "crypto_news.parquet"
 DATA_DIR = REPO_ROOT / "portfolio_pipeline_tests" / "data"
 DEV_PATH = DATA_DIR / "sentiment_labelled.csv"
-HELDOUT_PATH = DATA_DIR / "sentiment" / "heldout.csv"
+HELDOUT_PATH = DATA_DIR / "sentiment" / "heldout_1.csv"
 CV_FOLDS = 5
 
 
