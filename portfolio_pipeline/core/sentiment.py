@@ -451,7 +451,7 @@ def load_sentiment_scorer(
     Returns
     -------
     TransformerSentimentScorer or LexiconSentimentScorer
-        On fallback, ``scorer.name == "lexicon-v1"`` and ``scorer.fallback_reason`` says why
+        On fallback, ``scorer.name == "headline-v3"`` and ``scorer.fallback_reason`` says why
         (offline without cached weights, a bad path, missing packages ...).
     """
     if model_name_or_path is None:
