@@ -9,7 +9,9 @@ Spearman of q50 vs realized), its IR, q10-q90 coverage, directional accuracy, MA
 improvement over the naive price; then the paired difference of the daily rank IC
 (with - without) with a 95% moving-block bootstrap interval (blocks of ``BLOCK_DAYS``, since
 H-day labels overlap), and the number of training rows that carried news at each refit.
-Nothing here is tuned on these windows.
+A placebo variant joins the same sentiment values shuffled across (symbol, date) rows of
+the news period (seeded): if it "helps" as much, the gain is noise from a different feature set, not
+information in the news. Nothing here is tuned on these windows.
 
 The DRL policy is not re-run here: its validation (2023) and test (2024-2025) windows hold no
 news at all, so its sentiment channels are constant zeros where it is judged.
@@ -57,6 +59,21 @@ def _daily_sentiment(ohlcv: pl.DataFrame) -> tuple[pl.DataFrame, str]:
     return frame.filter(pl.col("symbol") != MARKET_SYMBOL), scorer.name
 
 
+def _shuffled(sentiment: pl.DataFrame, seed: int = 0) -> pl.DataFrame:
+    """The placebo: every sentiment value of the news period permuted across (symbol, date).
+
+    Rows from the first news day to 60 days after the last (where the decayed series still
+    carries news) swap their numeric columns jointly, so the placebo keeps the distribution
+    and the share of days with news but loses which coin and day they belong to.
+    """
+    window = pl.col("date").is_between(NEWS_START, NEWS_END + timedelta(days=60))
+    inside, outside = sentiment.filter(window), sentiment.filter(~window)
+    values = [c for c in sentiment.columns if c not in ("symbol", "date")]
+    permuted = inside.select(values).sample(fraction=1.0, shuffle=True, seed=seed)
+    placebo = pl.concat([inside.select("symbol", "date"), permuted], how="horizontal")
+    return pl.concat([placebo, outside.select(placebo.columns)]).sort("symbol", "date")
+
+
 def _block_bootstrap(values: np.ndarray, block: int, samples: int, seed: int = 0):
     rng = np.random.default_rng(seed)
     n = len(values)
@@ -80,21 +97,28 @@ def main() -> None:
     news_days = sentiment.filter(pl.col("news_count") > 0)
     for horizon in DEFAULT_HORIZONS:
         backtests = {}
-        for variant, frame in (("without_sentiment", None), ("with_sentiment", sentiment)):
+        variants = (
+            ("without_sentiment", None),
+            ("with_sentiment", sentiment),
+            ("with_shuffled_sentiment", _shuffled(sentiment)),
+        )
+        for variant, frame in variants:
             backtest, folds = walk_forward(
                 features, ohlcv, horizon, sentiment=frame, first_test_start=NEWS_START,
                 retrain_every_days=RETRAIN_DAYS, last_test_date=NEWS_END,
             )  # fmt: skip
             backtests[variant] = backtest
-            overall = evaluate_forecasts(backtest, ohlcv).filter(pl.col("symbol") == "ALL").row(
-                0, named=True
+            overall = (
+                evaluate_forecasts(backtest, ohlcv)
+                .filter(pl.col("symbol") == "ALL")
+                .row(0, named=True)
             )
             for metric in REPORTED:
                 emit(NAME, f"h{horizon}_{variant}_{metric}", round(float(overall[metric]), 4),
                      "value", horizon_days=horizon, variant=variant, n=overall["n"],
                      eval_start=str(overall["eval_start"]), eval_end=str(overall["eval_end"]),
                      folds=folds.height, scorer=scorer_name)  # fmt: skip
-            if frame is not None:
+            if variant == "with_sentiment":
                 # Symbol-days with news that each refit's CatBoost fit could learn from: as_of
                 # up to train_end minus the conformal calibration days, which are held out
                 # of the fit (ForecastConfig.calibration_days).
@@ -109,12 +133,14 @@ def main() -> None:
                      train_end=[str(d) for d in folds["train_end"]],
                      calibration_days=calibration)  # fmt: skip
         ic = {k: daily_rank_ic(v).select("as_of", "rank_ic") for k, v in backtests.items()}
-        paired = ic["with_sentiment"].join(ic["without_sentiment"], on="as_of", suffix="_without")
-        diff = (paired["rank_ic"] - paired["rank_ic_without"]).to_numpy()
-        low, high = _block_bootstrap(diff, BLOCK_DAYS, BOOTSTRAP_SAMPLES)
-        emit(NAME, f"h{horizon}_rank_ic_difference", round(float(diff.mean()), 4), "spearman",
-             ci95=[round(float(low), 4), round(float(high), 4)], days=len(diff),
-             block_days=BLOCK_DAYS)  # fmt: skip
+        for variant in ("with_sentiment", "with_shuffled_sentiment"):
+            paired = ic[variant].join(ic["without_sentiment"], on="as_of", suffix="_without")
+            diff = (paired["rank_ic"] - paired["rank_ic_without"]).to_numpy()
+            low, high = _block_bootstrap(diff, BLOCK_DAYS, BOOTSTRAP_SAMPLES)
+            emit(NAME, f"h{horizon}_{variant}_minus_without_rank_ic",
+                 round(float(diff.mean()), 4), "spearman",
+                 ci95=[round(float(low), 4), round(float(high), 4)], days=len(diff),
+                 block_days=BLOCK_DAYS)  # fmt: skip
 
 
 if __name__ == "__main__":

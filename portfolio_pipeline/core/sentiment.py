@@ -81,7 +81,9 @@ def _scores_frame(p_positive: list[float], p_neutral: list[float], p_negative: l
 
 _TOKEN = re.compile(r"[a-z0-9$]+(?:[-'][a-z0-9]+)*")
 # Words, or a clause boundary: , ; : | ! ? a sentence-ending full stop, a spaced dash.
-_TOKEN_OR_BREAK = re.compile(r"[a-z0-9$]+(?:[-'][a-z0-9]+)*|[,;:|!?]|\.(?=\s|$)|\s[-\u2013\u2014]\s")
+_TOKEN_OR_BREAK = re.compile(
+    r"[a-z0-9$]+(?:[-'][a-z0-9]+)*|[,;:|!?]|\.(?=\s|$)|\s[-\u2013\u2014]\s"
+)
 _AS_NOT_OPENING = frozenset({"well", "much", "many", "long", "soon", "low", "high", "far"})
 
 
@@ -147,9 +149,7 @@ class LexiconSentimentScorer:
         self._weights: dict[str, float] = dict(lexicon.positive)
         self._weights.update({w: -v for w, v in lexicon.negative.items()})
         self._weights.update({_phrase_token(i): v for i, (_, v) in enumerate(phrases)})
-        self._weights.update(
-            {_pattern_token(i): v for i, (_, v) in enumerate(lexicon.patterns)}
-        )
+        self._weights.update({_pattern_token(i): v for i, (_, v) in enumerate(lexicon.patterns)})
         self._openers = {o for o in lexicon.clause_openers if " " not in o}
         self._two_word_openers = {tuple(o.split()) for o in lexicon.clause_openers if " " in o}
 
@@ -245,7 +245,9 @@ class LexiconSentimentScorer:
         # Rule "both ways" 2: a first clause about Bitcoin / Ethereum / the market leads.
         later = 1.0
         if lexicon.lead_subjects:
-            first_clause = " ".join(tokens[: next((i for i in range(1, len(tokens)) if breaks[i]), len(tokens))])
+            first_clause = " ".join(
+                tokens[: next((i for i in range(1, len(tokens)) if breaks[i]), len(tokens))]
+            )
             if any(re.search(rf"\b{re.escape(s)}\b", first_clause) for s in lexicon.lead_subjects):
                 later = lexicon.later_clause_discount
         seen_break = False

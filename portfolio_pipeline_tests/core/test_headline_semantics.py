@@ -16,6 +16,7 @@ from portfolio_pipeline.core.sentiment import (
 )
 
 # (headline, label, the case of the rule it illustrates)
+# fmt: off
 CASES: list[tuple[str, str, str]] = [
     # Positive 1: price moves up, in plain verbs and direction words.
     ("Bitcoin and Ethereum Move Higher", "positive", "positive 1, move + direction"),
@@ -70,6 +71,7 @@ CASES: list[tuple[str, str, str]] = [
     ("Ether falls as the dollar gains", "negative", "both ways 1, 'as' clause"),
     ("Bitcoin and Ethereum slide, DOGE jumps", "negative", "both ways 2, BTC and ETH first"),
 ]
+# fmt: on
 
 
 @pytest.fixture(scope="module")
