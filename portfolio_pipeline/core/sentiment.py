@@ -136,10 +136,12 @@ class LexiconSentimentScorer:
         )
         self.fallback_reason = fallback_reason
         self.name = lexicon.version
+        # Applied one after the other, in order: a later pattern sees the tokens of earlier ones.
         self._patterns = [
             (re.compile(r"(?<![a-z0-9$])(?:" + pattern + r")"), _pattern_token(i))
             for i, (pattern, _) in enumerate(lexicon.patterns)
         ]
+        self._lookup_cache: dict[str, float] = {}
         # One alternation, longest phrase first, so overlapping phrases resolve to the longer.
         phrases = sorted(lexicon.phrases.items(), key=lambda kv: -len(kv[0]))
         self._phrase_tokens = {p: _phrase_token(i) for i, (p, _) in enumerate(phrases)}
@@ -155,6 +157,12 @@ class LexiconSentimentScorer:
 
     def _lookup(self, token: str) -> float:
         """Weight of a token, matching regular inflections of the lexicon's base forms."""
+        cached = self._lookup_cache.get(token)
+        if cached is None:
+            cached = self._lookup_cache[token] = self._lookup_uncached(token)
+        return cached
+
+    def _lookup_uncached(self, token: str) -> float:
         weights = self._weights
         if token in weights:
             return weights[token]
