@@ -125,13 +125,13 @@ def test_missing_model_falls_back_to_lexicon_with_logged_warning(tmp_path, news,
     with caplog.at_level(logging.WARNING, logger="portfolio_pipeline.core.sentiment"):
         scorer = load_sentiment_scorer(str(missing))
     assert isinstance(scorer, LexiconSentimentScorer)
-    assert scorer.name == "lexicon-v1"
+    assert scorer.name == "headline-v3"
     assert scorer.fallback_reason
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "no-such-model" in warnings[0].getMessage()
     assert "lexicon" in warnings[0].getMessage()
     table = score_news(news.head(20), scorer)
-    assert table["model"].unique().to_list() == ["lexicon-v1"]
+    assert table["model"].unique().to_list() == ["headline-v3"]
 
 
 def test_model_name_comes_from_environment(monkeypatch, tmp_path, caplog):
@@ -356,5 +356,5 @@ def test_unreachable_hub_falls_back_without_waiting(monkeypatch, tmp_path, caplo
     started = time.perf_counter()
     scorer = sentiment.load_sentiment_scorer("some-org/some-finbert")
     assert time.perf_counter() - started < 5
-    assert scorer.name == "lexicon-v1"
+    assert scorer.name == "headline-v3"
     assert "unreachable" in scorer.fallback_reason

@@ -45,7 +45,7 @@ def test_features_and_sentiment_materialize_with_checks(tmp_warehouse, monkeypat
         n_scored = con.execute(
             "select count(distinct id) from features.news_sentiment where symbol = 'MARKET'"
         ).fetchone()[0]
-    assert models == [("lexicon-v1",)]
+    assert models == [("headline-v3",)]
     assert n_scored == n_articles > 0
     # every symbol (and MARKET) on every market day, zero-count days kept
     assert daily.height == 4 * 245 and daily.filter(pl.col("news_count") == 0).height > 0
