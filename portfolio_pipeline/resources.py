@@ -12,6 +12,15 @@ from pydantic import PrivateAttr
 from portfolio_pipeline.core import warehouse, writer_lock
 
 
+_RUN_HOLDS: dict[str, str] = {}  # warehouse path -> the run holding its writer lock here
+
+
+def release_run_hold(path: str) -> None:
+    """Release the writer lock an in-process run took on ``path`` (no-op when none)."""
+    if _RUN_HOLDS.pop(str(path), None) is not None:
+        writer_lock.release(str(path))
+
+
 class WarehouseResource(dg.ConfigurableResource):
     """The DuckDB warehouse file every asset reads and writes (one file, UTC).
 
@@ -29,22 +38,27 @@ class WarehouseResource(dg.ConfigurableResource):
     path: str
 
     _run_id: str | None = PrivateAttr(default=None)
-    _holds_lock: bool = PrivateAttr(default=False)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        # Only a setup (no teardown): a teardown would make this a context-manager resource,
+        # which every build_*_context(resources=...) caller would have to open with `with`.
         self._run_id = context.run_id
 
-    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
-        if self._holds_lock:
-            writer_lock.release(self.path)
-            self._holds_lock = False
-
     def _hold_for_run(self) -> None:
-        if self._holds_lock or not self._run_id:
+        """Keep the writer lock from the run's first write until the run's process ends.
+
+        A launched run is one process (the run worker), so the kernel drops the lock when
+        the run ends, however it ends. In-process runs (the CLI, tests) hand it over here
+        when the next run writes, and the CLI releases it after each run.
+        """
+        run_id = self._run_id
+        if not run_id or _RUN_HOLDS.get(self.path) == run_id:
             return
+        if self.path in _RUN_HOLDS:  # an earlier run of this process has ended
+            release_run_hold(self.path)
         log = dg.get_dagster_logger()
-        warehouse.acquire_writer_lock(self.path, owner=f"run {self._run_id}", on_wait=log.info)
-        self._holds_lock = True
+        warehouse.acquire_writer_lock(self.path, owner=f"run {run_id}", on_wait=log.info)
+        _RUN_HOLDS[self.path] = run_id
 
     @contextlib.contextmanager
     def connect(self, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:

@@ -9,9 +9,9 @@ import subprocess
 import sys
 import textwrap
 import time
-from datetime import date
 from pathlib import Path
 
+import duckdb
 import polars as pl
 import pytest
 
@@ -107,7 +107,10 @@ def test_writes_are_refused_on_a_snapshot_connection(tmp_warehouse):
     _seed(tmp_warehouse)
     with pytest.raises(warehouse.WarehouseError, match="write through"):
         warehouse.connect(tmp_warehouse, read_only=False)
-    with warehouse.connection(tmp_warehouse, read_only=True) as con, pytest.raises(Exception):
+    with (
+        warehouse.connection(tmp_warehouse, read_only=True) as con,
+        pytest.raises(duckdb.InvalidInputException, match="read-only"),
+    ):
         con.execute("delete from m.t")
 
 
@@ -126,9 +129,11 @@ def test_a_second_writer_waits_then_names_the_holder(tmp_warehouse):
     holder = _python(HOLDER.format(path=str(tmp_warehouse), hold=3), stdout=subprocess.PIPE)
     try:
         assert holder.stdout.readline().strip() == "held"
-        with pytest.raises(warehouse.WarehouseError) as failed:
-            with warehouse.connection(tmp_warehouse, lock_timeout=0.3):
-                pass
+        with (
+            pytest.raises(warehouse.WarehouseError) as failed,
+            warehouse.connection(tmp_warehouse, lock_timeout=0.3),
+        ):
+            pass
         message = str(failed.value)
         assert f"pid {holder.pid}" in message and "run 1a2b3c" in message
         assert "since 20" in message and "PORTFOLIO_PIPELINE_LOCK_TIMEOUT" in message
@@ -230,9 +235,11 @@ def test_injected_enospc_is_a_clear_error_and_loses_nothing(tmp_warehouse, monke
     _seed(tmp_warehouse)
     before = _digest(tmp_warehouse)
     monkeypatch.setenv("PORTFOLIO_PIPELINE_FAULT", fault)
-    with pytest.raises(warehouse.WarehouseError, match="no space left on device.*unchanged"):
-        with warehouse.connection(tmp_warehouse) as con:
-            warehouse.append_rows(con, "m.t", _rows(10, start=500))
+    with (
+        pytest.raises(warehouse.WarehouseError, match="no space left on device.*unchanged"),
+        warehouse.connection(tmp_warehouse) as con,
+    ):
+        warehouse.append_rows(con, "m.t", _rows(10, start=500))
     assert _digest(tmp_warehouse) == before and _count(tmp_warehouse) == (100, 100)
     assert not warehouse.working_path(tmp_warehouse).exists()
 
