@@ -11,7 +11,6 @@ from pydantic import PrivateAttr
 
 from portfolio_pipeline.core import warehouse, writer_lock
 
-
 _RUN_HOLDS: dict[str, str] = {}  # warehouse path -> the run holding its writer lock here
 
 
