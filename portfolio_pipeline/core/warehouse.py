@@ -156,7 +156,8 @@ def _session_lock(key: str) -> threading.Lock:
         return _SESSION_LOCKS.setdefault(key, threading.Lock())
 
 
-def _copy(src: Path, dst: Path) -> None:
+def clone_file(src: Path, dst: Path) -> None:
+    """Copy ``src`` to ``dst``: a copy-on-write clone where the file system has them."""
     with open(src, "rb") as source, open(dst, "wb") as target:
         try:
             fcntl.ioctl(target.fileno(), _FICLONE, source.fileno())
@@ -187,9 +188,9 @@ def _prepare_working_copy(path: Path) -> Path:
         )
     try:
         fault_point("copy")
-        _copy(path, work)
+        clone_file(path, work)
         if _wal(path).exists():  # a legacy in-place writer's log: replay it in the copy
-            _copy(_wal(path), _wal(work))
+            clone_file(_wal(path), _wal(work))
     except OSError as exc:
         _discard(work)
         raise _storage_error(path, "copying the published file to the working copy", exc) from exc
