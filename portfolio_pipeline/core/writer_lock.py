@@ -120,7 +120,7 @@ def acquire(
     except OSError as exc:
         raise WriterLockError(
             f"cannot create the writer lock {path}: {exc.strerror} (the warehouse directory "
-            f"{path.parent} must exist and be writable by the pipeline)"
+            f"{path.parent} must exist and be writable by the pipeline; nothing was written)"
         ) from exc
     deadline = time.monotonic() + timeout
     told = False
