@@ -197,10 +197,17 @@ def _prepare_working_copy(path: Path) -> Path:
     return work
 
 
-def _fingerprint(work: Path) -> tuple[int, int, int]:
-    stat = work.stat()
+_HEADER_BYTES = 3 * 4096  # DuckDB's file header and its two alternating database headers
+
+
+def _fingerprint(work: Path) -> tuple[int, bytes, int]:
+    """What changes when a session writes: a committed write lands in the WAL, and a
+    checkpoint (automatic for large writes) rewrites a database header (its iteration
+    count). Exact where a timestamp could miss a change within its resolution."""
+    with open(work, "rb") as db:
+        header = db.read(_HEADER_BYTES)
     wal = _wal(work)
-    return stat.st_size, stat.st_mtime_ns, wal.stat().st_size if wal.exists() else 0
+    return work.stat().st_size, header, wal.stat().st_size if wal.exists() else 0
 
 
 def _fsync(path: Path) -> None:
