@@ -91,14 +91,12 @@ def materialize(
         on_wait=lambda text: print(f"portfolio-pipeline materialize: {text}", file=sys.stderr),
     )
     try:
-        return _materialize_locked(selection, bounds, log_level, settings.warehouse_path)
+        return _materialize_locked(selection, bounds, log_level)
     finally:
         writer_lock.release(settings.warehouse_path)
 
 
-def _materialize_locked(
-    selection: str, bounds: tuple[str, str], log_level: str, settings_path: Path
-) -> int:
+def _materialize_locked(selection: str, bounds: tuple[str, str], log_level: str) -> int:
     import dagster as dg
     from dagster._core.storage.tags import (
         ASSET_PARTITION_RANGE_END_TAG,
@@ -106,7 +104,6 @@ def _materialize_locked(
     )
 
     from portfolio_pipeline.definitions import defs
-    from portfolio_pipeline.resources import release_run_hold
 
     graph = defs.resolve_asset_graph()
     try:
@@ -140,7 +137,6 @@ def _materialize_locked(
             run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
         )
         took = time.perf_counter() - started
-        release_run_hold(str(settings_path))
         if not result.success:
             raise CliError(
                 f"run {result.run_id} failed after {took:.1f}s: {_failure_reason(result)}"

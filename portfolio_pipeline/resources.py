@@ -11,13 +11,7 @@ from pydantic import PrivateAttr
 
 from portfolio_pipeline.core import warehouse, writer_lock
 
-_RUN_HOLDS: dict[str, str] = {}  # warehouse path -> the run holding its writer lock here
-
-
-def release_run_hold(path: str) -> None:
-    """Release the writer lock an in-process run took on ``path`` (no-op when none)."""
-    if _RUN_HOLDS.pop(str(path), None) is not None:
-        writer_lock.release(str(path))
+_RUN_HOLDS: dict[str, str] = {}  # warehouse path -> the launched run holding its writer lock
 
 
 class WarehouseResource(dg.ConfigurableResource):
@@ -28,33 +22,40 @@ class WarehouseResource(dg.ConfigurableResource):
     rename when the block ends (``core/warehouse.py``): readers never block a run, and a
     crash or an error leaves the published file as it was.
 
-    A run takes the warehouse's writer lock at its first write and keeps it until the run
-    ends, so two runs (the CLI while the daemon runs a schedule) never interleave their
-    writes: the second waits (``PORTFOLIO_PIPELINE_LOCK_TIMEOUT``, default 1800 s), then
-    fails with a message naming the holder's pid, run, command and start time.
+    Writers take the warehouse's writer lock: a launched run from its first write until it
+    ends, an in-process run for each write session (``portfolio-pipeline materialize``
+    holds it for the whole command). A second writer waits
+    (``PORTFOLIO_PIPELINE_LOCK_TIMEOUT``, default 1800 s), then fails with a message naming
+    the holder's pid, run, command and start time.
     """
 
     path: str
 
     _run_id: str | None = PrivateAttr(default=None)
+    _launched: bool = PrivateAttr(default=False)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         # Only a setup (no teardown): a teardown would make this a context-manager resource,
         # which every build_*_context(resources=...) caller would have to open with `with`.
         self._run_id = context.run_id
+        run = context.dagster_run
+        # A launched run (daemon, UI) has a remote origin and a process of its own (the run
+        # worker); execute_in_process / materialize() runs inside a longer-lived process.
+        self._launched = run is not None and run.remote_job_origin is not None
 
     def _hold_for_run(self) -> None:
-        """Keep the writer lock from the run's first write until the run's process ends.
+        """A launched run keeps the writer lock from its first write until its process ends.
 
-        A launched run is one process (the run worker), so the kernel drops the lock when
-        the run ends, however it ends. In-process runs (the CLI, tests) hand it over here
-        when the next run writes, and the CLI releases it after each run.
+        The run worker is the run's own process, so the kernel drops the lock when the run
+        ends, however it ends. In-process runs (the CLI, tests, notebooks) take the lock per
+        write session instead, since their process outlives the run; the CLI holds it for
+        its whole ``materialize``.
         """
         run_id = self._run_id
-        if not run_id or _RUN_HOLDS.get(self.path) == run_id:
+        if not (self._launched and run_id) or _RUN_HOLDS.get(self.path) == run_id:
             return
-        if self.path in _RUN_HOLDS:  # an earlier run of this process has ended
-            release_run_hold(self.path)
+        if _RUN_HOLDS.pop(self.path, None) is not None:  # a worker reused for another run
+            writer_lock.release(self.path)
         log = dg.get_dagster_logger()
         warehouse.acquire_writer_lock(self.path, owner=f"run {run_id}", on_wait=log.info)
         _RUN_HOLDS[self.path] = run_id

@@ -1,4 +1,4 @@
-"""WarehouseResource in real Dagster runs: readers held open, the run-level writer lock."""
+"""WarehouseResource in Dagster runs: readers held open, and who holds the writer lock when."""
 
 from __future__ import annotations
 
@@ -10,20 +10,12 @@ from pathlib import Path
 
 import dagster as dg
 import polars as pl
+import pytest
 
 from portfolio_pipeline.core import warehouse, writer_lock
-from portfolio_pipeline.resources import WarehouseResource, release_run_hold
+from portfolio_pipeline.resources import WarehouseResource
 
 REPO = Path(__file__).resolve().parents[1]
-
-SECOND_WRITER = """
-    from portfolio_pipeline.core import warehouse
-    try:
-        with warehouse.connection({path!r}, lock_timeout=0.2):
-            print("not blocked")
-    except warehouse.WarehouseError as exc:
-        print(exc)
-"""
 
 
 @dg.asset
@@ -33,23 +25,13 @@ def first_table(warehouse_resource: WarehouseResource) -> None:
 
 
 @dg.asset(deps=[first_table])
-def second_table(warehouse_resource: WarehouseResource):
-    # Between the run's write sessions the lock stays with the run: another writer is told
-    # which run holds it.
-    other = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(SECOND_WRITER.format(path=warehouse_resource.path))],
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+def second_table(warehouse_resource: WarehouseResource) -> None:
     with warehouse_resource.connect() as con:
         n = con.execute("select count(*) from m.first").fetchone()[0]
         warehouse.replace_table(con, "m.second", pl.DataFrame({"n": [n]}))
-    return dg.MaterializeResult(metadata={"other_writer": other.stdout.strip()})
 
 
-def test_a_run_writes_while_a_reader_holds_the_file_and_keeps_the_lock(tmp_warehouse):
+def test_an_in_process_run_writes_while_a_reader_holds_the_file(tmp_warehouse):
     with warehouse.connection(tmp_warehouse) as con:
         warehouse.replace_table(con, "m.first", pl.DataFrame({"x": [0]}))
     analyst = subprocess.Popen(
@@ -66,11 +48,7 @@ def test_a_run_writes_while_a_reader_holds_the_file_and_keeps_the_lock(tmp_wareh
             [first_table, second_table], resources={"warehouse_resource": resource}
         )
         assert result.success
-        materialization = result.asset_materializations_for_node("second_table")[0]
-        blocked = materialization.metadata["other_writer"].value
-        assert f"run {result.run_id}" in blocked and "being written by another run" in blocked
-        assert writer_lock.held_here(tmp_warehouse)  # in process: until the next run or exit
-        release_run_hold(str(tmp_warehouse))
+        # The test process outlives the run: an in-process run locks per session only.
         assert not writer_lock.held_here(tmp_warehouse)
         with warehouse.connection(tmp_warehouse, read_only=True) as con:
             assert con.execute("select n from m.second").fetchone()[0] == 3
@@ -80,3 +58,44 @@ def test_a_run_writes_while_a_reader_holds_the_file_and_keeps_the_lock(tmp_wareh
     finally:
         analyst.stdin.close()
         assert analyst.wait(timeout=30) == 0
+
+
+LAUNCHED_RUN = """
+    import time
+    from types import SimpleNamespace
+    import polars as pl
+    from portfolio_pipeline.core import warehouse
+    from portfolio_pipeline.resources import WarehouseResource
+
+    resource = WarehouseResource(path={path!r})
+    # What Dagster hands a launched run's resources: a run id and a run with a remote origin.
+    run = SimpleNamespace(remote_job_origin=object())
+    resource.setup_for_execution(SimpleNamespace(run_id="run-7c8d", dagster_run=run))
+    with resource.connect() as con:  # step 1
+        warehouse.replace_table(con, "m.t", pl.DataFrame({{"x": [1]}}))
+    print("between steps", flush=True)
+    time.sleep(60)
+"""
+
+
+@pytest.mark.parametrize("end", ["sigterm", "sigkill"])
+def test_a_launched_run_keeps_the_lock_between_steps_until_its_process_ends(tmp_warehouse, end):
+    run = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(LAUNCHED_RUN.format(path=str(tmp_warehouse)))],
+        env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.PIPE, stdin=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        assert run.stdout.readline().strip() == "between steps"
+        with (
+            pytest.raises(warehouse.WarehouseError, match=r"run run-7c8d.*since"),
+            warehouse.connection(tmp_warehouse, lock_timeout=0.3),
+        ):
+            pass
+    finally:
+        run.kill() if end == "sigkill" else run.terminate()
+        run.wait(timeout=30)
+    with warehouse.connection(tmp_warehouse, lock_timeout=0) as con:  # the run is over
+        warehouse.append_rows(con, "m.t", pl.DataFrame({"x": [2]}))
+    with warehouse.connection(tmp_warehouse, read_only=True) as con:
+        assert con.execute("select count(*) from m.t").fetchone()[0] == 2
