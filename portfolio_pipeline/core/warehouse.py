@@ -11,7 +11,7 @@ without ``read_only``):
 
 1. takes the writer lock ``warehouse.duckdb.lock`` (:mod:`.writer_lock`: one writing run at
    a time, and a message naming the holder to whoever waits);
-2. copies the published file to a private working copy ``warehouse.duckdb.work``;
+2. copies the published file to a private working copy ``warehouse.duckdb.<pid>-<n>.work``;
 3. runs the session's writes there (each ``replace_*`` is one DuckDB transaction);
 4. on success: ``CHECKPOINT``, close, ``fsync``, then ``os.replace`` the working copy over the
    published path and ``fsync`` the directory. On any error, or a crash at any point, the
@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import itertools
 import os
 import re
 import shutil
@@ -64,10 +65,25 @@ def _check_ident(name: str) -> str:
     return name
 
 
+_SESSIONS = itertools.count(1)
+
+
 def working_path(path: str | Path) -> Path:
-    """The private working copy a write session writes before publishing it."""
+    """A fresh name for the private working copy of one write session.
+
+    Unique per session (pid and a counter), never reused: DuckDB caches an open database per
+    path in a process, so a connection leaked by an earlier session must never be handed
+    back for a new working copy (it would still point at the file published since).
+    """
     path = Path(path)
-    return path.with_name(path.name + WORK_SUFFIX)
+    return path.with_name(f"{path.name}.{os.getpid()}-{next(_SESSIONS)}{WORK_SUFFIX}")
+
+
+def leftover_working_copies(path: str | Path) -> list[Path]:
+    """Working copies (and their WALs) left next to ``path`` by sessions that crashed."""
+    path = Path(path)
+    pattern = f"{path.name}.*{WORK_SUFFIX}"
+    return sorted([*path.parent.glob(pattern), *path.parent.glob(pattern + ".wal")])
 
 
 def _wal(path: Path) -> Path:
@@ -174,8 +190,10 @@ def _discard(work: Path) -> None:
 
 
 def _prepare_working_copy(path: Path) -> Path:
+    for stale in leftover_working_copies(path):  # crashed sessions'; we hold the writer lock
+        with contextlib.suppress(FileNotFoundError):
+            stale.unlink()
     work = working_path(path)
-    _discard(work)  # left by a crashed session; we hold the writer lock
     if not path.exists():
         return work
     size = path.stat().st_size + (_wal(path).stat().st_size if _wal(path).exists() else 0)

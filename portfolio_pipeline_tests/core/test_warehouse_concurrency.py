@@ -88,7 +88,7 @@ def test_a_failed_session_publishes_nothing_and_an_idle_one_keeps_the_file(tmp_w
         warehouse.append_rows(con, "m.t", _rows(5, start=500))
         raise ValueError("model diverged")
     assert _digest(tmp_warehouse) == before
-    assert not warehouse.working_path(tmp_warehouse).exists()
+    assert not warehouse.leftover_working_copies(tmp_warehouse)
     with warehouse.connection(tmp_warehouse) as con:  # reads only
         assert con.execute("select count(*) from m.t").fetchone()[0] == 100
     assert tmp_warehouse.stat().st_ino == inode  # nothing written: nothing published
@@ -215,7 +215,7 @@ def test_sigkill_anywhere_in_a_write_leaves_the_published_file(tmp_warehouse, fa
     rerun = _python(WRITER.format(path=str(tmp_warehouse)), stdout=subprocess.PIPE)
     assert rerun.communicate(timeout=60)[0].strip() == "done"
     assert _count(tmp_warehouse) == (150, 150)  # no duplicated, no lost row
-    assert not warehouse.working_path(tmp_warehouse).exists()
+    assert not warehouse.leftover_working_copies(tmp_warehouse)
 
 
 # --------------------------------------------------------------------------- disk faults
@@ -241,7 +241,7 @@ def test_injected_enospc_is_a_clear_error_and_loses_nothing(tmp_warehouse, monke
     ):
         warehouse.append_rows(con, "m.t", _rows(10, start=500))
     assert _digest(tmp_warehouse) == before and _count(tmp_warehouse) == (100, 100)
-    assert not warehouse.working_path(tmp_warehouse).exists()
+    assert not warehouse.leftover_working_copies(tmp_warehouse)
 
 
 def _in_private_mount(setup: str, code: str, tmp_path: Path) -> dict:
@@ -305,7 +305,7 @@ with warehouse.connection({str(path)!r}) as con:
     assert result["error"] and "no space left on device" in result["error"], result
     assert "unchanged" in result["error"]
     assert result["same"] and result["rows"] == 100
-    assert "warehouse.duckdb.work" not in result["leftovers"]
+    assert not [name for name in result["leftovers"] if name.endswith((".work", ".work.wal"))]
 
 
 def test_a_read_only_directory_is_a_clear_error_and_loses_nothing(tmp_path):
@@ -322,3 +322,16 @@ def test_a_read_only_directory_is_a_clear_error_and_loses_nothing(tmp_path):
     )
     assert result["error"] and "writable" in result["error"]
     assert result["same"] and result["rows"] == 100
+
+
+def test_a_connection_leaked_by_a_session_is_never_handed_to_the_next(tmp_warehouse):
+    _seed(tmp_warehouse)
+    with warehouse.connection(tmp_warehouse) as con:
+        leaked = con.cursor()  # keeps DuckDB's cached database of that working copy alive
+        warehouse.append_rows(con, "m.t", _rows(1, start=700))
+    published_inode = tmp_warehouse.stat().st_ino
+    with warehouse.connection(tmp_warehouse) as con:  # a new file, not the cached database
+        warehouse.append_rows(con, "m.t", _rows(1, start=701))
+    assert tmp_warehouse.stat().st_ino != published_inode
+    assert _count(tmp_warehouse) == (102, 102)
+    leaked.close()
