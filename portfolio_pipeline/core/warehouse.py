@@ -243,10 +243,14 @@ def _publish(work: Path, path: Path) -> None:
         with contextlib.suppress(FileNotFoundError):
             _wal(path).unlink()  # a legacy log must not be replayed onto the new file
         os.replace(work, path)
-        _fsync(path.parent)
     except OSError as exc:
         _discard(work)
         raise _storage_error(path, "publishing the working copy", exc) from exc
+    # Published: the rename is visible to every new reader. Flushing the directory makes it
+    # survive a power cut; a file system that cannot fsync a directory still has a
+    # consistent file, old or new.
+    with contextlib.suppress(OSError):
+        _fsync(path.parent)
 
 
 def acquire_writer_lock(
