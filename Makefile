@@ -7,6 +7,10 @@ STAMP := $(VENV)/.installed
 export DAGSTER_HOME ?= $(CURDIR)/data/dagster_home
 export RAY_USAGE_STATS_ENABLED ?= 0
 export PYTHONWARNINGS ?= ignore::DeprecationWarning
+# The UI listens on this machine only; `make dev UI_HOST=0.0.0.0` exposes it (put it behind
+# authentication first: the Dagster UI has none and can launch runs).
+UI_HOST ?= 127.0.0.1
+UI_PORT ?= 3000
 
 .PHONY: install run test dev dev-postgres test-operations bench lint format clean
 
@@ -33,7 +37,7 @@ test: install
 	$(BIN)/python -m pytest
 
 dev: install $(DAGSTER_HOME)/dagster.yaml
-	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+	$(BIN)/dagster dev -w workspace.yaml -h $(UI_HOST) -p $(UI_PORT)
 
 # The same with runs, events, schedules and sensors in PostgreSQL (docs/OPERATIONS.md):
 # needs PORTFOLIO_PIPELINE_PG_HOST, _PORT, _DB, _USER, _PASSWORD.
@@ -41,7 +45,7 @@ PG_DAGSTER_HOME ?= $(CURDIR)/data/dagster_home/postgres
 dev-postgres: install
 	mkdir -p $(PG_DAGSTER_HOME)
 	cp dagster.postgres.yaml $(PG_DAGSTER_HOME)/dagster.yaml
-	DAGSTER_HOME=$(PG_DAGSTER_HOME) $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+	DAGSTER_HOME=$(PG_DAGSTER_HOME) $(BIN)/dagster dev -w workspace.yaml -h $(UI_HOST) -p $(UI_PORT)
 
 # Schedules, sensors, alerts, PostgreSQL and UI tests only.
 test-operations: install

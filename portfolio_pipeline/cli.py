@@ -80,14 +80,30 @@ def materialize(
 ) -> int:
     """Materialize the selection: partitioned assets in one run over the partition range,
     then the unpartitioned assets downstream of them in a second run (in process)."""
+    bounds = _partition_bounds(settings, partition)  # fail fast on a malformed range
+    ensure_dagster_home(settings)
+    from portfolio_pipeline.core import warehouse, writer_lock
+
+    # One writing run at a time: take the warehouse's writer lock before starting (the runs
+    # below take it again in this process), so a run already writing is named up front.
+    warehouse.acquire_writer_lock(
+        settings.warehouse_path,
+        owner=f"portfolio-pipeline materialize --select {selection}",
+        on_wait=lambda text: print(f"portfolio-pipeline materialize: {text}", file=sys.stderr),
+    )
+    try:
+        return _materialize_locked(selection, bounds, log_level)
+    finally:
+        writer_lock.release(settings.warehouse_path)
+
+
+def _materialize_locked(selection: str, bounds: tuple[str, str], log_level: str) -> int:
     import dagster as dg
     from dagster._core.storage.tags import (
         ASSET_PARTITION_RANGE_END_TAG,
         ASSET_PARTITION_RANGE_START_TAG,
     )
 
-    bounds = _partition_bounds(settings, partition)  # fail fast on a malformed range
-    ensure_dagster_home(settings)
     from portfolio_pipeline.definitions import defs
 
     graph = defs.resolve_asset_graph()
@@ -165,7 +181,13 @@ def query(sql: str, settings: Settings, fmt: str = "table") -> int:
     try:
         frame = con.execute(sql).pl()
     except duckdb.Error as exc:
-        raise CliError(f"query failed: {str(exc).splitlines()[0]}") from exc
+        first = str(exc).splitlines()[0]
+        if isinstance(exc, duckdb.PermissionException) or "configuration" in first:
+            raise CliError(
+                f"query refused: `portfolio-pipeline query` is read-only and reaches no file, "
+                f"extension or other database ({first})"
+            ) from exc
+        raise CliError(f"query failed: {first}") from exc
     finally:
         con.close()
     _print_frame(frame, fmt)

@@ -43,6 +43,25 @@ def _env(name: str, default: str) -> str:
     return value or default
 
 
+def _positive_int_env(name: str, default: int) -> int:
+    text = _env(name, str(default))
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"{name}={text!r} is not a whole number") from None
+    if value <= 0:
+        raise ValueError(f"{name}={text!r} must be > 0")
+    return value
+
+
+def _date_env(name: str, default: date) -> date:
+    text = _env(name, default.isoformat())
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{name}={text!r} is not a YYYY-MM-DD day") from None
+
+
 @dataclass(frozen=True)
 class Settings:
     home: Path
@@ -111,7 +130,7 @@ def load_settings() -> Settings:
         news_source=news_source,
         files_dir=Path(_env("PORTFOLIO_PIPELINE_FILES_DIR", str(home / "data" / "files"))),
         symbols=symbols,
-        start_date=date.fromisoformat(_env("PORTFOLIO_PIPELINE_START", DEFAULT_START.isoformat())),
-        periods_per_year=int(_env("PORTFOLIO_PIPELINE_PERIODS_PER_YEAR", "365")),
+        start_date=_date_env("PORTFOLIO_PIPELINE_START", DEFAULT_START),
+        periods_per_year=_positive_int_env("PORTFOLIO_PIPELINE_PERIODS_PER_YEAR", 365),
         profile=profile,
     )

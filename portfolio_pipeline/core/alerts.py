@@ -26,6 +26,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from urllib.parse import urlsplit
 
 import polars as pl
 
@@ -117,11 +118,7 @@ def send_alert(
         try:
             reply = requests.post(url, json=body, timeout=timeout_s)
         except requests.RequestException as exc:
-            failures.append(
-                f"{name}: {type(exc).__name__}: {exc}".replace(
-                    channels.telegram_token or "\0", "<token>"
-                )
-            )
+            failures.append(_scrub_secrets(f"{name}: {type(exc).__name__}: {exc}", channels))
             continue
         if reply.status_code >= 300:
             failures.append(f"{name}: HTTP {reply.status_code}: {reply.text[:200]}")
@@ -140,6 +137,19 @@ def send_alert(
             f"alert not delivered to {len(failures)} channel(s): " + "; ".join(failures)
         )
     return delivered
+
+
+def _scrub_secrets(text: str, channels: AlertChannels) -> str:
+    """Remove the Telegram token and the webhook URL's path (a Slack webhook's path *is* its
+    secret) from an error text: ``requests`` errors embed the URL they failed on."""
+    if channels.telegram_token:
+        text = text.replace(channels.telegram_token, "<token>")
+    if channels.webhook_url:
+        parts = urlsplit(channels.webhook_url)
+        for secret in (channels.webhook_url, parts.path, parts.query):
+            if secret and secret != "/":
+                text = text.replace(secret, "/<secret>")
+    return text
 
 
 # --------------------------------------------------------------------------- messages

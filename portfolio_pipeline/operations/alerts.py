@@ -4,8 +4,9 @@ Channels are configured by environment variable (``core/alerts.py``); with none,
 logged in the sensor's tick log. A delivery error fails the tick (visible in the UI) and the
 cursor does not move, so the alert is retried on the next tick instead of being lost.
 
-Sensors reading the warehouse skip their tick while a run is in progress: DuckDB allows one
-writer per file and a reader from another process would make the run's write fail.
+Sensors read the published warehouse read-only, as analysts do: a run writes a working copy
+and publishes it by rename (``core/warehouse.py``), so a tick during a run reads the last
+published snapshot and never makes the run fail.
 """
 
 import os
@@ -25,7 +26,6 @@ from portfolio_pipeline.resources import WarehouseResource
 
 UI_URL_ENV = "PORTFOLIO_PIPELINE_UI_URL"
 RISK_METRICS_TABLE = "portfolio.risk_metrics"
-IN_PROGRESS = [dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
 
 
 def _ui_url() -> str:
@@ -78,10 +78,6 @@ def run_failure_alert_sensor(context: dg.RunFailureSensorContext):
     )
 
 
-def _run_in_progress(context: dg.SensorEvaluationContext) -> bool:
-    return bool(context.instance.get_run_records(dg.RunsFilter(statuses=IN_PROGRESS), limit=1))
-
-
 @dg.sensor(
     name="risk_limit_sensor",
     minimum_interval_seconds=300,
@@ -92,8 +88,6 @@ def _run_in_progress(context: dg.SensorEvaluationContext) -> bool:
 )
 def risk_limit_sensor(context: dg.SensorEvaluationContext, warehouse_resource: WarehouseResource):
     limits = alerts.RiskLimits.from_env()
-    if _run_in_progress(context):
-        return dg.SkipReason("a run is writing the warehouse; checking on the next tick")
     try:
         with warehouse_resource.connect(read_only=True) as con:
             if not table_exists(con, RISK_METRICS_TABLE):
@@ -102,7 +96,7 @@ def risk_limit_sensor(context: dg.SensorEvaluationContext, warehouse_resource: W
                 f"select * from {RISK_METRICS_TABLE} "
                 f"where as_of = (select max(as_of) from {RISK_METRICS_TABLE})"
             ).pl()
-    except WarehouseError as exc:  # missing file, or locked by a writer that just started
+    except WarehouseError as exc:  # no file yet, or a path that is not a DuckDB file
         return dg.SkipReason(f"warehouse not readable now: {exc}")
     breaches = alerts.risk_limit_breaches(latest, limits)
     if not breaches:
@@ -134,8 +128,6 @@ def raw_data_freshness_sensor(
         return dg.SkipReason(
             f"sources '{ohlcv_source.kind}' and '{news_source.kind}' are snapshots: exempt"
         )
-    if _run_in_progress(context):
-        return dg.SkipReason("a run is writing the warehouse; checking on the next tick")
     try:
         verdicts = [
             ohlcv_freshness(warehouse_resource, ohlcv_source),

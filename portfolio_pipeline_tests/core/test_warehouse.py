@@ -69,25 +69,3 @@ def test_append_keeps_history(tmp_warehouse):
         warehouse.append_rows(con, "h.t", _frame([date(2024, 1, 1)], 1.0))
         warehouse.append_rows(con, "h.t", _frame([date(2024, 1, 1)], 2.0))
         assert con.execute("select count(*) from h.t").fetchone()[0] == 2
-
-
-def test_connect_waits_for_a_short_lock_and_names_a_long_one(tmp_warehouse):
-    import subprocess
-    import sys
-    import time
-
-    warehouse.connect(tmp_warehouse).close()
-    holder = subprocess.Popen(
-        [sys.executable, "-c",
-         f"import duckdb, time; c = duckdb.connect({str(tmp_warehouse)!r}); print('held', flush=True); time.sleep(2)"],
-        stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
-        assert holder.stdout.readline().strip() == "held"
-        with pytest.raises(warehouse.WarehouseError, match="is a pipeline run writing it"):
-            warehouse.connect(tmp_warehouse, lock_timeout=0.3)
-        started = time.monotonic()
-        warehouse.connect(tmp_warehouse, read_only=True, lock_timeout=15).close()
-        assert time.monotonic() - started > 0.5  # it waited for the holder to exit
-    finally:
-        holder.wait(timeout=20)

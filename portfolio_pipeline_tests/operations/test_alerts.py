@@ -226,7 +226,7 @@ def test_risk_sensor_alerts_once_per_distinct_breach(tmp_warehouse, webhook_env,
     assert tick(second.cursor).cursor == "" and len(webhook_env.texts) == 2
 
 
-def test_risk_sensor_waits_when_table_is_missing_or_a_run_is_writing(tmp_warehouse, webhook_env):
+def test_risk_sensor_reads_the_published_snapshot_while_a_run_writes(tmp_warehouse, webhook_env):
     resources = {"warehouse_resource": WarehouseResource(path=str(tmp_warehouse))}
     instance = dg.DagsterInstance.ephemeral()
     context = dg.build_sensor_context(instance=instance, resources=resources)
@@ -241,9 +241,14 @@ def test_risk_sensor_waits_when_table_is_missing_or_a_run_is_writing(tmp_warehou
             job_name="daily_refresh_job", run_id="running-run", status=dg.DagsterRunStatus.STARTED
         )
     )
-    context = dg.build_sensor_context(instance=instance, resources=resources)
-    assert "a run is writing" in risk_limit_sensor.evaluate_tick(context).skip_message
-    assert not webhook_env.requests
+    # A run is writing newer, calmer rows that it has not published yet: the tick reads the
+    # published breach (it no longer skips runs: reading cannot make the run fail).
+    with warehouse.connection(tmp_warehouse) as con:
+        calm = _risk_rows(date(2024, 1, 3), {("current", "var_hist_95"): 0.01})
+        warehouse.replace_table(con, "portfolio.risk_metrics", calm)
+        context = dg.build_sensor_context(instance=instance, resources=resources)
+        risk_limit_sensor.evaluate_tick(context)
+        assert len(webhook_env.texts) == 1 and "2024-01-02" in webhook_env.texts[0]
 
 
 # --------------------------------------------------------------------------- freshness
