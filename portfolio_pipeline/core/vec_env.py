@@ -74,14 +74,22 @@ class BatchedPortfolioEnv(VecEnv):
         self.template = template
         self.env_data = env_data
         self.render_mode = None
-        self._padded = template._padded_channels
+        n_dates, n_channels = env_data.prices.shape[0], template._padded_channels.shape[1]
+        observation_size = int(template.observation_space.shape[0])
+        tail = observation_size - template._window_width  # weights + per-date channels
+        # The padded panel plus enough zero rows that a full observation's width fits after
+        # the last window.
+        self._padded = np.concatenate(
+            [template._padded_channels, np.zeros((-(-tail // n_channels), n_channels), np.float32)]
+        )
         row_bytes, item_bytes = self._padded.strides
-        n_dates = env_data.prices.shape[0]
-        # Row t of this view is the flattened window of dates t-lookback+1 .. t: a strided
-        # view of the contiguous padded panel, so a step gathers K windows in one take().
-        self._windows = np.lib.stride_tricks.as_strided(
+        # Row t of this view starts with the flattened window of dates t-lookback+1 .. t and
+        # is a whole observation wide: one fancy-index gather copies K windows straight into
+        # a fresh (K, D) observation array, whose short tail (weights, per-date channels) is
+        # then overwritten. The window, ~4.5k floats, is copied once per step, not twice.
+        self._rows = np.lib.stride_tricks.as_strided(
             self._padded,
-            shape=(n_dates, template._window_width),
+            shape=(n_dates, observation_size),
             strides=(row_bytes, item_bytes),
             writeable=False,
         )
@@ -247,8 +255,7 @@ class BatchedPortfolioEnv(VecEnv):
         t = self._t if envs is None else self._t[envs]
         weights = self._weights if envs is None else self._weights[envs]
         width, n_weights = self._window_width, self._n_weights
-        out = np.empty((len(t), self.observation_space.shape[0]), np.float32)
-        out[:, :width] = self._windows[t]
+        out = self._rows[t]
         out[:, width : width + n_weights] = weights
         out[:, width + n_weights :] = self._per_date[t]
         return out
