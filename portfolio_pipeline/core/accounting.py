@@ -126,9 +126,9 @@ class BatchStepResult:
 
 def restrict_to_tradable_batch(target: np.ndarray, tradable: np.ndarray) -> np.ndarray:
     """:func:`restrict_to_tradable` of K weight rows (K, N+1) with masks (K, N), in place."""
-    blocked = ~tradable
-    target[:, -1] += np.where(blocked, target[:, :-1], 0.0).sum(axis=1)
-    target[:, :-1][blocked] = 0.0
+    risky = target[:, :-1]
+    target[:, -1] += (risky * ~tradable).sum(axis=1)
+    risky *= tradable  # zeros the blocked entries (cheaper than a boolean-mask assignment)
     return target
 
 
@@ -173,8 +173,9 @@ def step_batch(
         next_w[~alive] = 0.0
         next_w[~alive, -1] = 1.0
     if delisted_next is not None and delisted_next.any():
-        next_w[:, -1] += np.where(delisted_next, next_w[:, :-1], 0.0).sum(axis=1)
-        next_w[:, :-1][delisted_next] = 0.0
+        risky = next_w[:, :-1]
+        next_w[:, -1] += (risky * delisted_next).sum(axis=1)
+        risky *= ~delisted_next
     positive = growth > 0
     if positive.all():
         log_return = np.log(growth)

@@ -143,7 +143,7 @@ class BatchedPortfolioEnv(VecEnv):
         dones = terminated | truncated
         observations = self._observations()
         infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
-        for i in np.flatnonzero(dones):
+        for i in np.flatnonzero(dones) if dones.any() else ():
             infos[i]["terminal_observation"] = observations[i].copy()
             infos[i]["TimeLimit.truncated"] = bool(truncated[i] and not terminated[i])
             self._reset_one(int(i), None)
