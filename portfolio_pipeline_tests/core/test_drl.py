@@ -219,12 +219,15 @@ def test_policy_target_weights_for_backtest(ppo_policy: drl.TrainedPolicy, env_d
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("n_envs", [1, 4])
 @pytest.mark.parametrize("algorithm", ["A2C", "SAC", "DDPG"])
-def test_other_algorithms_train_and_evaluate(algorithm: str, env_data: EnvData):
-    params = {"net_arch": [16], "episode_length": 30}
-    params |= {"n_steps": 8} if algorithm == "A2C" else {"batch_size": 16}
+def test_other_algorithms_train_and_evaluate(algorithm: str, n_envs: int, env_data: EnvData):
+    params = {"net_arch": [16], "episode_length": 30, "n_envs": n_envs}
+    params |= {"n_steps": 5} if algorithm == "A2C" else {"batch_size": 16}
     policy = drl.train_policy(
         algorithm, env_data, SPLITS.train, params, 80, seed=0, env_kwargs=ENV_KWARGS
     )
+    # Off-policy collection is vectorized too: 4 transitions per step, 80 = 20 steps.
+    assert policy.total_timesteps == 80 and policy.model.get_env().num_envs == n_envs
     result = drl.evaluate_policy_window(policy, env_data, SPLITS.validation)
     assert np.isfinite(result["sharpe"]) and len(result["net_returns"]) == 91
