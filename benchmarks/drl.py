@@ -17,6 +17,7 @@
 
     python -m benchmarks.drl                 # both parts
     python -m benchmarks.drl --throughput-only
+    python -m benchmarks.drl --full-rates    # full-profile training rates, wall-time bound
 """
 
 from __future__ import annotations
@@ -79,6 +80,45 @@ def training_throughput(ohlcv: pl.DataFrame) -> None:
         batched = _throughput(data, algorithm, N_ENVS, budgets[(algorithm, N_ENVS)])
         emit(BENCHMARK, "train_speedup", round(batched[0] / single[0], 2), "x",
              algorithm=algorithm, n_envs=N_ENVS, cpu_time_speedup=round(batched[1] / single[1], 2))  # fmt: skip
+
+
+def full_profile_rates(ohlcv: pl.DataFrame) -> None:
+    """Training rates at the full profile's settings (every symbol, lookback 30) and the
+    search's wall time they imply on this machine without ASHA's early stops (an upper
+    bound): 8 trials per algorithm x 200,000 timesteps, as many at once as there are CPUs,
+    plus 3 seeds of the slowest algorithm."""
+    import os
+
+    import torch
+
+    torch.set_num_threads(1)
+    data = build_env_data(ohlcv, _market_features(ohlcv))
+    profile = tuning.PROFILES["full"]
+    off_envs = min(profile.n_envs, tuning.OFF_POLICY_MAX_ENVS)
+    settings = {
+        "PPO": ({"n_steps": 32, "batch_size": 512, "n_epochs": 3, "n_envs": profile.n_envs}, 8_192),
+        "A2C": ({"n_steps": 5, "n_envs": profile.n_envs}, 8_000),
+        "SAC": ({"batch_size": 128, "train_freq": 1, "n_envs": off_envs}, 800),
+        "DDPG": ({"batch_size": 128, "train_freq": 1, "n_envs": off_envs}, 800),
+    }
+    seconds_per_trial = {}
+    for algorithm, (params, budget) in settings.items():
+        model, _settings, device = drl.build_model(
+            algorithm, data, drl.Splits().fit, params, budget, seed=0,
+            env_kwargs=dict(profile.env_kwargs),
+        )  # fmt: skip
+        started = time.perf_counter()
+        model.learn(total_timesteps=budget)
+        rate = model.num_timesteps / (time.perf_counter() - started)
+        seconds_per_trial[algorithm] = profile.total_timesteps / rate
+        emit(BENCHMARK, "full_profile_train_timesteps_per_second", round(rate, 1), "timesteps/s",
+             algorithm=algorithm, symbols=data.n_assets, device=device, **params)  # fmt: skip
+    cpus = os.cpu_count() or 1
+    trials = sum(profile.samples_per_algorithm * s for s in seconds_per_trial.values())
+    bound = trials / min(cpus, profile.max_concurrent_trials) + 3 * max(seconds_per_trial.values())
+    emit(BENCHMARK, "full_profile_wall_seconds_upper_bound", round(bound), "s", cpus=cpus,
+         trials=profile.samples_per_algorithm * len(settings),
+         timesteps_per_trial=profile.total_timesteps)  # fmt: skip
 
 
 def _classic_test_sharpes(ohlcv: pl.DataFrame, splits: drl.Splits) -> dict[str, float]:
@@ -169,8 +209,12 @@ def main() -> None:
     parser.add_argument("--throughput-only", action="store_true")
     parser.add_argument("--profile-only", action="store_true")
     parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--full-rates", action="store_true", help="only the full-profile rates")
     args = parser.parse_args()
     ohlcv = pl.read_parquet(load_settings().sample_ohlcv_path)
+    if args.full_rates:
+        full_profile_rates(ohlcv)
+        return
     if not args.profile_only:
         training_throughput(ohlcv)
     if not args.throughput_only:
