@@ -78,7 +78,7 @@ def test_trial_params_keep_only_the_algorithms_keys():
 
 
 @pytest.mark.slow
-def test_search_reports_validation_sharpe_per_trial(search: tuning.SearchResult):
+def test_search_reports_tune_window_sharpe_per_trial(search: tuning.SearchResult):
     trials = search.trials
     assert trials.height == 2
     assert trials.columns[:4] == ["trial_id", "algorithm", "params", "tune_sharpe"]
