@@ -1,7 +1,10 @@
-"""Environment throughput: steps per second of PortfolioEnv with random actions.
+"""Environment throughput: steps per second of PortfolioEnv and of the batched VecEnv.
 
 10 assets + cash, lookback 30, the SPEC market features computed from the shipped sample,
 one process, no wrappers. Actions are drawn up front so the figure measures the env alone.
+``vec_env_steps_per_second`` counts aggregate steps (K environments x vector steps) of
+:class:`~portfolio_pipeline.core.vec_env.BatchedPortfolioEnv` with random starts and
+256-step episodes (auto-reset), as in training.
 
     python -m benchmarks.env
 """
@@ -36,7 +39,38 @@ def _market_features(ohlcv: pl.DataFrame) -> pl.DataFrame | None:
     return compute_market_features(ohlcv)
 
 
-def main(total_steps: int = 200_000, seed: int = 0) -> None:
+def vec_env_throughput(data, n_envs: int, total_steps: int, seed: int) -> None:
+    from portfolio_pipeline.core.vec_env import BatchedPortfolioEnv
+
+    env = BatchedPortfolioEnv(
+        data, n_envs, lookback=30, cost_rate=0.001, random_start=True, episode_length=256
+    )
+    rng = np.random.default_rng(seed)
+    actions = rng.uniform(-1.0, 1.0, size=(64, n_envs, env.action_space.shape[0]))
+    actions = actions.astype(np.float32)
+    env.seed(seed)
+    env.reset()
+    vector_steps = max(1, total_steps // n_envs)
+    started, cpu_started = time.perf_counter(), time.process_time()
+    for step in range(vector_steps):
+        env.step(actions[step % len(actions)])
+    elapsed = time.perf_counter() - started
+    cpu_elapsed = time.process_time() - cpu_started
+    steps = vector_steps * n_envs
+    _emit(
+        "vec_env_steps_per_second",
+        round(steps / elapsed),
+        "steps/s",
+        n_envs=n_envs,
+        assets=data.n_assets,
+        lookback=30,
+        observation_size=int(env.observation_space.shape[0]),
+        steps=steps,
+    )
+    _emit("vec_env_steps_per_cpu_second", round(steps / cpu_elapsed), "steps/s", n_envs=n_envs)
+
+
+def main(total_steps: int = 200_000, seed: int = 0, n_envs: int = 64) -> None:
     ohlcv = pl.read_parquet(load_settings().sample_ohlcv_path).filter(
         pl.col("symbol").is_in(SYMBOLS)
     )
@@ -68,6 +102,7 @@ def main(total_steps: int = 200_000, seed: int = 0) -> None:
     )
     # CPU time of this process: the figure without other processes' share of the cores.
     _emit("env_steps_per_cpu_second", round(steps / cpu_elapsed), "steps/s", steps=steps)
+    vec_env_throughput(data, n_envs, 5 * total_steps, seed)
 
 
 if __name__ == "__main__":

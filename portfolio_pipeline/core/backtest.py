@@ -153,7 +153,9 @@ def run_backtest(
     ohlcv : raw OHLCV frame or a prebuilt :class:`MarketPanel` (reuse one across runs).
     strategy : a :class:`~portfolio_pipeline.core.strategies.Strategy`.
     start, end : first and last day whose return is booked (inclusive).
-    rebalance : ``daily`` | ``weekly`` | ``monthly``.
+    rebalance : ``daily`` | ``weekly`` | ``monthly``; a strategy with a
+        ``rebalance_frequency`` of its own (a DRL policy acting daily) trades at that one, and
+        its metrics row says so.
     cost_bps : proportional cost per unit of traded value, in basis points.
     periods_per_year : annualisation for the metrics (365 crypto, 252 equities).
     cache : share one :class:`EstimationCache` across runs over the same panel.
@@ -176,6 +178,11 @@ def run_backtest(
         raise ValueError(
             f"backtest {strategy.name}: need prices on the day before {start} and within "
             f"[{start}, {end}]; panel covers {panel.dates[0]}..{panel.dates[-1]}"
+        )
+    rebalance = strategy.rebalance_frequency or rebalance
+    if rebalance not in REBALANCE_FREQUENCIES:
+        raise ValueError(
+            f"{strategy.name}: rebalance must be one of {REBALANCE_FREQUENCIES}, got {rebalance!r}"
         )
     cost_rate = cost_bps / 10_000.0
     symbols = [*panel.symbols, CASH_SYMBOL]

@@ -20,7 +20,7 @@ import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -48,7 +48,9 @@ DEFAULT_ENV_KWARGS: dict[str, Any] = {
 }
 DEFAULT_TRAINING_EPISODE_LENGTH = 256
 # Keys of ``params`` that are not SB3 constructor arguments.
-SPECIAL_PARAMS: frozenset[str] = frozenset({"net_arch", "action_noise_sigma", "episode_length"})
+SPECIAL_PARAMS: frozenset[str] = frozenset(
+    {"net_arch", "action_noise_sigma", "episode_length", "n_envs"}
+)
 FIXED_WEIGHT_REFERENCES: tuple[str, ...] = ("equal_weight", "buy_btc")
 BTC_SYMBOL = "BTCUSDT"
 
@@ -57,15 +59,24 @@ WindowLike = tuple[Any, Any]
 
 @dataclass(frozen=True)
 class Splits:
-    """Train / validation / test windows, each half-open ``[start, end)``.
+    """Train / validation / test windows, each half-open ``[start, end)``, and the inner split.
 
     Default: train 2018-01-01..2022-12-31, validation 2023, test 2024-01-01..2025-12-31.
+
+    ``tune_start`` splits the training window in two so that the DRL is chosen on data the
+    pipeline's strategy selection never uses: policies learn on ``fit`` =
+    ``[train_start, tune_start)`` and the search picks algorithm, hyperparameters and the
+    deployed seed on ``tune`` = ``[tune_start, train_end)``. The validation window, where the
+    recommendation strategy is chosen among all strategies (the DRL one included), and the
+    test window are then unseen by every DRL choice. ``tune_start=None`` tunes on the
+    validation window itself (the biased design this replaced; kept for comparisons).
     """
 
     train_start: date = date(2018, 1, 1)
     train_end: date = date(2023, 1, 1)
     val_end: date = date(2024, 1, 1)
     test_end: date = date(2026, 1, 1)
+    tune_start: date | None = date(2022, 1, 1)
 
     def __post_init__(self) -> None:
         if not self.train_start < self.train_end < self.val_end < self.test_end:
@@ -74,10 +85,29 @@ class Splits:
                 f"< test_end, got {self.train_start}, {self.train_end}, {self.val_end}, "
                 f"{self.test_end}"
             )
+        if self.tune_start is not None and not self.train_start < self.tune_start < self.train_end:
+            raise ValueError(
+                "splits must satisfy train_start < tune_start < train_end (the tuning window "
+                f"is the end of the training window), got {self.train_start}, "
+                f"{self.tune_start}, {self.train_end}"
+            )
 
     @property
     def train(self) -> tuple[date, date]:
+        """The whole training window (fit + tune)."""
         return self.train_start, self.train_end
+
+    @property
+    def fit(self) -> tuple[date, date]:
+        """Where policies learn: the training window before ``tune_start``."""
+        return self.train_start, self.tune_start or self.train_end
+
+    @property
+    def tune(self) -> tuple[date, date]:
+        """Where the DRL search and the seed choice score policies."""
+        if self.tune_start is None:
+            return self.validation
+        return self.tune_start, self.train_end
 
     @property
     def validation(self) -> tuple[date, date]:
@@ -86,6 +116,21 @@ class Splits:
     @property
     def test(self) -> tuple[date, date]:
         return self.val_end, self.test_end
+
+
+def decision_window(window: WindowLike) -> WindowLike:
+    """The env window whose net returns are those of the dates ``[start, end)``.
+
+    A backtest over ``[start, end]`` decides first at the close of the day before ``start``
+    and books the returns of ``start`` onwards; an env window ``[start, end)`` decides first
+    at ``start``. Evaluating policies on ``(start - 1 day, end)`` gives the same booked days
+    as the backtest, from the same all-cash start, so the two agree exactly. The extra
+    decision uses only data known at the close of ``start - 1 day``.
+    """
+    start, end = window
+    if isinstance(start, date):
+        return start - timedelta(days=1), end
+    return window
 
 
 def select_device(device: str = "auto") -> str:
@@ -139,6 +184,32 @@ def algorithm_kwargs(
     return kwargs
 
 
+def fit_rollout_to_budget(algorithm: str, params: Mapping[str, Any], budget: int) -> dict[str, Any]:
+    """Shrink an on-policy rollout (``n_steps`` x ``n_envs``) to fit ``budget`` timesteps.
+
+    SB3 trains whole rollouts, so a 256-step budget with 64 environments x 32 steps would
+    train 2,048 steps. Here ``n_steps`` becomes at most ``budget // n_envs`` (>= 1) and,
+    when ``n_envs`` divides the budget, the largest such value that also divides
+    ``budget / n_envs``, so the rollouts add up to the budget exactly; a PPO
+    ``batch_size`` becomes at most the rollout. Otherwise the timesteps trained are the
+    budget rounded up to a whole rollout. Off-policy params pass through.
+    """
+    out = dict(params)
+    if algorithm.upper() not in ON_POLICY:
+        return out
+    n_envs = int(out.get("n_envs", 1))
+    default_steps = 2048 if algorithm.upper() == "PPO" else 5  # SB3's defaults
+    per_env = max(1, int(budget) // n_envs)
+    n_steps = min(int(out.get("n_steps", default_steps)), per_env)
+    if int(budget) % n_envs == 0:
+        n_steps = max(d for d in range(1, n_steps + 1) if per_env % d == 0)
+    out["n_steps"] = n_steps
+    if algorithm.upper() == "PPO":
+        rollout = n_steps * n_envs
+        out["batch_size"] = max(2, min(int(out.get("batch_size", 64)), rollout))
+    return out
+
+
 @dataclass
 class TrainedPolicy:
     """A trained SB3 model with what is needed to evaluate, register and reload it."""
@@ -150,7 +221,7 @@ class TrainedPolicy:
     device: str
     train_window: tuple[date, date]
     env_kwargs: dict[str, Any]
-    total_timesteps: int
+    total_timesteps: int  # timesteps actually trained (SB3 rounds up to whole rollouts)
     train_seconds: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -221,19 +292,37 @@ def build_model(
     device: str = "auto",
     env_kwargs: Mapping[str, Any] | None = None,
 ) -> tuple[BaseAlgorithm, dict[str, Any], str]:
-    """An untrained SB3 model on a training env; returns (model, env kwargs, device)."""
+    """An untrained SB3 model on a training env; returns (model, env kwargs, device).
+
+    ``params["n_envs"]`` (default 1) > 1 trains on a
+    :class:`~portfolio_pipeline.core.vec_env.BatchedPortfolioEnv` of that many environments
+    (PPO/A2C roll out ``n_steps`` per environment; SAC/DDPG collect one transition per
+    environment per step), 1 on a single :class:`PortfolioEnv`.
+    """
     algorithm = algorithm.upper()
     cls = _algorithm_class(algorithm)
     resolved = select_device(device)
     settings = env_settings(env_kwargs)
     episode_length = int(params.get("episode_length", DEFAULT_TRAINING_EPISODE_LENGTH))
-    env = PortfolioEnv(
-        env_data,
-        train_window,
-        random_start=True,
-        episode_length=episode_length,
-        **settings,
-    )
+    n_envs = int(params.get("n_envs", 1))
+    if n_envs > 1:
+        # K environments in one numpy call; SB3's n_steps counts steps per environment.
+        from portfolio_pipeline.core.vec_env import BatchedPortfolioEnv
+
+        env: Any = BatchedPortfolioEnv(
+            env_data,
+            n_envs,
+            train_window,
+            random_start=True,
+            episode_length=episode_length,
+            **settings,
+        )
+    elif n_envs == 1:
+        env = PortfolioEnv(
+            env_data, train_window, random_start=True, episode_length=episode_length, **settings
+        )
+    else:
+        raise ValueError(f"n_envs must be >= 1, got {n_envs}")
     n_actions = int(env.action_space.shape[0])
     model = cls(
         "MlpPolicy",
@@ -270,6 +359,7 @@ def train_policy(
     params : dict
         Flat hyperparameters (see :func:`algorithm_kwargs`).
     total_timesteps : int
+        Budget; the policy records the timesteps actually trained (whole rollouts).
     seed : int
         Seeds SB3 (python, numpy, torch) and the environment.
     device : str
@@ -296,7 +386,7 @@ def train_policy(
         device=resolved,
         train_window=window_dates(env_data, train_window),
         env_kwargs=settings,
-        total_timesteps=int(total_timesteps),
+        total_timesteps=int(model.num_timesteps),
         train_seconds=time.perf_counter() - started,
     )
 

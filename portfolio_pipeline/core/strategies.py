@@ -290,6 +290,9 @@ class Strategy(ABC):
     name: str = "strategy"
     #: False for buy-and-hold: the backtest asks for weights once and then lets them drift.
     rebalances: bool = True
+    #: A frequency the strategy always trades at, whatever the backtest's (e.g. ``daily`` for a
+    #: DRL policy that acts every day); None = the backtest's frequency.
+    rebalance_frequency: str | None = None
 
     def __init__(
         self, lookback_days: int = DEFAULT_LOOKBACK_DAYS, min_history: int = DEFAULT_MIN_HISTORY
@@ -601,8 +604,10 @@ class ExternalWeights(Strategy):
         name: str = "external",
         max_age_days: int | None = None,
         tolerance: float = 1e-6,
+        rebalance_frequency: str | None = None,
     ) -> None:
         super().__init__(lookback_days=2, min_history=2)
+        self.rebalance_frequency = rebalance_frequency
         need = {"as_of", "symbol", "weight"}
         if not need <= set(weights.columns):
             raise ValueError(f"external weights lack columns {sorted(need - set(weights.columns))}")
@@ -677,9 +682,11 @@ def build_strategies(
     forecasts: pl.DataFrame | None = None,
     external_weights: dict[str, pl.DataFrame] | None = None,
     forecast_options: dict[str, Any] | None = None,
+    external_rebalance: str | None = None,
 ) -> list[Strategy]:
     """Instantiate strategies by name; ``forecast_mv`` is added when forecasts are given and
-    one :class:`ExternalWeights` per entry of ``external_weights`` (name -> frame)."""
+    one :class:`ExternalWeights` per entry of ``external_weights`` (name -> frame), trading
+    at ``external_rebalance`` (None: the backtest's frequency)."""
     classes: dict[str, type[Strategy]] = {
         cls.name: cls
         for cls in (
@@ -709,7 +716,7 @@ def build_strategies(
             )
         )
     for name, frame in (external_weights or {}).items():
-        out.append(ExternalWeights(frame, name=name))
+        out.append(ExternalWeights(frame, name=name, rebalance_frequency=external_rebalance))
     return out
 
 

@@ -80,10 +80,20 @@ def iterate_folds(
     first_test_start: date,
     retrain_every_days: int,
     last_test_date: date | None = None,
+    *,
+    include_unlabelled: bool = False,
 ) -> Iterator[tuple[int, date, date, ForecastModel, pl.DataFrame]]:
-    """Yield (fold, test_start, test_end, model, labelled test rows) for every fold."""
+    """Yield (fold, test_start, test_end, model, test rows) for every fold.
+
+    Test rows are the labelled ones; with ``include_unlabelled`` also the rows whose label is
+    not known yet (the last H days of the data, an asset's last H days before it stops
+    trading), up to the last date with features: a forecast is issued at every date,
+    whether or not its outcome is known.
+    """
     target = TARGET_RETURN if kind == RETURN_KIND else TARGET_VOLATILITY
     labelled = inputs.frame.filter(pl.col(target).is_not_null() & pl.col("_scale").is_not_null())
+    if include_unlabelled:
+        labelled = inputs.frame.filter(pl.col("_scale").is_not_null())
     schedule = fold_schedule(labelled["date"], first_test_start, retrain_every_days, last_test_date)
     horizon = timedelta(days=inputs.horizon_days)
     for fold, (test_start, test_end) in enumerate(schedule):
@@ -123,6 +133,7 @@ def walk_forward(
     first_test_start: date = DEFAULT_FIRST_TEST_START,
     retrain_every_days: int = DEFAULT_RETRAIN_EVERY_DAYS,
     last_test_date: date | None = None,
+    include_unlabelled: bool = False,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Out-of-sample quantile forecasts by expanding-window, purged walk-forward.
 
@@ -137,13 +148,19 @@ def walk_forward(
     retrain_every_days : int
         Length R of each test window; the model is refitted at every window start.
     last_test_date : datetime.date, optional
-        Last as_of to test (default: the last date whose label is known).
+        Last as_of to test (default: the last date whose label is known, or with
+        ``include_unlabelled`` the last date with features).
+    include_unlabelled : bool
+        Also forecast the rows whose outcome is not known yet (``realized`` null), so the
+        table is the point-in-time feed a live run sees: a forecast for every date, and no
+        missing row that gives away an asset stopping within H days.
 
     Returns
     -------
     backtest : polars.DataFrame
         Target ``ml.forecast_backtest``: as_of, symbol, horizon_days, fold, q10, q50, q90,
-        realized, quantiles_reordered. Only labelled out-of-sample rows.
+        realized, quantiles_reordered. Only out-of-sample rows; ``realized`` is null where
+        the outcome is not known yet (only with ``include_unlabelled``).
     folds : polars.DataFrame
         Target ``ml.forecast_folds``: fold, horizon_days, train_start, train_end, test_start,
         test_end, n_train_rows, n_test_rows, n_quantiles_reordered, model_version.
@@ -151,7 +168,12 @@ def walk_forward(
     inputs = build_model_inputs(features, ohlcv, horizon, sentiment=sentiment, config=config)
     backtests, folds = [], []
     for fold, test_start, test_end, model, rows in iterate_folds(
-        inputs, RETURN_KIND, first_test_start, retrain_every_days, last_test_date
+        inputs,
+        RETURN_KIND,
+        first_test_start,
+        retrain_every_days,
+        last_test_date,
+        include_unlabelled=include_unlabelled,
     ):
         quantiles, reordered = predict_quantiles(model, rows)
         backtests.append(

@@ -80,8 +80,8 @@ def _registry(con, rows: list[dict]) -> None:
             kinds={"catboost", "duckdb"},
             description="One row per (as_of, symbol, horizon): out-of-sample q10/q50/q90 of "
             "the forward log return from an expanding-window, purged walk-forward (no "
-            "training label overlaps its test window), with the realized return, table "
-            "ml.forecast_backtest.",
+            "training label overlaps its test window), with the realized return (null while "
+            "not known yet: a forecast is issued at every date), table ml.forecast_backtest.",
             metadata={"table": BACKTEST_TABLE},
         ),
         dg.AssetSpec(
@@ -128,6 +128,9 @@ def forecast_walk_forward(
             config=model_config,
             first_test_start=first_test,
             retrain_every_days=config.retrain_every_days,
+            # Point-in-time: forecasts at every date, realized null where not known yet, so
+            # the DRL and forecast_mv see in training what they see live.
+            include_unlabelled=True,
         )
         context.log.info(f"H={horizon}: {fold_frame.height} folds, {backtest.height} predictions")
         backtests.append(backtest)

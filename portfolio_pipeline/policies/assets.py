@@ -24,12 +24,18 @@ WEIGHTS_TABLE = "ml.policy_weights"
 class PolicySettings(dg.Config):
     """``profile``: ``quick`` (default via PORTFOLIO_PIPELINE_PROFILE) or ``full``. Windows
     are half-open: train [train_start, train_end), validation [train_end, val_end), test
-    [val_end, test_end). With ``use_forecasts`` the training window starts no earlier than
-    the first out-of-sample forecast, so the forecast channels are never blank in training."""
+    [val_end, test_end). Inside the training window, policies learn on [train_start,
+    tune_start) and the search and the seed choice use [tune_start, train_end), so the
+    validation window, where the recommendation strategy is chosen, is unseen by the DRL.
+    With ``use_forecasts`` the training window starts no earlier than the first
+    out-of-sample forecast, so the forecast channels are never blank in training.
+    ``total_timesteps``, ``report_every``, ``samples_per_algorithm``, ``algorithms`` and
+    ``n_envs`` override the profile's budget when set (0 / empty = the profile's own)."""
 
     profile: str = ""
     seeds: list[int] = [0, 1, 2]
     train_start: str = "2018-01-01"
+    tune_start: str = "2022-01-01"
     train_end: str = "2023-01-01"
     val_end: str = "2024-01-01"
     test_end: str = "2026-01-01"
@@ -42,6 +48,31 @@ class PolicySettings(dg.Config):
     report_every: int = 0
     samples_per_algorithm: int = 0
     algorithms: list[str] = []
+    n_envs: int = 0
+
+
+def policy_profile(config: PolicySettings, default_profile: str):
+    """The tuning profile named by the config (or the default) with its budget overrides."""
+    from portfolio_pipeline.core.tuning import PROFILES, with_budget
+
+    name = config.profile or default_profile
+    if name not in PROFILES:
+        raise ValueError(f"profile {name!r} is not one of {', '.join(PROFILES)}")
+    changes: dict = {}
+    if config.total_timesteps:
+        changes["total_timesteps"] = config.total_timesteps
+    if config.report_every:
+        changes["report_every"] = config.report_every
+    if config.samples_per_algorithm:
+        changes["samples_per_algorithm"] = config.samples_per_algorithm
+    if config.algorithms:
+        changes["algorithms"] = tuple(a.upper() for a in config.algorithms)
+    if config.n_envs:
+        changes["n_envs"] = config.n_envs
+    profile = with_budget(name, **changes)
+    if profile.report_every > profile.total_timesteps:
+        profile = with_budget(profile, report_every=profile.total_timesteps)
+    return profile
 
 
 def _plot_test_equity(test_returns: pl.DataFrame) -> bytes:
@@ -82,14 +113,21 @@ def drl_policy(
 ):
     """One ``ml.policy_registry`` row per seed: a stable-baselines3 policy (PPO, A2C, SAC or
     DDPG) whose algorithm and hyperparameters were chosen by a Ray Tune search (ASHA) on the
-    validation-window Sharpe net of costs, retrained with several seeds and scored on a
-    held-out test window the search never saw, next to equal weight and buy-and-hold BTC.
+    Sharpe net of costs over the tune window (the last part of the training window),
+    retrained with several seeds and scored on the validation and held-out test windows,
+    which no DRL choice looked at, next to equal weight and buy-and-hold BTC.
 
     Also writes the search trials (``ml.policy_search_trials``), the comparison
     (``ml.policy_evaluation``) and the daily target weights of the seed with the best
-    VALIDATION Sharpe (``ml.policy_weights``, strategy ``drl_<algorithm>``), which the
-    backtests and recommendations use. Device: cuda when available, recorded per row."""
-    from portfolio_pipeline.core.drl import Splits, TrainedPolicy, policy_target_weights
+    TUNE-window Sharpe (``ml.policy_weights``, strategy ``drl_<algorithm>``), which the
+    backtests (rebalanced daily, as the policy acts) and recommendations use. Device: cuda
+    when available, recorded per row."""
+    from portfolio_pipeline.core.drl import (
+        Splits,
+        TrainedPolicy,
+        decision_window,
+        policy_target_weights,
+    )
     from portfolio_pipeline.core.env import build_env_data
     from portfolio_pipeline.core.tuning import (
         run_policy_search,
@@ -97,7 +135,7 @@ def drl_policy(
     )
 
     settings = load_settings()
-    profile = config.profile or settings.profile
+    profile = policy_profile(config, settings.profile)
     with warehouse_resource.connect() as con:
         ohlcv = warehouse.read_table(con, RAW_OHLCV_TABLE)
         features = warehouse.read_table(con, FEATURES_TABLE)
@@ -122,6 +160,7 @@ def drl_policy(
         train_start = max(train_start, forecasts["as_of"].min())
     splits = Splits(
         train_start=train_start,
+        tune_start=date.fromisoformat(config.tune_start),
         train_end=date.fromisoformat(config.train_end),
         val_end=date.fromisoformat(config.val_end),
         test_end=date.fromisoformat(config.test_end),
@@ -134,8 +173,10 @@ def drl_policy(
         forecast_horizon=config.forecast_horizon if forecasts is not None else None,
     )
     context.log.info(
-        f"policy search ({profile}) on {len(env_data.symbols)} assets, train {splits.train}, "
-        f"validation {splits.validation}, test {splits.test}, "
+        f"policy search ({profile.name}: {len(profile.algorithms)} algorithms x "
+        f"{profile.samples_per_algorithm} samples x {profile.total_timesteps} timesteps, "
+        f"{profile.n_envs} envs) on {len(env_data.symbols)} assets, fit {splits.fit}, "
+        f"tune {splits.tune}, validation {splits.validation}, test {splits.test}, "
         f"forecasts={'yes' if forecasts is not None else 'no'}, "
         f"ray={'cluster ' + os.environ['RAY_ADDRESS'] if os.environ.get('RAY_ADDRESS') else 'local'}"
     )
@@ -149,7 +190,7 @@ def drl_policy(
     )
     context.log.info(
         f"search took {search.wall_seconds:.1f}s; best {search.best_config['algorithm']} "
-        f"val Sharpe {search.best_val_sharpe:.3f}"
+        f"tune Sharpe {search.best_tune_sharpe:.3f}"
     )
     seeds = train_best_with_seeds(
         search.best_config,
@@ -160,17 +201,20 @@ def drl_policy(
         periods_per_year=settings.periods_per_year,
     )
     registry = seeds.registry
-    deployed = registry.sort("val_sharpe", descending=True).row(0, named=True)
+    deployed = registry.filter(pl.col("deployed")).row(0, named=True)
     strategy = f"drl_{str(deployed['algorithm']).lower()}"
+    # From the decision before the validation window's first day, as the backtest replays it.
     weights = policy_target_weights(
-        TrainedPolicy.load(deployed["artifact_path"]), env_data, (splits.train_end, None)
+        TrainedPolicy.load(deployed["artifact_path"]),
+        env_data,
+        decision_window((splits.train_end, None)),
     ).with_columns(
         pl.lit(strategy).alias("strategy"), pl.lit(deployed["policy_id"]).alias("policy_id")
     )
     search_id = os.path.basename(search.storage_path)
     trials = search.trials.with_columns(
         pl.lit(search_id).alias("search_id"),
-        pl.lit(profile).alias("profile"),
+        pl.lit(profile.name).alias("profile"),
         pl.lit(search.wall_seconds).alias("search_wall_seconds"),
     )
     with warehouse_resource.connect() as con:
@@ -188,8 +232,11 @@ def drl_policy(
                     "policy_id",
                     "algorithm",
                     "seed",
+                    "deployed",
+                    "tune_sharpe",
                     "val_sharpe",
                     "test_sharpe",
+                    "total_timesteps",
                     "device",
                     "artifact_path",
                 ),
@@ -197,13 +244,14 @@ def drl_policy(
             ),
             "search_trials": dg.MetadataValue.md(
                 preview_markdown(
-                    trials.select("trial_id", "algorithm", "val_sharpe", "timesteps", "status"), 40
+                    trials.select("trial_id", "algorithm", "tune_sharpe", "timesteps", "status"),
+                    40,
                 )
             ),
             "test_window_comparison": dg.MetadataValue.md(preview_markdown(test, 20)),
             "test_equity": png_markdown(_plot_test_equity(seeds.test_returns), "test equity"),
             "search_wall_seconds": round(search.wall_seconds, 1),
-            "profile": profile,
+            "profile": profile.name,
             "deployed_policy": deployed["policy_id"],
             "deployed_strategy_name": strategy,
             "device": str(deployed["device"]),

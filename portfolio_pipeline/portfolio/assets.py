@@ -63,7 +63,11 @@ def _strategies(con, forecasts: pl.DataFrame | None, policy_weights: pl.DataFram
     if policy_weights is not None:
         for name, frame in policy_weights.partition_by("strategy", as_dict=True).items():
             external[name[0]] = frame.select("as_of", "symbol", "weight")
-    return build_strategies(forecasts=forecasts, external_weights=external)
+    # The DRL policy decides every day: its backtest trades daily whatever the run's frequency,
+    # so it replays exactly what ml.policy_evaluation scored.
+    return build_strategies(
+        forecasts=forecasts, external_weights=external, external_rebalance="daily"
+    )
 
 
 def _policy_weights(con) -> pl.DataFrame | None:

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import math
-from datetime import date
+from datetime import date, timedelta
 
 import numpy as np
 import polars as pl
@@ -13,6 +13,7 @@ from portfolio_pipeline.core.env import EnvData, build_env_data
 UNIVERSE = ("BTCUSDT", "ETHUSDT", "XMRUSDT")
 SPLITS = drl.Splits(
     train_start=date(2023, 3, 1),
+    tune_start=date(2023, 8, 1),
     train_end=date(2023, 10, 1),
     val_end=date(2024, 1, 1),
     test_end=date(2024, 4, 1),
@@ -41,8 +42,15 @@ def test_splits_and_device():
     assert splits.train[1] == splits.validation[0] == date(2023, 1, 1)
     assert splits.validation[1] == splits.test[0] == date(2024, 1, 1)
     assert splits.test[1] == date(2026, 1, 1)
+    # The DRL is fitted and tuned inside the training window, never on validation.
+    assert splits.fit == (date(2018, 1, 1), date(2022, 1, 1))
+    assert splits.tune == (date(2022, 1, 1), date(2023, 1, 1))
+    assert drl.Splits(tune_start=None).tune == splits.validation
+    assert drl.decision_window(splits.test) == (date(2023, 12, 31), date(2026, 1, 1))
     with pytest.raises(ValueError, match="splits must satisfy"):
         drl.Splits(train_end=date(2024, 6, 1))
+    with pytest.raises(ValueError, match="train_start < tune_start < train_end"):
+        drl.Splits(tune_start=date(2023, 6, 1))
     import torch
 
     assert drl.select_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
@@ -97,6 +105,58 @@ def test_equal_weight_skips_untradable_assets(env_data: EnvData):
     )
     with pytest.raises(ValueError, match="DOGEUSDT is not in the universe"):
         drl.evaluate_fixed_weights(env_data, SPLITS.test, "DOGEUSDT")
+
+
+def test_budget_is_what_is_trained(env_data: EnvData):
+    """A tiny budget trains that many timesteps, one environment or a batch of them."""
+    params = drl.fit_rollout_to_budget("PPO", {**TINY_PPO, "n_envs": 8, "n_steps": 64}, 96)
+    assert params["n_steps"] == 12 and params["batch_size"] == 32  # 12 x 8 = 96 <= budget
+    policy = drl.train_policy(
+        "PPO", env_data, SPLITS.fit, params, 96, seed=0, env_kwargs=ENV_KWARGS
+    )
+    assert policy.total_timesteps == 96 and policy.model.num_timesteps == 96
+    assert policy.model.get_env().num_envs == 8
+    a2c = drl.fit_rollout_to_budget("A2C", {"n_steps": 5, "n_envs": 4, "net_arch": [8]}, 50)
+    assert a2c["n_steps"] == 5  # 4 does not divide 50: whole rollouts of 20 round it up
+    policy = drl.train_policy("A2C", env_data, SPLITS.fit, a2c, 50, seed=0, env_kwargs=ENV_KWARGS)
+    assert policy.total_timesteps == 60
+    assert drl.fit_rollout_to_budget("A2C", {"n_steps": 5, "n_envs": 4}, 64)["n_steps"] == 4
+    assert drl.fit_rollout_to_budget("SAC", {"n_envs": 4}, 10) == {"n_envs": 4}
+    with pytest.raises(ValueError, match="n_envs must be >= 1"):
+        drl.train_policy("PPO", env_data, SPLITS.fit, {"n_envs": 0}, 8, seed=0)
+
+
+def test_backtest_replays_what_the_policy_evaluation_scored(env_data: EnvData, sample_ohlcv):
+    """The DRL strategy in the backtest trades daily, as the policy acts, and books the same
+    net returns as the policy's evaluation over the same days (weekly run or not)."""
+    from portfolio_pipeline.core.backtest import run_backtest
+    from portfolio_pipeline.core.strategies import build_strategies
+
+    params = {**TINY_PPO, "n_envs": 4, "n_steps": 16}
+    policy = drl.train_policy(
+        "PPO", env_data, SPLITS.fit, params, 64, seed=1, env_kwargs=ENV_KWARGS
+    )
+    test_start, test_end = SPLITS.test
+    evaluation = drl.evaluate_policy_window(
+        policy, env_data, drl.decision_window(SPLITS.test), cost_rate=0.001
+    )
+    weights = drl.policy_target_weights(
+        policy, env_data, drl.decision_window((SPLITS.val_end, None))
+    )
+    (strategy,) = build_strategies(
+        (), external_weights={"drl_ppo": weights}, external_rebalance="daily"
+    )
+    ohlcv = sample_ohlcv.filter(pl.col("symbol").is_in(UNIVERSE))
+    result = run_backtest(
+        ohlcv, strategy, test_start, test_end - timedelta(days=1), "weekly", cost_bps=10.0
+    )
+    assert result.metrics["rebalance"] == "daily"
+    assert result.equity["date"].to_list() == evaluation["dates"]
+    np.testing.assert_allclose(
+        result.equity["daily_return"].to_numpy(), evaluation["net_returns"], rtol=0, atol=1e-12
+    )
+    assert result.metrics["sharpe"] == pytest.approx(evaluation["sharpe"], rel=1e-9)
+    assert result.equity["turnover"].to_numpy()[1:].sum() > 0  # it does trade after day one
 
 
 @pytest.mark.slow
@@ -159,12 +219,15 @@ def test_policy_target_weights_for_backtest(ppo_policy: drl.TrainedPolicy, env_d
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("n_envs", [1, 4])
 @pytest.mark.parametrize("algorithm", ["A2C", "SAC", "DDPG"])
-def test_other_algorithms_train_and_evaluate(algorithm: str, env_data: EnvData):
-    params = {"net_arch": [16], "episode_length": 30}
-    params |= {"n_steps": 8} if algorithm == "A2C" else {"batch_size": 16}
+def test_other_algorithms_train_and_evaluate(algorithm: str, n_envs: int, env_data: EnvData):
+    params = {"net_arch": [16], "episode_length": 30, "n_envs": n_envs}
+    params |= {"n_steps": 5} if algorithm == "A2C" else {"batch_size": 16}
     policy = drl.train_policy(
         algorithm, env_data, SPLITS.train, params, 80, seed=0, env_kwargs=ENV_KWARGS
     )
+    # Off-policy collection is vectorized too: 4 transitions per step, 80 = 20 steps.
+    assert policy.total_timesteps == 80 and policy.model.get_env().num_envs == n_envs
     result = drl.evaluate_policy_window(policy, env_data, SPLITS.validation)
     assert np.isfinite(result["sharpe"]) and len(result["net_returns"]) == 91

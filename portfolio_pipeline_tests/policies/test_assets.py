@@ -1,3 +1,4 @@
+import json
 from datetime import date
 
 import dagster as dg
@@ -10,9 +11,10 @@ from portfolio_pipeline.definitions import build_definitions
 from portfolio_pipeline.settings import load_settings
 
 SMALL = {
-    "train_start": "2022-01-01", "train_end": "2024-01-01", "val_end": "2025-01-01",
-    "test_end": "2026-01-01", "total_timesteps": 256, "report_every": 128,
-    "samples_per_algorithm": 1, "algorithms": ["PPO", "A2C"], "num_cpus": 2,
+    "train_start": "2022-01-01", "tune_start": "2023-01-01", "train_end": "2024-01-01",
+    "val_end": "2025-01-01", "test_end": "2026-01-01", "total_timesteps": 256,
+    "report_every": 128, "samples_per_algorithm": 1, "algorithms": ["PPO", "A2C"],
+    "n_envs": 8, "num_cpus": 2,
 }  # fmt: skip
 
 
@@ -43,12 +45,21 @@ def test_drl_policy_registers_seeds_and_writes_weights(tmp_path, monkeypatch, sa
     assert set(registry["device"]) == {"cpu"}
     assert registry["test_start"].unique().to_list() == [date(2025, 1, 1)]
     assert set(trials["algorithm"]) == {"PPO", "A2C"}
-    # the deployed seed is the best by validation Sharpe, never by test Sharpe
-    best = registry.sort("val_sharpe", descending=True)["policy_id"][0]
+    # The budget overrides are what ran: 2 reports of 128 timesteps (8 envs x 16 steps).
+    assert registry["total_timesteps"].to_list() == [256, 256, 256]
+    assert (trials["timesteps"] == 128 * trials["reports"]).all()
+    assert json.loads(trials.filter(pl.col("algorithm") == "PPO")["params"][0])["n_envs"] == 8
+    # Fit 2022, tune 2023: the deployed seed is the best by TUNE Sharpe, inside the training
+    # window; the validation window (strategy selection) and the test are unseen by the DRL.
+    assert registry["train_end"].unique().to_list() == [date(2023, 1, 1)]
+    assert registry["tune_start"].unique().to_list() == [date(2023, 1, 1)]
+    assert registry["tune_end"].unique().to_list() == [date(2024, 1, 1)]
+    best = registry.sort("tune_sharpe", descending=True)["policy_id"][0]
+    assert registry.filter(pl.col("deployed"))["policy_id"].to_list() == [best]
     assert weights["policy_id"].unique().to_list() == [best]
     sums = weights.group_by("as_of").agg(pl.col("weight").sum())
     assert ((sums["weight"] - 1).abs() < 1e-9).all()
-    assert weights["as_of"].min() == date(2024, 1, 1) and weights["as_of"].max() == date(
-        2025, 12, 31
-    )
+    # From the decision before the validation window's first day (as the backtest replays it).
+    assert weights["as_of"].min() == date(2023, 12, 31)
+    assert weights["as_of"].max() == date(2025, 12, 31)
     assert set(weights["symbol"]) == {"BTCUSDT", "ETHUSDT", "PAXGUSDT", "USDT"}
