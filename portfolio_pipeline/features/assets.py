@@ -5,6 +5,7 @@ import polars as pl
 
 from portfolio_pipeline.core import warehouse
 from portfolio_pipeline.core.features import compute_market_features
+from portfolio_pipeline.core.market import market_context
 from portfolio_pipeline.core.sentiment import daily_sentiment as build_daily_sentiment
 from portfolio_pipeline.core.sentiment import news_digest as build_news_digest
 from portfolio_pipeline.core.sentiment import score_news
@@ -34,7 +35,8 @@ def market_features(context: dg.AssetExecutionContext, warehouse_resource: Wareh
     ``features.market_features``. Strictly causal: the row for day d uses candles up to d."""
     with warehouse_resource.connect() as con:
         ohlcv = warehouse.read_table(con, RAW_OHLCV_TABLE)
-        features = compute_market_features(ohlcv, periods_per_year=load_settings().periods_per_year)
+        market = market_context(ohlcv, load_settings())
+        features = compute_market_features(ohlcv, periods_per_year=market.calendar.periods_per_year)
         warehouse.replace_table(con, MARKET_FEATURES_TABLE, features)
     context.log.info(f"market_features: {features.height} rows, {features.width} columns")
     return dg.MaterializeResult(
@@ -43,10 +45,9 @@ def market_features(context: dg.AssetExecutionContext, warehouse_resource: Wareh
                 features,
                 MARKET_FEATURES_TABLE,
                 date_column="date",
-                preview=features.filter(pl.col("symbol") == "BTCUSDT").tail(10)
-                if "BTCUSDT" in features["symbol"]
-                else features.tail(10),
+                preview=features.filter(pl.col("symbol") == market.benchmark.symbol).tail(10),
             ),
+            **market.as_metadata(),
             "columns": dg.MetadataValue.text(", ".join(features.columns)),
         }
     )

@@ -7,6 +7,7 @@ import dagster as dg
 import polars as pl
 
 from portfolio_pipeline.core import warehouse
+from portfolio_pipeline.core.market import market_context
 from portfolio_pipeline.metadata import png_markdown, preview_markdown, table_metadata
 from portfolio_pipeline.resources import WarehouseResource
 from portfolio_pipeline.settings import load_settings
@@ -39,14 +40,18 @@ class ForecastSettings(dg.Config):
     use_sentiment: bool = True
 
 
-def _config(settings: ForecastSettings):
+def _config(settings: ForecastSettings, ohlcv: pl.DataFrame):
+    """Model settings plus what the data says: its calendar and its benchmark symbol."""
     from portfolio_pipeline.core.forecast import ForecastConfig
 
+    market = market_context(ohlcv, load_settings())
     return ForecastConfig(
         iterations=settings.iterations,
         depth=settings.depth,
         random_seed=settings.random_seed,
-        periods_per_year=load_settings().periods_per_year,
+        periods_per_year=market.calendar.periods_per_year,
+        market_symbol=market.benchmark.symbol,
+        max_normal_gap_days=market.calendar.max_normal_gap_days,
     )
 
 
@@ -114,10 +119,10 @@ def forecast_walk_forward(
     from portfolio_pipeline.core.forecast import plot_interval
     from portfolio_pipeline.core.walkforward import evaluate_forecasts, walk_forward
 
-    model_config = _config(config)
     first_test = datetime.fromisoformat(config.first_test_start).date()
     with warehouse_resource.connect() as con:
         ohlcv, features, sentiment = _inputs(con, config)
+    model_config = _config(config, ohlcv)
     backtests, folds = [], []
     for horizon in config.horizons:
         backtest, fold_frame = walk_forward(
@@ -194,7 +199,6 @@ def return_forecasts(
     from portfolio_pipeline.core import forecast
 
     settings = load_settings()
-    model_config = _config(config)
     with warehouse_resource.connect() as con:
         ohlcv, features, sentiment = _inputs(con, config)
         evaluation = (
@@ -202,6 +206,7 @@ def return_forecasts(
             if warehouse.table_exists(con, EVALUATION_TABLE)
             else None
         )
+    model_config = _config(config, ohlcv)
     as_of = features["date"].max()
     frames, registry, importance_md = [], [], {}
     for horizon in config.horizons:
@@ -260,10 +265,10 @@ def volatility_forecasts(
     )
 
     settings = load_settings()
-    model_config = _config(config)
     horizon = config.volatility_horizon
     with warehouse_resource.connect() as con:
         ohlcv, features, sentiment = _inputs(con, config)
+    model_config = _config(config, ohlcv)
     as_of = features["date"].max()
     backtest, _ = walk_forward_volatility(
         features,
