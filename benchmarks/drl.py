@@ -30,7 +30,7 @@ BENCHMARK = "drl"
 def ppo_throughput(ohlcv: pl.DataFrame, timesteps: int = 4_096) -> None:
     subset = ohlcv.filter(pl.col("symbol").is_in(SYMBOLS))
     data = build_env_data(subset, _market_features(subset), symbols=SYMBOLS)
-    splits = drl.Splits()
+    splits = drl.Splits.from_dates(data.dates)
     started = time.perf_counter()
     policy = drl.train_policy(
         "PPO",

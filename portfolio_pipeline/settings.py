@@ -15,6 +15,9 @@ Environment variables (all optional):
 ``PORTFOLIO_PIPELINE_START``        first partition day (default 2017-08-17)
 ``PORTFOLIO_PIPELINE_PERIODS_PER_YEAR`` bars per year; blank (default) = inferred from the data's
                                    calendar (365 for 7-day markets, 252 for business days)
+``PORTFOLIO_PIPELINE_STRESS_SCENARIOS`` ``name:YYYY-MM-DD..YYYY-MM-DD,…`` (default: crypto crises
+                                   on a 7-day calendar, 2008 / 2020-03 / 2022 for equities)
+``PORTFOLIO_PIPELINE_HOLDINGS``    holdings CSV (default ``data/holdings.csv``)
 ``PORTFOLIO_PIPELINE_CASH``        cash / quote currency (default ``USDT``; ``USD``, ``EUR`` …)
 ``PORTFOLIO_PIPELINE_BENCHMARK``   market series symbol (default: BTCUSDT when in the universe,
                                    else the symbol with the largest traded value)
@@ -47,7 +50,10 @@ SAMPLE_SYMBOLS: tuple[str, ...] = (
     "SHIBUSDT", "SOLUSDT", "TRXUSDT", "UNIUSDT", "XLMUSDT", "XMRUSDT", "XRPUSDT",
 )  # fmt: skip
 
-CASH_SYMBOL = "USDT"
+# The default cash of every core function that takes ``cash_symbol``: PORTFOLIO_PIPELINE_CASH
+# when set (read once at import, so code that is not handed the setting still agrees with
+# it), else USDT. The Dagster layer passes ``Settings.cash_symbol`` explicitly.
+CASH_SYMBOL = os.environ.get("PORTFOLIO_PIPELINE_CASH", "").strip().upper() or "USDT"
 DEFAULT_START = date(2017, 8, 17)
 WINDOW_BOUNDS: tuple[str, ...] = (
     "train_start",
@@ -98,6 +104,11 @@ class Settings:
     window_overrides: dict = field(default_factory=dict)
     market_close: str | None = None
     market_timezone: str = "UTC"
+    # PORTFOLIO_PIPELINE_STRESS_SCENARIOS ("name:2020-02-19..2020-03-23,..."); None = the
+    # market's defaults (core.risk.scenarios_for).
+    stress_scenarios: str | None = None
+    # PORTFOLIO_PIPELINE_HOLDINGS; None = data/holdings.csv.
+    holdings_file: Path | None = None
     extra: dict = field(default_factory=dict)
 
     @property
@@ -118,7 +129,7 @@ class Settings:
 
     @property
     def holdings_path(self) -> Path:
-        return self.data_dir / "holdings.csv"
+        return self.holdings_file or self.data_dir / "holdings.csv"
 
     @property
     def inbox_dir(self) -> Path:
@@ -168,4 +179,6 @@ def load_settings() -> Settings:
         },
         market_close=_env("PORTFOLIO_PIPELINE_MARKET_CLOSE", "") or None,
         market_timezone=_env("PORTFOLIO_PIPELINE_MARKET_TIMEZONE", "UTC"),
+        stress_scenarios=_env("PORTFOLIO_PIPELINE_STRESS_SCENARIOS", "") or None,
+        holdings_file=Path(value) if (value := _env("PORTFOLIO_PIPELINE_HOLDINGS", "")) else None,
     )

@@ -28,6 +28,7 @@ import numpy as np
 import polars as pl
 
 from portfolio_pipeline.core.env import EnvData, PortfolioEnv
+from portfolio_pipeline.core.windows import EvaluationWindows, windows_from_dates
 
 if TYPE_CHECKING:
     from stable_baselines3.common.base_class import BaseAlgorithm
@@ -59,13 +60,25 @@ WindowLike = tuple[Any, Any]
 class Splits:
     """Train / validation / test windows, each half-open ``[start, end)``.
 
-    Default: train 2018-01-01..2022-12-31, validation 2023, test 2024-01-01..2025-12-31.
+    No fixed dates: build them from the data with :meth:`from_dates` (test = the last 2
+    years, validation = the year before, see :mod:`portfolio_pipeline.core.windows`) or from
+    :class:`~portfolio_pipeline.core.windows.EvaluationWindows` with :meth:`from_windows`.
     """
 
-    train_start: date = date(2018, 1, 1)
-    train_end: date = date(2023, 1, 1)
-    val_end: date = date(2024, 1, 1)
-    test_end: date = date(2026, 1, 1)
+    train_start: date
+    train_end: date
+    val_end: date
+    test_end: date
+
+    @classmethod
+    def from_windows(cls, windows: EvaluationWindows) -> Splits:
+        return cls(*windows.half_open())
+
+    @classmethod
+    def from_dates(cls, dates: Any, **kwargs: Any) -> Splits:
+        """Default windows of ``dates`` (any iterable of dates or a datetime64 array)."""
+        values = np.asarray(dates).astype("datetime64[D]").tolist()
+        return cls.from_windows(windows_from_dates(values, **kwargs))
 
     def __post_init__(self) -> None:
         if not self.train_start < self.train_end < self.val_end < self.test_end:
@@ -463,7 +476,8 @@ def _fixed_weight_chooser(
 
         return equal
     if isinstance(weights, str):
-        symbol = BTC_SYMBOL if weights == "buy_btc" else weights
+        # buy_btc = buy and hold the benchmark (BTCUSDT for crypto, core.market otherwise).
+        symbol = (env_data.benchmark_symbol or BTC_SYMBOL) if weights == "buy_btc" else weights
         if symbol not in env_data.symbols:
             raise ValueError(f"reference {weights!r}: symbol {symbol} is not in the universe")
         fixed = np.zeros(n_assets + 1, np.float32)

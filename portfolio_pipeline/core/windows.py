@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, replace
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 WINDOW_FIELDS: tuple[str, ...] = (
@@ -244,14 +244,36 @@ def with_overrides(windows: EvaluationWindows, overrides: Mapping[str, Any]) -> 
 
 
 def windows_from_settings(
-    dates: Iterable[date], settings: Any, *, today: date | None = None
+    dates: Iterable[date],
+    settings: Any,
+    *,
+    launchpad: Mapping[str, Any] | None = None,
+    today: date | None = None,
 ) -> EvaluationWindows:
     """:func:`windows_from_dates` with the lengths and bounds of a
-    :class:`~portfolio_pipeline.settings.Settings` (``PORTFOLIO_PIPELINE_TEST_YEARS`` …)."""
+    :class:`~portfolio_pipeline.settings.Settings` (``PORTFOLIO_PIPELINE_TEST_YEARS`` …).
+
+    ``launchpad``: bounds set in a run's config; they win over the environment settings.
+    ``today``: defaults to the current UTC date for the live ``binance`` source (its newest
+    candle may still be forming), and to None (every date is complete) otherwise.
+    """
+    if today is None and getattr(settings, "ohlcv_source", "") == "binance":
+        today = datetime.now(UTC).date()
     return windows_from_dates(
         dates,
         test_years=settings.test_years,
         validation_years=settings.validation_years,
-        overrides=settings.window_overrides,
+        overrides={**settings.window_overrides, **_clean_overrides(launchpad)},
         today=today,
+    )
+
+
+def with_window_columns(frame: Any, windows: EvaluationWindows) -> Any:
+    """``frame`` (polars) plus the six window bounds and ``windows_source`` as columns, so a
+    table says which windows its rows were computed with."""
+    import polars as pl
+
+    return frame.with_columns(
+        *(pl.lit(getattr(windows, name), dtype=pl.Date).alias(name) for name in WINDOW_FIELDS),
+        pl.lit(windows.source).alias("windows_source"),
     )

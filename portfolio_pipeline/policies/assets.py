@@ -1,12 +1,15 @@
 """Deep-RL allocation policies: Ray Tune search, multi-seed retraining, registry, weights."""
 
 import os
-from datetime import date
+from dataclasses import replace
+from datetime import date, timedelta
 
 import dagster as dg
 import polars as pl
 
 from portfolio_pipeline.core import warehouse
+from portfolio_pipeline.core.market import market_context
+from portfolio_pipeline.core.windows import windows_from_settings
 from portfolio_pipeline.metadata import png_markdown, preview_markdown, table_metadata
 from portfolio_pipeline.resources import WarehouseResource
 from portfolio_pipeline.settings import load_settings
@@ -24,15 +27,17 @@ WEIGHTS_TABLE = "ml.policy_weights"
 class PolicySettings(dg.Config):
     """``profile``: ``quick`` (default via PORTFOLIO_PIPELINE_PROFILE) or ``full``. Windows
     are half-open: train [train_start, train_end), validation [train_end, val_end), test
-    [val_end, test_end). With ``use_forecasts`` the training window starts no earlier than
-    the first out-of-sample forecast, so the forecast channels are never blank in training."""
+    [val_end, test_end); blank = from the data and the PORTFOLIO_PIPELINE_* window settings
+    (core.windows: test = last 2 years, validation = the year before). With
+    ``use_forecasts`` the training window starts no earlier than the first out-of-sample
+    forecast, so the forecast channels are never blank in training."""
 
     profile: str = ""
     seeds: list[int] = [0, 1, 2]
-    train_start: str = "2018-01-01"
-    train_end: str = "2023-01-01"
-    val_end: str = "2024-01-01"
-    test_end: str = "2026-01-01"
+    train_start: str = ""
+    train_end: str = ""
+    val_end: str = ""
+    test_end: str = ""
     use_forecasts: bool = True
     use_sentiment: bool = True
     forecast_horizon: int = 8
@@ -42,6 +47,18 @@ class PolicySettings(dg.Config):
     report_every: int = 0
     samples_per_algorithm: int = 0
     algorithms: list[str] = []
+
+
+def _launchpad(config: PolicySettings) -> dict[str, object]:
+    """Half-open launchpad bounds -> inclusive window overrides (blank = from the data)."""
+    day = timedelta(days=1)
+    bounds = {
+        "train_start": config.train_start and date.fromisoformat(config.train_start),
+        "validation_start": config.train_end and date.fromisoformat(config.train_end),
+        "test_start": config.val_end and date.fromisoformat(config.val_end),
+        "test_end": config.test_end and date.fromisoformat(config.test_end) - day,
+    }
+    return {name: value for name, value in bounds.items() if value}
 
 
 def _plot_test_equity(test_returns: pl.DataFrame) -> bytes:
@@ -61,7 +78,7 @@ def _plot_test_equity(test_returns: pl.DataFrame) -> bytes:
             label=name,
             linewidth=2 if name in ("equal_weight", "buy_btc") else 1,
         )
-    ax.set_title("DRL policies vs equal weight and BTC on the held-out test window (net of costs)")
+    ax.set_title("DRL policies vs equal weight and buy-and-hold benchmark, test window, net")
     ax.set_ylabel("equity")
     ax.legend(fontsize=7)
     fig.tight_layout()
@@ -117,21 +134,21 @@ def drl_policy(
             if config.use_forecasts and warehouse.table_exists(con, FORECAST_BACKTEST_TABLE)
             else None
         )
-    train_start = date.fromisoformat(config.train_start)
-    if forecasts is not None and forecasts.height:
-        train_start = max(train_start, forecasts["as_of"].min())
-    splits = Splits(
-        train_start=train_start,
-        train_end=date.fromisoformat(config.train_end),
-        val_end=date.fromisoformat(config.val_end),
-        test_end=date.fromisoformat(config.test_end),
+    market = market_context(ohlcv, settings)
+    windows = windows_from_settings(
+        ohlcv.get_column("date").unique().to_list(), settings, launchpad=_launchpad(config)
     )
+    splits = Splits.from_windows(windows)
+    if forecasts is not None and forecasts.height:
+        splits = replace(splits, train_start=max(splits.train_start, forecasts["as_of"].min()))
     env_data = build_env_data(
         ohlcv,
         features,
         forecasts=forecasts,
         sentiment=sentiment,
         forecast_horizon=config.forecast_horizon if forecasts is not None else None,
+        cash_symbol=settings.cash_symbol,
+        benchmark_symbol=market.benchmark.symbol,
     )
     context.log.info(
         f"policy search ({profile}) on {len(env_data.symbols)} assets, train {splits.train}, "
@@ -145,7 +162,7 @@ def drl_policy(
         profile=profile,
         splits=splits,
         num_cpus=config.num_cpus,
-        periods_per_year=settings.periods_per_year,
+        periods_per_year=market.calendar.periods_per_year,
     )
     context.log.info(
         f"search took {search.wall_seconds:.1f}s; best {search.best_config['algorithm']} "
@@ -157,7 +174,7 @@ def drl_policy(
         seeds=tuple(config.seeds),
         splits=splits,
         artifact_dir=settings.models_dir / "policies",
-        periods_per_year=settings.periods_per_year,
+        periods_per_year=market.calendar.periods_per_year,
     )
     registry = seeds.registry
     deployed = registry.sort("val_sharpe", descending=True).row(0, named=True)
@@ -207,5 +224,7 @@ def drl_policy(
             "deployed_policy": deployed["policy_id"],
             "deployed_strategy_name": strategy,
             "device": str(deployed["device"]),
+            **windows.as_metadata(),
+            **market.as_metadata(),
         }
     )

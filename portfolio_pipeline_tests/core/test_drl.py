@@ -36,13 +36,13 @@ def ppo_policy(env_data: EnvData) -> drl.TrainedPolicy:
     )
 
 
-def test_splits_and_device():
-    splits = drl.Splits()
+def test_splits_and_device(sample_ohlcv):
+    splits = drl.Splits.from_dates(sample_ohlcv["date"].unique().to_numpy())
     assert splits.train[1] == splits.validation[0] == date(2023, 1, 1)
     assert splits.validation[1] == splits.test[0] == date(2024, 1, 1)
     assert splits.test[1] == date(2026, 1, 1)
     with pytest.raises(ValueError, match="splits must satisfy"):
-        drl.Splits(train_end=date(2024, 6, 1))
+        drl.Splits(date(2018, 1, 1), date(2024, 6, 1), date(2024, 1, 1), date(2026, 1, 1))
     import torch
 
     assert drl.select_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")

@@ -116,7 +116,7 @@ def test_stress_tests(ohlcv: pl.DataFrame) -> None:
     assert rows["vol_doubled_var99"]["pnl_pct"] == pytest.approx(
         100 * np.quantile(doubled, 0.01), rel=1e-12
     )
-    assert "btc_shock_30pct_beta" in rows
+    assert "benchmark_shock_30pct_beta" in rows
     # no look-ahead: scenarios after as_of are not replayed
     early = run_stress_tests(ohlcv, WEIGHTS, date(2021, 6, 30), lookback_days=180)
     assert {"terra_luna", "ftx"}.isdisjoint(early.get_column("scenario").to_list())
