@@ -131,6 +131,10 @@ def materialize(
 
 
 def _failure_reason(result) -> str:
+    from portfolio_pipeline.operations.alerts import failed_check_lines
+
+    # A blocking check fails its step with only the check's name: show what it found first.
+    checks = "".join(f"\n  {line}" for line in failed_check_lines(result.all_events))
     for event in result.all_events:
         if event.is_step_failure:
             data = event.step_failure_data
@@ -140,8 +144,8 @@ def _failure_reason(result) -> str:
                 while error.cause is not None:  # the user's exception, not Dagster's wrapper
                     error = error.cause
                 message = error.message.strip()
-            return f"step {event.step_key}: {message}"
-    return "see the run logs (dagster UI or DAGSTER_HOME)"
+            return f"step {event.step_key}: {message}{checks}"
+    return f"see the run logs (dagster UI or DAGSTER_HOME){checks}"
 
 
 def _print_step_times(instance, run_id: str) -> None:

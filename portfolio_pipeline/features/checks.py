@@ -1,46 +1,43 @@
 """Checks on features and sentiment: finite after warm-up, bounded, point-in-time."""
 
 import dagster as dg
-import polars as pl
 
 from portfolio_pipeline.core import warehouse
+from portfolio_pipeline.core.feature_audit import audit_features
 from portfolio_pipeline.features.assets import (
     DAILY_SENTIMENT_TABLE,
     MARKET_FEATURES_TABLE,
     NEWS_SENTIMENT_TABLE,
+    RAW_OHLCV_TABLE,
     daily_sentiment,
     market_features,
     news_sentiment,
 )
 from portfolio_pipeline.resources import WarehouseResource
 
-WARM_UP_ROWS = 120  # the longest lookback (ret_120d)
-
 
 @dg.asset_check(asset=market_features, blocking=True)
 def features_finite_after_warm_up(warehouse_resource: WarehouseResource) -> dg.AssetCheckResult:
-    """Every numeric feature is finite once a symbol has 120 days of history."""
+    """Every numeric feature is finite once a symbol has 120 bars of history. Non-finite
+    values from bad data block the run (ERROR); values undefined for a stated reason (a
+    volume that did not change for 20 bars has no z-score) are a WARNING. The description
+    names the rule, the column, the symbols and their first dates."""
     with warehouse_resource.connect(read_only=True) as con:
         frame = warehouse.read_table(con, MARKET_FEATURES_TABLE)
-    numeric = [c for c, t in frame.schema.items() if t.is_float()]
-    warm = frame.filter(pl.int_range(pl.len()).over("symbol") >= WARM_UP_ROWS)
-    bad = warm.select(
-        [(~pl.col(c).is_finite()).fill_null(True).sum().alias(c) for c in numeric]
-    ).row(0, named=True)
-    failing = {c: n for c, n in bad.items() if n}
-    examples = ""
-    if failing:
-        col = next(iter(failing))
-        rows = warm.filter(~pl.col(col).is_finite().fill_null(False)).head(3)
-        examples = "; ".join(f"{r['symbol']} {r['date']}" for r in rows.iter_rows(named=True))
+        ohlcv = warehouse.read_frame(
+            con, f"select symbol, date, close, volume from {RAW_OHLCV_TABLE}"
+        )
+    audit = audit_features(frame, ohlcv)
     return dg.AssetCheckResult(
-        passed=not failing,
-        description=(
-            "all features finite after warm-up"
-            if not failing
-            else f"non-finite values after warm-up: {failing} e.g. {examples}"
-        ),
-        metadata={"rows_checked": warm.height, "columns_checked": len(numeric)},
+        passed=not audit.errors and not audit.warnings,
+        severity=dg.AssetCheckSeverity.ERROR if audit.errors else dg.AssetCheckSeverity.WARN,
+        description=audit.describe(),
+        metadata={
+            "rows_checked": audit.rows_checked,
+            "columns_checked": audit.columns_checked,
+            "error_columns": ", ".join(i.column for i in audit.errors) or "none",
+            "warning_columns": ", ".join(i.column for i in audit.warnings) or "none",
+        },
     )
 
 
