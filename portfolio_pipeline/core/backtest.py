@@ -40,7 +40,6 @@ from portfolio_pipeline.core.strategies import (
     Strategy,
     decision_frame,
 )
-from portfolio_pipeline.settings import CASH_SYMBOL
 
 REBALANCE_FREQUENCIES: tuple[str, ...] = ("daily", "weekly", "monthly")
 # Windows are not fixed here: they come from the data (core.windows.windows_from_dates).
@@ -151,7 +150,7 @@ def run_backtest(
             f"[{start}, {end}]; panel covers {panel.dates[0]}..{panel.dates[-1]}"
         )
     cost_rate = cost_bps / 10_000.0
-    symbols = [*panel.symbols, CASH_SYMBOL]
+    symbols = [*panel.symbols, panel.cash_symbol]
     n = panel.n_assets
     drifted = np.zeros(n + 1)
     drifted[-1] = 1.0

@@ -7,7 +7,8 @@ feature). Its inputs for a row (symbol, d) are:
 
 - every numeric column of the feature frame on (symbol, d) (any frame: symbol, date,
   numeric columns), minus price-level columns (see :data:`PRICE_LEVEL_COLUMNS`);
-- market-wide inputs of date d computed from the raw OHLCV: the market symbol's (BTC)
+- market-wide inputs of date d computed from the raw OHLCV: the market symbol's (the
+  benchmark, ``ForecastConfig.market_symbol``: BTCUSDT for crypto)
   1/5/20-day log returns and 20-day volatility, the cross-sectional mean (and dispersion)
   of daily and 5-day log returns, the symbol's excess 5-day return over that mean and its
   trailing daily volatility;
@@ -849,7 +850,7 @@ def plot_interval(
     ax.plot(dates, rows["q50"], lw=0.8, label="q50")
     ax.plot(dates, rows["realized"], lw=0.5, color="black", alpha=0.7, label="realized")
     covered = ((rows["realized"] >= rows["q10"]) & (rows["realized"] <= rows["q90"])).mean()
-    ax.set_title(f"{symbol} {horizon_days}-day log return, out of sample (coverage {covered:.0%})")
+    ax.set_title(f"{symbol} {horizon_days}-bar log return, out of sample (coverage {covered:.0%})")
     ax.legend(loc="upper left")
     fig.tight_layout()
     buffer = io.BytesIO()

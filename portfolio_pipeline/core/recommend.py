@@ -87,10 +87,11 @@ class _Asset:
     desired: float = 0.0
     delta: float = 0.0
     note: str = ""
+    cash_symbol: str = CASH_SYMBOL
 
     @property
     def is_cash(self) -> bool:
-        return self.symbol == CASH_SYMBOL
+        return self.symbol == self.cash_symbol
 
 
 def _latest_forecasts(
@@ -164,12 +165,13 @@ def recommend(
     generated_at: datetime | None = None,
     horizon_days: int | None = None,
     max_forecast_age_days: int = 7,
+    cash_symbol: str = CASH_SYMBOL,
 ) -> pl.DataFrame:
     """Recommended trades -> rows of ``portfolio.recommendations`` (one per symbol + cash).
 
     Parameters
     ----------
-    holdings : ``symbol, quantity`` (cash as ``USDT``).
+    holdings : ``symbol, quantity`` (cash as ``cash_symbol``: ``USDT``, ``USD`` …).
     latest_prices : ``symbol, price`` and optionally ``trading`` (False = no price on
         ``as_of``, e.g. ``holdings.latest_prices``); a symbol without a row is untradable.
     target_weights : ``symbol, weight`` (optionally ``as_of``/``strategy``, filtered to the
@@ -181,6 +183,7 @@ def recommend(
     liquidity : ``symbol, adv_quote`` (e.g. ``risk.compute_liquidity``); symbols with a null or
         zero ``adv_quote`` or absent are untradable. None skips the liquidity check.
     horizon_days : forecast horizon to use (default: the shortest available).
+    cash_symbol : the cash asset (``PORTFOLIO_PIPELINE_CASH``), priced at 1.
 
     Returns
     -------
@@ -207,11 +210,11 @@ def recommend(
     relevant = {s for s, q in quantities.items() if q > 0} | {
         s for s, w in targets.items() if w > 0
     }
-    symbols = sorted(relevant - {CASH_SYMBOL}) + [CASH_SYMBOL]
+    symbols = sorted(relevant - {cash_symbol}) + [cash_symbol]
     values: dict[str, float] = {}
     for symbol in symbols:
         quantity = float(quantities.get(symbol, 0.0))
-        if symbol == CASH_SYMBOL:
+        if symbol == cash_symbol:
             values[symbol] = quantity
         elif quantity > 0 and symbol not in price_map:
             raise ValueError(f"held symbol {symbol} has no price on or before {as_of}")
@@ -224,7 +227,7 @@ def recommend(
     assets: list[_Asset] = []
     for symbol in symbols:
         tradable, why = True, ""
-        if symbol != CASH_SYMBOL:
+        if symbol != cash_symbol:
             if symbol not in price_map or not trading_map.get(symbol, False):
                 tradable, why = False, f"no price on {as_of} (stopped trading)"
             elif adv_map is not None and not (adv_map.get(symbol) or 0) > 0:
@@ -232,11 +235,12 @@ def recommend(
         assets.append(
             _Asset(
                 symbol=symbol,
-                price=1.0 if symbol == CASH_SYMBOL else price_map.get(symbol, float("nan")),
+                price=1.0 if symbol == cash_symbol else price_map.get(symbol, float("nan")),
                 current=values[symbol] / total_value,
                 raw_target=targets.get(symbol, 0.0),
                 tradable=tradable,
                 why_untradable=why,
+                cash_symbol=cash_symbol,
             )
         )
     cash = assets[-1]
@@ -346,7 +350,7 @@ def _apply_gate(assets: list[_Asset], cost_rate: float) -> None:
         return 0.0 if a.is_cash else cost_rate
 
     wanted = {a.symbol: a.delta for a in assets[:-1]}
-    wanted[CASH_SYMBOL] = -sum(wanted.values())
+    wanted[assets[-1].symbol] = -sum(wanted.values())  # cash is last
     by_symbol = {a.symbol: a for a in assets}
     buys = sorted(
         (by_symbol[s] for s, d in wanted.items() if d > _EPS and by_symbol[s].tradable),

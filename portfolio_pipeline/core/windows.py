@@ -277,3 +277,15 @@ def with_window_columns(frame: Any, windows: EvaluationWindows) -> Any:
         *(pl.lit(getattr(windows, name), dtype=pl.Date).alias(name) for name in WINDOW_FIELDS),
         pl.lit(windows.source).alias("windows_source"),
     )
+
+
+def first_forecast_test_start(
+    first_date: date, windows: EvaluationWindows, min_history_years: int = 2
+) -> date:
+    """Default start of the forecasts' walk-forward: the first 1 January at least
+    ``min_history_years`` after ``first_date``, but no later than the validation start, so the
+    validation and test windows (strategy choice, DRL) always see out-of-sample forecasts.
+    On the shipped sample (from 2017-08-17) this is 2020-01-01."""
+    enough = years_before(first_date, -min_history_years)
+    january = enough if (enough.month, enough.day) == (1, 1) else date(enough.year + 1, 1, 1)
+    return min(january, windows.validation_start)

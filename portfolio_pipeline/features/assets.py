@@ -89,6 +89,10 @@ def news_sentiment(
             done, stale = pl.Series("id", [], dtype=pl.Utf8), 0
         todo = news.filter(~pl.col("id").is_in(done.implode()))
         scored = score_news(todo, scorer) if todo.height else None
+        if scored is None and not warehouse.table_exists(con, NEWS_SENTIMENT_TABLE):
+            # No news at all (an equities universe without a news feed): an empty table, so
+            # the sentiment inputs downstream are all "no news" instead of a failure.
+            scored = score_news(todo, scorer)
         if scored is not None:
             warehouse.replace_rows(
                 con,

@@ -1,13 +1,14 @@
 """CatBoost return forecasts with intervals, their walk-forward evaluation, volatility
 forecasts and the model registry."""
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import dagster as dg
 import polars as pl
 
 from portfolio_pipeline.core import warehouse
 from portfolio_pipeline.core.market import market_context
+from portfolio_pipeline.core.windows import first_forecast_test_start, windows_from_settings
 from portfolio_pipeline.metadata import png_markdown, preview_markdown, table_metadata
 from portfolio_pipeline.resources import WarehouseResource
 from portfolio_pipeline.settings import load_settings
@@ -27,12 +28,15 @@ INPUT_DEPS = ["raw_ohlcv", "market_features", "daily_sentiment"]
 
 
 class ForecastSettings(dg.Config):
-    """Horizons in days; walk-forward from ``first_test_start``, refit every
-    ``retrain_every_days``; ``use_sentiment`` joins features.daily_sentiment."""
+    """Horizons in BARS of each symbol's calendar (crypto days, equity sessions); walk-forward
+    from ``first_test_start`` (blank = from the data: the first 1 January two years into the
+    history, no later than the validation window, core.windows.first_forecast_test_start),
+    refit every ``retrain_every_days`` calendar days; ``use_sentiment`` joins
+    features.daily_sentiment."""
 
     horizons: list[int] = [1, 8]
     volatility_horizon: int = 8
-    first_test_start: str = "2020-01-01"
+    first_test_start: str = ""
     retrain_every_days: int = 180
     iterations: int = 200
     depth: int = 5
@@ -53,6 +57,13 @@ def _config(settings: ForecastSettings, ohlcv: pl.DataFrame):
         market_symbol=market.benchmark.symbol,
         max_normal_gap_days=market.calendar.max_normal_gap_days,
     )
+
+
+def _first_test_start(settings: ForecastSettings, ohlcv: pl.DataFrame) -> date:
+    if settings.first_test_start:
+        return date.fromisoformat(settings.first_test_start)
+    dates = ohlcv.get_column("date").unique().to_list()
+    return first_forecast_test_start(min(dates), windows_from_settings(dates, load_settings()))
 
 
 def _inputs(con, settings: ForecastSettings):
@@ -119,10 +130,10 @@ def forecast_walk_forward(
     from portfolio_pipeline.core.forecast import plot_interval
     from portfolio_pipeline.core.walkforward import evaluate_forecasts, walk_forward
 
-    first_test = datetime.fromisoformat(config.first_test_start).date()
     with warehouse_resource.connect() as con:
         ohlcv, features, sentiment = _inputs(con, config)
     model_config = _config(config, ohlcv)
+    first_test = _first_test_start(config, ohlcv)
     backtests, folds = [], []
     for horizon in config.horizons:
         backtest, fold_frame = walk_forward(
@@ -144,7 +155,8 @@ def forecast_walk_forward(
         warehouse.replace_table(con, BACKTEST_TABLE, backtest)
         warehouse.replace_table(con, FOLDS_TABLE, fold_frame)
         warehouse.replace_table(con, EVALUATION_TABLE, evaluation)
-    overall = evaluation.filter(pl.col("symbol").is_in(["ALL", "BTCUSDT"])).sort(
+    benchmark = model_config.market_symbol
+    overall = evaluation.filter(pl.col("symbol").is_in(["ALL", benchmark])).sort(
         "horizon_days", "symbol"
     )
     yield dg.MaterializeResult(
@@ -154,14 +166,17 @@ def forecast_walk_forward(
                 backtest.sort("as_of", descending=True), BACKTEST_TABLE, date_column="as_of"
             ),
             **{
-                f"btc_interval_h{h}": png_markdown(
-                    plot_interval(backtest, "BTCUSDT", horizon_days=h), f"BTCUSDT H={h}"
+                f"benchmark_interval_h{h}": png_markdown(
+                    plot_interval(backtest, benchmark, horizon_days=h), f"{benchmark} H={h}"
                 )
                 for h in config.horizons
                 if backtest.filter(
-                    (pl.col("symbol") == "BTCUSDT") & (pl.col("horizon_days") == h)
+                    (pl.col("symbol") == benchmark) & (pl.col("horizon_days") == h)
                 ).height
             },
+            "benchmark": benchmark,
+            "horizon_unit": "bars of each symbol's calendar",
+            "periods_per_year": model_config.periods_per_year,
         },
     )
     yield dg.MaterializeResult(
@@ -276,7 +291,7 @@ def volatility_forecasts(
         horizon,
         sentiment=sentiment,
         config=model_config,
-        first_test_start=datetime.fromisoformat(config.first_test_start).date(),
+        first_test_start=_first_test_start(config, ohlcv),
         retrain_every_days=config.retrain_every_days,
     )
     evaluation = evaluate_volatility_forecasts(backtest)

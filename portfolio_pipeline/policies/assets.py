@@ -100,7 +100,9 @@ def drl_policy(
     """One ``ml.policy_registry`` row per seed: a stable-baselines3 policy (PPO, A2C, SAC or
     DDPG) whose algorithm and hyperparameters were chosen by a Ray Tune search (ASHA) on the
     validation-window Sharpe net of costs, retrained with several seeds and scored on a
-    held-out test window the search never saw, next to equal weight and buy-and-hold BTC.
+    held-out test window the search never saw, next to equal weight and buy-and-hold of the
+    benchmark (reference ``buy_btc``: BTCUSDT for crypto, else PORTFOLIO_PIPELINE_BENCHMARK or
+    the largest traded value).
 
     Also writes the search trials (``ml.policy_search_trials``), the comparison
     (``ml.policy_evaluation``) and the daily target weights of the seed with the best

@@ -169,12 +169,19 @@ def backtests(
     names = [s.name for s in strategies]
     market = market_context(ohlcv, settings)
     windows = _windows(ohlcv, settings, config)
+    # One panel for both windows (strategies only read rows <= their decision day); it
+    # carries the cash symbol into every weight frame.
+    from portfolio_pipeline.core.strategies import MarketPanel
+
+    panel = MarketPanel.from_ohlcv(
+        ohlcv.filter(pl.col("date") <= windows.test_end), cash_symbol=settings.cash_symbol
+    )
     context.log.info(
         f"backtesting {len(strategies)} strategies: {', '.join(names)}; windows "
         f"{windows.as_metadata()}, {market.calendar.periods_per_year} periods/year"
     )
     validation = bt.run_backtest_grid(
-        ohlcv,
+        panel,
         strategies,
         *windows.validation,
         config.rebalance,
@@ -184,7 +191,7 @@ def backtests(
     )
     chosen = bt.select_default_strategy(validation.metrics, test_start=windows.test_start)
     test = bt.run_backtest_grid(
-        ohlcv,
+        panel,
         strategies,
         *windows.test,
         config.rebalance,
@@ -282,7 +289,9 @@ def target_weights(context: dg.AssetExecutionContext, warehouse_resource: Wareho
         )
         policy_weights = _policy_weights(con)
         strategies = _strategies(con, forecasts, policy_weights)
-        frame = compute_target_weights(ohlcv, strategies, as_of)
+        frame = compute_target_weights(
+            ohlcv, strategies, as_of, cash_symbol=load_settings().cash_symbol
+        )
         warehouse.replace_rows(con, TARGET_WEIGHTS_TABLE, frame, where="as_of = ?", params=(as_of,))
     wide = (
         frame.filter(pl.col("weight") > 1e-4)
@@ -380,6 +389,7 @@ def recommendations(
             strategy=strategy,
             run_id=context.run_id or uuid.uuid4().hex,
             horizon_days=config.forecast_horizon_days if forecasts is not None else None,
+            cash_symbol=settings.cash_symbol,
         )
         tradable = (
             prices.filter(pl.col("trading"))

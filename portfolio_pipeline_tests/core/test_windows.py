@@ -98,3 +98,16 @@ def test_settings_carry_lengths_and_bounds(monkeypatch):
     assert windows.test == (date(2025, 1, 1), date(2025, 12, 31))
     assert windows.validation == (date(2024, 3, 1), date(2024, 12, 31))
     assert windows.train_end == date(2024, 2, 29)
+
+
+def test_first_forecast_test_start(sample_ohlcv):
+    from portfolio_pipeline.core.windows import first_forecast_test_start
+
+    dates = sample_ohlcv["date"].to_list()
+    assert first_forecast_test_start(min(dates), windows_from_dates(dates)) == date(2020, 1, 1)
+    # a short equity history: capped at the validation start, so validation is out of sample
+    short = _days(date(2021, 1, 4), date(2022, 12, 28), weekdays_only=True)
+    windows = windows_from_dates(
+        short, overrides={"test_start": "2022-07-01", "validation_start": "2022-01-01"}
+    )
+    assert first_forecast_test_start(date(2021, 1, 4), windows) == date(2022, 1, 1)
