@@ -82,6 +82,13 @@ def equities_run(tmp_path_factory):
                 "forecast_walk_forward": {"config": FAST_FORECAST},
                 "return_forecasts": {"config": FAST_FORECAST},
                 "volatility_forecasts": {"config": FAST_FORECAST},
+                # the daily-rebalance sensitivity re-optimises every session: not needed here
+                "backtests": {
+                    "config": {
+                        "sensitivity_rebalances": ["monthly"],
+                        "sensitivity_costs_bps": [0.0],
+                    }
+                },
             }
         },
     )
@@ -130,3 +137,30 @@ def test_whole_graph_runs_on_equities(equities_run):
     assert set(metrics["test_start"].to_list()) == {date(2022, 7, 1)}
     assert {"current", "recommended"} <= set(risk["portfolio"].to_list())
     assert "bear_2022" in stress["scenario"].to_list()
+
+
+def test_drl_reference_and_splits_follow_the_equity_calendar():
+    from portfolio_pipeline.core import drl
+    from portfolio_pipeline.core.env import build_env_data
+    from portfolio_pipeline.core.market import choose_benchmark
+    from portfolio_pipeline.examples.sp500 import sp500_ohlcv
+
+    ohlcv = sp500_ohlcv(date(2019, 1, 2), END).filter(
+        pl.col("symbol").is_in(["AAPL", "JNJ", "MSFT", "XOM"])
+    )
+    benchmark = choose_benchmark(ohlcv)
+    data = build_env_data(ohlcv, None, cash_symbol="USD", benchmark_symbol=benchmark.symbol)
+    splits = drl.Splits.from_dates(data.dates)
+    # test = the last 2 years up to the last session, validation = the year before
+    assert splits.test == (date(2020, 12, 29), date(2022, 12, 29))
+    assert splits.validation == (date(2019, 12, 29), date(2020, 12, 29))
+    bought = drl.evaluate_fixed_weights(
+        data, splits.test, "buy_btc", env_kwargs={"lookback": 5}, periods_per_year=252
+    )
+    closes = ohlcv.filter(
+        (pl.col("symbol") == benchmark.symbol)
+        & pl.col("date").is_between(*splits.test, closed="left")
+    )["close"]
+    # buy and hold of the benchmark: one trade, then the stock's own move (cost of 10 bps once)
+    held = float(closes[-1] / closes[0])
+    assert bought["total_return"] == pytest.approx(held * (1 - 0.001) - 1, rel=1e-3)
