@@ -21,6 +21,12 @@ from portfolio_pipeline.examples.sp500 import write_files_source
 from portfolio_pipeline_tests.helpers import materialize_range
 
 START, END = date(2021, 1, 4), date(2022, 12, 28)
+# Two headlines around the close of Friday 2022-12-23 (New York), one on the Monday holiday.
+NEWS_CSV = """published_at,title,symbols
+2022-12-23T15:30:00-05:00,Apple shares rally on strong demand,AAPL
+2022-12-23T16:30:00-05:00,Apple warns of weak iPhone sales,AAPL
+2022-12-26T10:00:00-05:00,Apple supplier reports record growth,AAPL
+"""
 FAST_FORECAST = {
     "horizons": [1, 8],
     "volatility_horizon": 8,
@@ -35,6 +41,8 @@ def equities_run(tmp_path_factory):
     home = tmp_path_factory.mktemp("equities")
     files = home / "files"
     _, holdings = write_files_source(files, START, END)
+    (files / "news").mkdir()
+    (files / "news" / "headlines.csv").write_text(NEWS_CSV)
     mp = pytest.MonkeyPatch()
     env = {
         "PORTFOLIO_PIPELINE_HOME": str(home),
@@ -50,6 +58,8 @@ def equities_run(tmp_path_factory):
         "PORTFOLIO_PIPELINE_VALIDATION_START": "2022-01-01",
         "PORTFOLIO_PIPELINE_TEST_START": "2022-07-01",
         "PORTFOLIO_PIPELINE_SENTIMENT_MODEL": "lexicon",
+        "PORTFOLIO_PIPELINE_MARKET_CLOSE": "16:00",
+        "PORTFOLIO_PIPELINE_MARKET_TIMEZONE": "America/New_York",
     }
     for key, value in env.items():
         mp.setenv(key, value)
@@ -137,6 +147,14 @@ def test_whole_graph_runs_on_equities(equities_run):
     assert set(metrics["test_start"].to_list()) == {date(2022, 7, 1)}
     assert {"current", "recommended"} <= set(risk["portfolio"].to_list())
     assert "bear_2022" in stress["scenario"].to_list()
+    # news counts from the session that can act on it: after Friday's close and on the
+    # Christmas holiday (Monday 2022-12-26), from Tuesday's session
+    with warehouse.connection(path, read_only=True) as con:
+        aapl = con.execute(
+            "select date, news_count from features.daily_sentiment where symbol = 'AAPL' "
+            "and news_count > 0 order by date"
+        ).fetchall()
+    assert aapl == [(date(2022, 12, 23), 1), (date(2022, 12, 27), 2)]
 
 
 def test_drl_reference_and_splits_follow_the_equity_calendar():

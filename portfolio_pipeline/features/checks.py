@@ -1,6 +1,7 @@
 """Checks on features and sentiment: finite after warm-up, bounded, point-in-time."""
 
 import dagster as dg
+import polars as pl
 
 from portfolio_pipeline.core import warehouse
 from portfolio_pipeline.core.feature_audit import audit_features
@@ -12,6 +13,7 @@ from portfolio_pipeline.features.assets import (
     daily_sentiment,
     market_features,
     news_sentiment,
+    news_timing,
 )
 from portfolio_pipeline.resources import WarehouseResource
 
@@ -60,22 +62,31 @@ def sentiment_within_bounds(warehouse_resource: WarehouseResource) -> dg.AssetCh
 
 @dg.asset_check(asset=daily_sentiment, blocking=True)
 def no_sentiment_before_publication(warehouse_resource: WarehouseResource) -> dg.AssetCheckResult:
-    """Each day's news count equals the articles published (UTC) that very day: no article
-    is counted on a day before it was published."""
+    """Each day's news count equals the articles usable that very day (crypto: published that
+    UTC day; equities: the first session at or after publication, next session after the
+    close), and no article is counted on a day before its UTC publication day."""
     with warehouse_resource.connect(read_only=True) as con:
-        mismatches = con.execute(
-            f"""
-            with published as (
-                select symbol, cast(published_at as date) as date, count(*) as n
-                from {NEWS_SENTIMENT_TABLE} group by all
-            )
-            select d.symbol, d.date, d.news_count, coalesce(p.n, 0) as published
-            from {DAILY_SENTIMENT_TABLE} d
-            left join published p using (symbol, date)
-            where d.news_count <> coalesce(p.n, 0)
-            order by d.date limit 5
-            """
-        ).fetchall()
+        timing = news_timing(con)
+        scores = warehouse.read_table(con, NEWS_SENTIMENT_TABLE)
+        daily = warehouse.read_table(con, DAILY_SENTIMENT_TABLE)
+    usable = timing.with_usable_date(scores.select("symbol", "published_at"))
+    early = usable.filter(
+        pl.col("date") < pl.col("published_at").dt.convert_time_zone("UTC").dt.date()
+    )
+    expected = usable.group_by("symbol", "date").agg(pl.len().alias("published"))
+    mismatches = [
+        (r["symbol"], r["date"], r["news_count"], r["published"])
+        for r in daily.join(expected, on=["symbol", "date"], how="left")
+        .with_columns(pl.col("published").fill_null(0))
+        .filter(pl.col("news_count") != pl.col("published"))
+        .sort("date")
+        .head(5)
+        .iter_rows(named=True)
+    ]
+    mismatches += [
+        (r["symbol"], r["date"], "before publication", r["published_at"])
+        for r in early.head(5).iter_rows(named=True)
+    ]
     return dg.AssetCheckResult(
         passed=not mismatches,
         description="counts match publication days"
