@@ -265,7 +265,7 @@ def recommendations(settings: Settings, as_of: str | None, strategy: str | None,
     print(
         f"recommendations as of {first['as_of']} · strategy {first['strategy']} · "
         f"run {first['run_id']} · {trades.height} trade(s), "
-        f"{trades['notional'].sum():,.0f} USDT notional"
+        f"{trades['notional'].sum():,.0f} {settings.cash_symbol} notional"
     )
     _print_frame(
         frame.select(

@@ -178,7 +178,7 @@ def recommend(
         latest ``as_of <= as_of`` of ``strategy``), summing to 1 with cash.
     forecasts : ``as_of, symbol, horizon_days, q10, q50, q90`` (log returns) or None.
     cost_bps : proportional cost per traded risky leg, basis points.
-    min_notional : smallest trade in USDT.
+    min_notional : smallest trade, in cash units.
     turnover_cap : max one-way risky turnover as a fraction of value (None = no cap).
     liquidity : ``symbol, adv_quote`` (e.g. ``risk.compute_liquidity``); symbols with a null or
         zero ``adv_quote`` or absent are untradable. None skips the liquidity check.
@@ -309,8 +309,8 @@ def recommend(
         if a.is_cash:
             action, quantity, notional_out = "HOLD", 0.0, 0.0
             reason = (
-                f"cash: {a.delta * total_value:+,.2f} USDT from trades, of which "
-                f"{cost * total_value:,.2f} USDT costs ({cost_bps:g} bps)"
+                f"cash: {a.delta * total_value:+,.2f} {a.symbol} from trades, of which "
+                f"{cost * total_value:,.2f} {a.symbol} costs ({cost_bps:g} bps)"
             )
         else:
             action = "BUY" if a.delta > _EPS else "SELL" if a.delta < -_EPS else "HOLD"
@@ -412,7 +412,7 @@ def _reason(
     if not a.tradable:
         parts.append(f"cannot trade: {a.why_untradable}; position kept")
     elif a.symbol in small:
-        parts.append(f"trade below the minimum notional {min_notional:,.2f} USDT")
+        parts.append(f"trade below the minimum notional {min_notional:,.2f} {a.cash_symbol}")
     elif action == "HOLD" and abs(wanted) <= 1e-9:
         parts.append(f"already at the {strategy} target")
     else:
