@@ -24,7 +24,7 @@ Metrics (``portfolio.risk_metrics``; one-day horizon, positive loss fractions)
   is 2 x 1.28155 sigma), combined with the historical correlation matrix, annualised;
   assets without a forecast use their historical volatility and ``forecast_coverage`` reports
   the share of risky weight that had one.
-- ``n_observations``: days in the sample.
+- ``n_observations``: days in the sample; ``periods_per_year``: the annualisation used.
 
 Stress tests (``portfolio.stress_tests``; ``pnl_pct`` in PERCENT of portfolio value)
 -----------------------------------------------------------------------------------
@@ -271,7 +271,11 @@ def compute_risk_metrics(
     """
     history = portfolio_history(ohlcv, weights, as_of, lookback_days, cash_symbol)
     r = history.portfolio_returns
-    values: dict[str, float] = {"n_observations": float(r.size)}
+    # The annualisation used by ann_vol / forecast_ann_vol, recorded next to them.
+    values: dict[str, float] = {
+        "n_observations": float(r.size),
+        "periods_per_year": float(periods_per_year),
+    }
     if history.symbols and r.size >= 2:
         for level, tag in ((0.95, "95"), (0.99, "99")):
             values[f"var_hist_{tag}"] = historical_var(r, level)

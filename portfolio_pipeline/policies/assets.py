@@ -195,7 +195,13 @@ def drl_policy(
     with warehouse_resource.connect() as con:
         warehouse.append_rows(con, REGISTRY_TABLE, registry)
         warehouse.append_rows(con, TRIALS_TABLE, trials)
-        warehouse.replace_table(con, EVALUATION_TABLE, seeds.comparison)
+        warehouse.replace_table(
+            con,
+            EVALUATION_TABLE,
+            seeds.comparison.with_columns(
+                pl.lit(market.calendar.periods_per_year).alias("periods_per_year")
+            ),
+        )
         warehouse.replace_table(con, WEIGHTS_TABLE, weights)
     test = seeds.comparison.filter(pl.col("window") == "test").select(
         "name", "kind", "seed", "sharpe", "total_return", "mean_turnover"
