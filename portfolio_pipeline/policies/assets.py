@@ -178,7 +178,11 @@ def drl_policy(
         artifact_dir=settings.models_dir / "policies",
         periods_per_year=market.calendar.periods_per_year,
     )
-    registry = seeds.registry
+    # The annualisation of val/test Sharpe and the buy-and-hold reference, next to them.
+    registry = seeds.registry.with_columns(
+        pl.lit(market.calendar.periods_per_year).alias("periods_per_year"),
+        pl.lit(market.benchmark.symbol).alias("benchmark"),
+    )
     deployed = registry.sort("val_sharpe", descending=True).row(0, named=True)
     strategy = f"drl_{str(deployed['algorithm']).lower()}"
     weights = policy_target_weights(
