@@ -504,8 +504,9 @@ def evaluate_fixed_weights(
     """Evaluate a reference allocation through the same env as the policies.
 
     ``weights``: ``"equal_weight"`` (1/n over the assets tradable that day, rebalanced daily),
-    ``"buy_btc"`` (100% in ``env_data.benchmark_symbol``, BTCUSDT by default; no trading after the first day since the weight does not
-    drift), another symbol (100% in it), or an (N+1,) array rebalanced to daily.
+    ``"buy_btc"`` (100% in ``env_data.benchmark_symbol``, BTCUSDT by default; no trading
+    after the first day since the weight does not drift), another symbol (100% in it), or an
+    (N+1,) array rebalanced to daily.
     Returns the same dict as :func:`evaluate_policy_window`.
     """
     env = _evaluation_env(env_data, window, env_kwargs, cost_rate)
