@@ -4,7 +4,9 @@ Dagster's per-partition bookkeeping rather than data work.
 
 ``data_seconds`` is the same work done directly through the core (fetch from the source,
 Great Expectations validation, one idempotent ``replace_rows``) for the same range;
-``bookkeeping_seconds_per_1000_days`` = (run wall - data) / days * 1000.
+``bookkeeping_seconds_per_1000_days`` = (run wall - data) / days * 1000. Measured twice:
+``sqlite=fsync_every_commit`` (``PRAGMA synchronous=NORMAL``, what every run used before) and
+``sqlite=cli_default`` (the CLI turns fsyncs off for a backfill longer than a month).
 Run alone: ``python -m benchmarks.backfill [days ...]`` (default 365).
 """
 
@@ -46,32 +48,46 @@ def _data_seconds(settings, first: date, last: date, path: Path) -> float:
     return time.perf_counter() - started
 
 
+def _run_seconds(first: date, last: date, synchronous: str | None) -> tuple[float, float]:
+    """(run wall, direct data work) in a fresh instance and warehouse; ``synchronous`` None =
+    the CLI's own choice (OFF for a bulk backfill), else forced."""
+    from portfolio_pipeline.cli import materialize
+    from portfolio_pipeline.settings import load_settings
+    from portfolio_pipeline.sqlite_tuning import SYNCHRONOUS_ENV
+
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ["PORTFOLIO_PIPELINE_WAREHOUSE"] = str(Path(tmp) / "warehouse.duckdb")
+        os.environ["DAGSTER_HOME"] = tmp
+        if synchronous:
+            os.environ[SYNCHRONOUS_ENV] = synchronous
+        else:
+            os.environ.pop(SYNCHRONOUS_ENV, None)
+        settings = load_settings()
+        started = time.perf_counter()
+        for asset in ("raw_ohlcv", "raw_news"):
+            materialize(asset, f"{first}...{last}", settings)
+        wall = time.perf_counter() - started
+        data = _data_seconds(settings, first, last, Path(tmp) / "direct.duckdb")
+    os.environ.pop(SYNCHRONOUS_ENV, None)
+    return wall, data
+
+
 def main(argv: list[str]) -> None:
     spans = [int(a) for a in argv] or [365]
     for days in spans:
-        with tempfile.TemporaryDirectory() as tmp:
-            os.environ["PORTFOLIO_PIPELINE_WAREHOUSE"] = str(Path(tmp) / "warehouse.duckdb")
-            os.environ["DAGSTER_HOME"] = tmp
-            from portfolio_pipeline.cli import materialize
-            from portfolio_pipeline.settings import load_settings
-
-            settings = load_settings()
-            last = FIRST + timedelta(days=days - 1)
-            started = time.perf_counter()
-            for asset in ("raw_ohlcv", "raw_news"):
-                materialize(asset, f"{FIRST}...{last}", settings)
-            wall = time.perf_counter() - started
-            data = _data_seconds(settings, FIRST, last, Path(tmp) / "direct.duckdb")
-        extra = {"days": days, "first": str(FIRST), "last": str(last)}
-        emit("backfill", "run_seconds", round(wall, 2), "s", **extra)
-        emit("backfill", "data_seconds", round(data, 2), "s", **extra)
-        emit(
-            "backfill",
-            "bookkeeping_seconds_per_1000_days",
-            round((wall - data) / days * 1000, 2),
-            "s",
-            **extra,
-        )
+        last = FIRST + timedelta(days=days - 1)
+        for mode, synchronous in (("fsync_every_commit", "NORMAL"), ("cli_default", None)):
+            wall, data = _run_seconds(FIRST, last, synchronous)
+            extra = {"days": days, "first": str(FIRST), "last": str(last), "sqlite": mode}
+            emit("backfill", "run_seconds", round(wall, 2), "s", **extra)
+            emit("backfill", "data_seconds", round(data, 2), "s", **extra)
+            emit(
+                "backfill",
+                "bookkeeping_seconds_per_1000_days",
+                round((wall - data) / days * 1000, 2),
+                "s",
+                **extra,
+            )
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ Every command exits non-zero with a one-line reason on failure.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -113,13 +114,14 @@ def materialize(
         names = ", ".join(k.to_user_string() for k in run_keys)
         print(f"materializing {names} ({label})", flush=True)
         started = time.perf_counter()
-        result = job.execute_in_process(
-            instance=instance,
-            asset_selection=run_keys,
-            tags=tags,
-            raise_on_error=False,
-            run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
-        )
+        with _bulk_backfill(tags, bounds):
+            result = job.execute_in_process(
+                instance=instance,
+                asset_selection=run_keys,
+                tags=tags,
+                raise_on_error=False,
+                run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+            )
         took = time.perf_counter() - started
         if not result.success:
             raise CliError(
@@ -128,6 +130,31 @@ def materialize(
         _print_step_times(instance, result.run_id)
         print(f"run {result.run_id} succeeded in {took:.1f}s", flush=True)
     return 0
+
+
+BULK_BACKFILL_DAYS = 31
+
+
+@contextlib.contextmanager
+def _bulk_backfill(tags: dict[str, str], bounds: tuple[str, str]):
+    """During a partitioned run over more than a month of days, let the SQLite instance skip
+    fsyncs (``PRAGMA synchronous=OFF``, see sqlite_tuning): the run writes two events per day
+    and asset, and on a slow disk those fsyncs are nearly all of a first backfill's time. A
+    process crash is still safe; an OS crash or power cut during the backfill may damage the
+    SQLite run history under $DAGSTER_HOME (never the DuckDB warehouse). An explicit
+    PORTFOLIO_PIPELINE_SQLITE_SYNCHRONOUS is always respected; PostgreSQL is unaffected."""
+    from portfolio_pipeline.sqlite_tuning import SYNCHRONOUS_ENV
+
+    start, end = (date.fromisoformat(b) for b in bounds)
+    bulk = bool(tags) and (end - start).days + 1 > BULK_BACKFILL_DAYS
+    if not bulk or os.environ.get(SYNCHRONOUS_ENV):
+        yield
+        return
+    os.environ[SYNCHRONOUS_ENV] = "OFF"
+    try:
+        yield
+    finally:
+        os.environ.pop(SYNCHRONOUS_ENV, None)
 
 
 def _failure_reason(result) -> str:
