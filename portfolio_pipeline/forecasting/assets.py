@@ -97,7 +97,8 @@ def _registry(con, rows: list[dict]) -> None:
             description="One row per (as_of, symbol, horizon): out-of-sample q10/q50/q90 of "
             "the forward log return from an expanding-window, purged walk-forward (no "
             "training label overlaps its test window), with the realized return, table "
-            "ml.forecast_backtest.",
+            "ml.forecast_backtest. horizon_days counts bars of each symbol's calendar (crypto "
+            "days, equity sessions).",
             metadata={"table": BACKTEST_TABLE},
         ),
         dg.AssetSpec(
@@ -106,7 +107,8 @@ def _registry(con, rows: list[dict]) -> None:
             deps=INPUT_DEPS,
             kinds={"duckdb"},
             description="One row per (fold, horizon): train and test windows of the "
-            "walk-forward, table ml.forecast_folds.",
+            "walk-forward and train_label_end, the day the last training label is known "
+            "(<= test_start), table ml.forecast_folds. horizon_days counts bars.",
             metadata={"table": FOLDS_TABLE},
         ),
         dg.AssetSpec(
@@ -207,7 +209,8 @@ def return_forecasts(
     warehouse_resource: WarehouseResource,
 ):
     """One row per (as_of, symbol, horizon): q10/q50/q90 of the log return over the next H
-    days, predicted at the latest market day by a model trained on everything labelled up to
+    bars (``horizon_days`` counts bars of the symbol's calendar: crypto days, equity sessions),
+    predicted at the latest market day by a model trained on everything labelled up to
     then, for every symbol still trading (delisted symbols have no row), table
     ``ml.return_forecasts`` (history kept per as_of). Each model is saved under
     ``data/models/`` and registered in ``ml.model_registry``."""
@@ -269,7 +272,7 @@ def volatility_forecasts(
     warehouse_resource: WarehouseResource,
 ):
     """One row per (as_of, symbol): annualised realized volatility forecast over the next H
-    days (CatBoost, same inputs and machinery as the return model) next to the trailing
+    bars (CatBoost, same inputs and machinery as the return model) next to the trailing
     volatility, for the risk reports, table ``ml.volatility_forecasts`` (history kept per
     as_of). Its walk-forward accuracy against the trailing-volatility forecast is in
     ``ml.volatility_evaluation``."""
