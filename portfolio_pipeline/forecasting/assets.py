@@ -321,5 +321,7 @@ def volatility_forecasts(
             ),
             "evaluation": dg.MetadataValue.md(preview_markdown(evaluation, 25)),
             "model_version": model.model_version,
+            "periods_per_year": model_config.periods_per_year,  # annualises vol_forecast
+            "horizon_unit": "bars of each symbol's calendar",
         }
     )
