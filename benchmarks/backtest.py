@@ -1,6 +1,7 @@
 """Backtest grid on the shipped sample: every classic strategy over the held-out test window
-(2024-01-01..2025-12-31, weekly, 10 bps) plus the daily/weekly/monthly x 0/10/25/50 bps
-sensitivity table, the 2023 validation run and the default-strategy choice.
+(from the data, core.windows: 2024-01-01..2025-12-31 on the sample; weekly, 10 bps) plus the
+daily/weekly/monthly x 0/10/25/50 bps sensitivity table, the validation run (2023) and the
+default-strategy choice.
 
 Prints one JSON line per figure: timings, then the test-window metrics of every strategy.
 Run alone: ``python -m benchmarks.backtest`` (``--no-daily`` skips the daily column, which
@@ -16,15 +17,14 @@ import polars as pl
 
 from benchmarks._common import emit
 from portfolio_pipeline.core.backtest import (
-    DEFAULT_TEST_START,
-    DEFAULT_VALIDATION_END,
-    DEFAULT_VALIDATION_START,
     REBALANCE_FREQUENCIES,
     run_backtest_grid,
     select_default_strategy,
 )
+from portfolio_pipeline.core.calendar import calendar_from_settings
 from portfolio_pipeline.core.metrics import METRIC_KEYS
 from portfolio_pipeline.core.strategies import EstimationCache, MarketPanel, build_strategies
+from portfolio_pipeline.core.windows import windows_from_settings
 from portfolio_pipeline.settings import load_settings
 
 NAME = "backtest"
@@ -36,6 +36,9 @@ def main(argv: list[str]) -> None:
     frequencies = tuple(
         f for f in REBALANCE_FREQUENCIES if not ("--no-daily" in argv and f == "daily")
     )
+    dates = ohlcv["date"].unique().to_list()
+    windows = windows_from_settings(dates, settings)
+    periods_per_year = calendar_from_settings(dates, settings).periods_per_year
     started = time.perf_counter()
     panel = MarketPanel.from_ohlcv(ohlcv)
     cache = EstimationCache()
@@ -43,13 +46,12 @@ def main(argv: list[str]) -> None:
     validation = run_backtest_grid(
         panel,
         strategies,
-        DEFAULT_VALIDATION_START,
-        DEFAULT_VALIDATION_END,
+        *windows.validation,
         sensitivity_rebalances=(),
-        periods_per_year=settings.periods_per_year,
+        periods_per_year=periods_per_year,
         cache=cache,
     )
-    chosen = select_default_strategy(validation.metrics, test_start=DEFAULT_TEST_START)
+    chosen = select_default_strategy(validation.metrics, test_start=windows.test_start)
     validation_s = time.perf_counter() - started
     emit(NAME, "validation_grid_seconds", round(validation_s, 2), "s", strategies=len(strategies))
     emit(NAME, "default_strategy_by_validation_sharpe", 1, "choice", strategy=chosen)
@@ -57,8 +59,9 @@ def main(argv: list[str]) -> None:
     grid = run_backtest_grid(
         panel,
         strategies,
+        *windows.test,
         sensitivity_rebalances=frequencies,
-        periods_per_year=settings.periods_per_year,
+        periods_per_year=periods_per_year,
         cache=cache,
     )
     elapsed = time.perf_counter() - started

@@ -51,7 +51,13 @@ def _throughput(data, algorithm: str, n_envs: int, timesteps: int) -> tuple[floa
     torch.set_num_threads(1)
     params = THROUGHPUT_SETTINGS[(algorithm, n_envs)]
     model, _settings, device = drl.build_model(
-        algorithm, data, drl.Splits().fit, params, timesteps, seed=0, env_kwargs={"lookback": 30}
+        algorithm,
+        data,
+        drl.Splits.from_dates(data.dates).fit,
+        params,
+        timesteps,
+        seed=0,
+        env_kwargs={"lookback": 30},
     )
     started, cpu_started = time.perf_counter(), time.process_time()
     model.learn(total_timesteps=timesteps)
@@ -104,7 +110,7 @@ def full_profile_rates(ohlcv: pl.DataFrame) -> None:
     seconds_per_trial = {}
     for algorithm, (params, budget) in settings.items():
         model, _settings, device = drl.build_model(
-            algorithm, data, drl.Splits().fit, params, budget, seed=0,
+            algorithm, data, drl.Splits.from_dates(data.dates).fit, params, budget, seed=0,
             env_kwargs=dict(profile.env_kwargs),
         )  # fmt: skip
         started = time.perf_counter()
@@ -197,7 +203,7 @@ def quick_profile(ohlcv: pl.DataFrame, storage: str, seeds: tuple[int, ...]) -> 
     for row in results.comparison.filter(pl.col("kind") == "reference").iter_rows(named=True):
         emit(BENCHMARK, f"{row['name']}_{row['window']}_sharpe", round(row["sharpe"], 3), "sharpe",
              total_return=round(row["total_return"], 3))  # fmt: skip
-    classic = _classic_test_sharpes(ohlcv, drl.Splits())
+    classic = _classic_test_sharpes(ohlcv, drl.Splits.from_dates(data.dates))
     for name, sharpe in sorted(classic.items()):
         emit(BENCHMARK, "classic_test_sharpe", round(sharpe, 3), "sharpe", strategy=name,
              rebalance="daily", cost_bps=10)  # fmt: skip

@@ -1,5 +1,5 @@
-"""The recommendation process replayed day by day on the validation (2023) and test
-(2024-01-01..2025-12-31) windows for the 21 sample symbols, exactly as the
+"""The recommendation process replayed day by day on the validation and test windows from the
+data (2023 and 2024-01-01..2025-12-31 on the sample) for the 21 sample symbols, exactly as the
 ``recommendation_backtest`` asset runs it: the five processes plus the six-level confidence
 grid, HRP targets, 10 bps, minimum notional 50, turnover cap 50%.
 
@@ -20,14 +20,10 @@ import polars as pl
 
 from benchmarks._common import emit, peak_rss_mb
 from portfolio_pipeline.core import recommendation_backtest as rb
-from portfolio_pipeline.core.backtest import (
-    DEFAULT_TEST_END,
-    DEFAULT_TEST_START,
-    DEFAULT_VALIDATION_END,
-    DEFAULT_VALIDATION_START,
-)
+from portfolio_pipeline.core.calendar import infer_calendar
 from portfolio_pipeline.core.holdings import latest_prices, load_holdings, value_holdings
 from portfolio_pipeline.core.strategies import build_strategies
+from portfolio_pipeline.core.windows import windows_from_dates
 from portfolio_pipeline.settings import load_settings
 
 NAME = "recommendation"
@@ -61,13 +57,16 @@ def _forecasts(ohlcv: pl.DataFrame, warehouse_path) -> tuple[pl.DataFrame, str]:
         pl.Series("q50", median),
         pl.Series("q90", median + 0.15),
         "realized",
-    ).filter(pl.col("as_of") >= DEFAULT_VALIDATION_START.replace(year=2020)), "synthetic"
+    ), "synthetic"
 
 
 def main(argv: list[str]) -> None:
     settings = load_settings()
     ohlcv = pl.read_parquet(settings.sample_ohlcv_path)
     forecasts, source = _forecasts(ohlcv, settings.warehouse_path)
+    dates = ohlcv.get_column("date").unique().to_list()
+    windows = windows_from_dates(dates)
+    periods_per_year = infer_calendar(dates).periods_per_year
     held = load_holdings(settings.holdings_path, settings.symbols)
     valued = value_holdings(held, latest_prices(ohlcv, ohlcv["date"].max()))
     (strategy,) = build_strategies(("hrp",))
@@ -78,15 +77,12 @@ def main(argv: list[str]) -> None:
         ohlcv,
         strategy,
         forecasts,
-        {
-            "validation": (DEFAULT_VALIDATION_START, DEFAULT_VALIDATION_END),
-            "test": (DEFAULT_TEST_START, DEFAULT_TEST_END),
-        },
+        {"validation": windows.validation, "test": windows.test},
         start_weights=None
         if "--from-holdings" not in argv
         else dict(valued.select("symbol", "weight").iter_rows()),
         start_value=float(valued["value"].sum()),
-        settings=rb.SimulationSettings(periods_per_year=settings.periods_per_year),
+        settings=rb.SimulationSettings(periods_per_year=periods_per_year),
         processes=specs,
     )
     seconds = time.perf_counter() - started

@@ -6,6 +6,7 @@ Every command exits non-zero with a one-line reason on failure.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -130,13 +131,14 @@ def _materialize_locked(selection: str, bounds: tuple[str, str], log_level: str)
         names = ", ".join(k.to_user_string() for k in run_keys)
         print(f"materializing {names} ({label})", flush=True)
         started = time.perf_counter()
-        result = job.execute_in_process(
-            instance=instance,
-            asset_selection=run_keys,
-            tags=tags,
-            raise_on_error=False,
-            run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
-        )
+        with _bulk_backfill(tags, bounds):
+            result = job.execute_in_process(
+                instance=instance,
+                asset_selection=run_keys,
+                tags=tags,
+                raise_on_error=False,
+                run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+            )
         took = time.perf_counter() - started
         if not result.success:
             raise CliError(
@@ -147,7 +149,36 @@ def _materialize_locked(selection: str, bounds: tuple[str, str], log_level: str)
     return 0
 
 
+BULK_BACKFILL_DAYS = 31
+
+
+@contextlib.contextmanager
+def _bulk_backfill(tags: dict[str, str], bounds: tuple[str, str]):
+    """During a partitioned run over more than a month of days, let the SQLite instance skip
+    fsyncs (``PRAGMA synchronous=OFF``, see sqlite_tuning): the run writes two events per day
+    and asset, and on a slow disk those fsyncs are nearly all of a first backfill's time. A
+    process crash is still safe; an OS crash or power cut during the backfill may damage the
+    SQLite run history under $DAGSTER_HOME (never the DuckDB warehouse). An explicit
+    PORTFOLIO_PIPELINE_SQLITE_SYNCHRONOUS is always respected; PostgreSQL is unaffected."""
+    from portfolio_pipeline.sqlite_tuning import SYNCHRONOUS_ENV
+
+    start, end = (date.fromisoformat(b) for b in bounds)
+    bulk = bool(tags) and (end - start).days + 1 > BULK_BACKFILL_DAYS
+    if not bulk or os.environ.get(SYNCHRONOUS_ENV):
+        yield
+        return
+    os.environ[SYNCHRONOUS_ENV] = "OFF"
+    try:
+        yield
+    finally:
+        os.environ.pop(SYNCHRONOUS_ENV, None)
+
+
 def _failure_reason(result) -> str:
+    from portfolio_pipeline.operations.alerts import failed_check_lines
+
+    # A blocking check fails its step with only the check's name: show what it found first.
+    checks = "".join(f"\n  {line}" for line in failed_check_lines(result.all_events))
     for event in result.all_events:
         if event.is_step_failure:
             data = event.step_failure_data
@@ -157,8 +188,8 @@ def _failure_reason(result) -> str:
                 while error.cause is not None:  # the user's exception, not Dagster's wrapper
                     error = error.cause
                 message = error.message.strip()
-            return f"step {event.step_key}: {message}"
-    return "see the run logs (dagster UI or DAGSTER_HOME)"
+            return f"step {event.step_key}: {message}{checks}"
+    return f"see the run logs (dagster UI or DAGSTER_HOME){checks}"
 
 
 def _print_step_times(instance, run_id: str) -> None:
@@ -320,7 +351,7 @@ def recommendations(settings: Settings, as_of: str | None, strategy: str | None,
     print(
         f"recommendations as of {first['as_of']} · strategy {first['strategy']} · "
         f"run {first['run_id']} · {trades.height} trade(s), "
-        f"{trades['notional'].sum():,.0f} USDT notional"
+        f"{trades['notional'].sum():,.0f} {settings.cash_symbol} notional"
     )
     _print_frame(
         frame.select(

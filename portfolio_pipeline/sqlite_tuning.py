@@ -11,6 +11,7 @@ unaffected.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 
 from sqlalchemy import event
@@ -19,9 +20,23 @@ from sqlalchemy.engine import Engine
 _installed = False
 
 
+SYNCHRONOUS_ENV = "PORTFOLIO_PIPELINE_SQLITE_SYNCHRONOUS"
+_LEVELS = ("OFF", "NORMAL", "FULL")
+
+
+def synchronous_level() -> str:
+    """``NORMAL`` unless ``PORTFOLIO_PIPELINE_SQLITE_SYNCHRONOUS`` says ``OFF`` or ``FULL``."""
+    level = os.environ.get(SYNCHRONOUS_ENV, "").strip().upper() or "NORMAL"
+    if level not in _LEVELS:
+        raise ValueError(f"{SYNCHRONOUS_ENV}={level!r} is not one of {', '.join(_LEVELS)}")
+    return level
+
+
 def _on_connect(dbapi_connection, _record) -> None:
     if isinstance(dbapi_connection, sqlite3.Connection):
-        dbapi_connection.execute("PRAGMA synchronous=NORMAL")
+        # Read at every connection (the storages open one per event), so a bulk backfill can
+        # switch it for its own duration (cli.materialize).
+        dbapi_connection.execute(f"PRAGMA synchronous={synchronous_level()}")
 
 
 def install() -> None:

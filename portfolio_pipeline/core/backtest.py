@@ -40,13 +40,9 @@ from portfolio_pipeline.core.strategies import (
     Strategy,
     decision_frame,
 )
-from portfolio_pipeline.settings import CASH_SYMBOL
 
 REBALANCE_FREQUENCIES: tuple[str, ...] = ("daily", "weekly", "monthly")
-DEFAULT_TEST_START = date(2024, 1, 1)
-DEFAULT_TEST_END = date(2025, 12, 31)
-DEFAULT_VALIDATION_START = date(2023, 1, 1)
-DEFAULT_VALIDATION_END = date(2023, 12, 31)
+# Windows are not fixed here: they come from the data (core.windows.windows_from_dates).
 DEFAULT_SENSITIVITY_COSTS_BPS: tuple[float, ...] = (0.0, 10.0, 25.0, 50.0)
 
 EQUITY_SCHEMA = {
@@ -138,8 +134,8 @@ def _weights_json(symbols: Sequence[str], weights: np.ndarray) -> str:
 def run_backtest(
     ohlcv: pl.DataFrame | MarketPanel,
     strategy: Strategy,
-    start: date = DEFAULT_TEST_START,
-    end: date = DEFAULT_TEST_END,
+    start: date,
+    end: date,
     rebalance: str = "weekly",
     cost_bps: float = 10.0,
     *,
@@ -185,7 +181,7 @@ def run_backtest(
             f"{strategy.name}: rebalance must be one of {REBALANCE_FREQUENCIES}, got {rebalance!r}"
         )
     cost_rate = cost_bps / 10_000.0
-    symbols = [*panel.symbols, CASH_SYMBOL]
+    symbols = [*panel.symbols, panel.cash_symbol]
     n = panel.n_assets
     drifted = np.zeros(n + 1)
     drifted[-1] = 1.0
@@ -232,7 +228,13 @@ def run_backtest(
         periods_per_year,
         turnover=equity.get_column("turnover"),
     )
-    metrics = {"strategy": strategy.name, **metrics, "rebalance": rebalance, "cost_bps": cost_bps}
+    metrics = {
+        "strategy": strategy.name,
+        **metrics,
+        "rebalance": rebalance,
+        "cost_bps": cost_bps,
+        "periods_per_year": periods_per_year,
+    }
     decisions = (
         pl.concat(decision_frames)
         if decision_frames
@@ -242,18 +244,19 @@ def run_backtest(
 
 
 def metrics_frame(rows: Sequence[dict[str, Any]]) -> pl.DataFrame:
-    """Metric dicts -> frame ``strategy, start, end, <metrics>, rebalance, cost_bps``."""
+    """Metric dicts -> frame ``strategy, start, end, <metrics>, rebalance, cost_bps,
+    periods_per_year`` (the annualisation the metrics used)."""
     schema: dict[str, Any] = {"strategy": pl.Utf8, "start": pl.Date, "end": pl.Date}
     schema.update({k: pl.Float64 for k in METRIC_KEYS if k not in ("start", "end")})
-    schema.update({"rebalance": pl.Utf8, "cost_bps": pl.Float64})
+    schema.update({"rebalance": pl.Utf8, "cost_bps": pl.Float64, "periods_per_year": pl.Int32})
     return pl.DataFrame([{k: r.get(k) for k in schema} for r in rows], schema=schema)
 
 
 def run_backtest_grid(
     ohlcv: pl.DataFrame | MarketPanel,
     strategies: Sequence[Strategy],
-    start: date = DEFAULT_TEST_START,
-    end: date = DEFAULT_TEST_END,
+    start: date,
+    end: date,
     rebalance: str = "weekly",
     cost_bps: float = 10.0,
     *,

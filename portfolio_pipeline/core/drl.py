@@ -28,6 +28,7 @@ import numpy as np
 import polars as pl
 
 from portfolio_pipeline.core.env import EnvData, PortfolioEnv
+from portfolio_pipeline.core.windows import EvaluationWindows, windows_from_dates, years_before
 
 if TYPE_CHECKING:
     from stable_baselines3.common.base_class import BaseAlgorithm
@@ -61,22 +62,41 @@ WindowLike = tuple[Any, Any]
 class Splits:
     """Train / validation / test windows, each half-open ``[start, end)``, and the inner split.
 
-    Default: train 2018-01-01..2022-12-31, validation 2023, test 2024-01-01..2025-12-31.
+    No fixed dates: build them from the data with :meth:`from_dates` (test = the last 2
+    years, validation = the year before, see :mod:`portfolio_pipeline.core.windows`) or from
+    :class:`~portfolio_pipeline.core.windows.EvaluationWindows` with :meth:`from_windows`.
 
     ``tune_start`` splits the training window in two so that the DRL is chosen on data the
     pipeline's strategy selection never uses: policies learn on ``fit`` =
     ``[train_start, tune_start)`` and the search picks algorithm, hyperparameters and the
     deployed seed on ``tune`` = ``[tune_start, train_end)``. The validation window, where the
     recommendation strategy is chosen among all strategies (the DRL one included), and the
-    test window are then unseen by every DRL choice. ``tune_start=None`` tunes on the
-    validation window itself (the biased design this replaced; kept for comparisons).
+    test window are then unseen by every DRL choice. :meth:`from_windows` puts it
+    ``tune_years`` (1) before the end of training, or halfway through a shorter training
+    window. ``tune_start=None`` tunes on the validation window itself (the biased design this
+    replaced; kept for comparisons).
     """
 
-    train_start: date = date(2018, 1, 1)
-    train_end: date = date(2023, 1, 1)
-    val_end: date = date(2024, 1, 1)
-    test_end: date = date(2026, 1, 1)
-    tune_start: date | None = date(2022, 1, 1)
+    train_start: date
+    train_end: date
+    val_end: date
+    test_end: date
+    tune_start: date | None = None
+
+    @classmethod
+    def from_windows(cls, windows: EvaluationWindows, *, tune_years: int | None = 1) -> Splits:
+        train_start, train_end, val_end, test_end = windows.half_open()
+        tune_start = None
+        if tune_years:
+            halfway = train_start + (train_end - train_start) / 2
+            tune_start = max(years_before(train_end, tune_years), halfway)
+        return cls(train_start, train_end, val_end, test_end, tune_start)
+
+    @classmethod
+    def from_dates(cls, dates: Any, *, tune_years: int | None = 1, **kwargs: Any) -> Splits:
+        """Default windows of ``dates`` (any iterable of dates or a datetime64 array)."""
+        values = np.asarray(dates).astype("datetime64[D]").tolist()
+        return cls.from_windows(windows_from_dates(values, **kwargs), tune_years=tune_years)
 
     def __post_init__(self) -> None:
         if not self.train_start < self.train_end < self.val_end < self.test_end:
@@ -553,7 +573,8 @@ def _fixed_weight_chooser(
 
         return equal
     if isinstance(weights, str):
-        symbol = BTC_SYMBOL if weights == "buy_btc" else weights
+        # buy_btc = buy and hold the benchmark (BTCUSDT for crypto, core.market otherwise).
+        symbol = (env_data.benchmark_symbol or BTC_SYMBOL) if weights == "buy_btc" else weights
         if symbol not in env_data.symbols:
             raise ValueError(f"reference {weights!r}: symbol {symbol} is not in the universe")
         fixed = np.zeros(n_assets + 1, np.float32)
@@ -580,8 +601,9 @@ def evaluate_fixed_weights(
     """Evaluate a reference allocation through the same env as the policies.
 
     ``weights``: ``"equal_weight"`` (1/n over the assets tradable that day, rebalanced daily),
-    ``"buy_btc"`` (100% BTCUSDT; no trading after the first day since the weight does not
-    drift), another symbol (100% in it), or an (N+1,) array rebalanced to daily.
+    ``"buy_btc"`` (100% in ``env_data.benchmark_symbol``, BTCUSDT by default; no trading
+    after the first day since the weight does not drift), another symbol (100% in it), or an
+    (N+1,) array rebalanced to daily.
     Returns the same dict as :func:`evaluate_policy_window`.
     """
     env = _evaluation_env(env_data, window, env_kwargs, cost_rate)

@@ -24,8 +24,7 @@ import polars as pl
 from gymnasium import spaces
 
 from portfolio_pipeline.core import accounting
-
-CASH_SYMBOL = "USDT"
+from portfolio_pipeline.settings import CASH_SYMBOL  # PORTFOLIO_PIPELINE_CASH, else USDT
 
 # The SPEC columns of features.market_features used by default.
 MARKET_FEATURE_COLUMNS: tuple[str, ...] = (
@@ -98,6 +97,8 @@ class EnvData:
     sentiment: np.ndarray | None = None
     sentiment_names: tuple[str, ...] = ()
     cash_symbol: str = CASH_SYMBOL
+    # The market series (core.market.choose_benchmark); the DRL buy-and-hold reference.
+    benchmark_symbol: str | None = None
 
     def __post_init__(self) -> None:
         n_dates, n_assets = self.prices.shape
@@ -283,6 +284,7 @@ def build_env_data(
     sentiment_columns: Sequence[str] | None = None,
     normalisation_window: int = DEFAULT_NORMALISATION_WINDOW,
     cash_symbol: str = CASH_SYMBOL,
+    benchmark_symbol: str | None = None,
 ) -> EnvData:
     """Pivot the pipeline's polars frames once into dense arrays for :class:`PortfolioEnv`.
 
@@ -410,6 +412,7 @@ def build_env_data(
         sentiment=sentiment_array,
         sentiment_names=sentiment_names,
         cash_symbol=cash_symbol,
+        benchmark_symbol=benchmark_symbol,
     )
 
 

@@ -7,7 +7,8 @@ feature). Its inputs for a row (symbol, d) are:
 
 - every numeric column of the feature frame on (symbol, d) (any frame: symbol, date,
   numeric columns), minus price-level columns (see :data:`PRICE_LEVEL_COLUMNS`);
-- market-wide inputs of date d computed from the raw OHLCV: the market symbol's (BTC)
+- market-wide inputs of date d computed from the raw OHLCV: the market symbol's (the
+  benchmark, ``ForecastConfig.market_symbol``: BTCUSDT for crypto)
   1/5/20-day log returns and 20-day volatility, the cross-sectional mean (and dispersion)
   of daily and 5-day log returns, the symbol's excess 5-day return over that mean and its
   trailing daily volatility;
@@ -16,9 +17,12 @@ feature). Its inputs for a row (symbol, d) are:
 
 Every input of row d uses only OHLCV/feature rows dated <= d. Labels look forward:
 
-- return target: ``log(close[d+H] / close[d])`` (H calendar days; null when the symbol has
-  no close at d+H, e.g. delisted, or a gap inside the window);
-- volatility target: realized volatility over the next H days,
+- return target: ``log(close[d+H] / close[d])`` where d+H is the symbol's H-th bar after d
+  (H counts bars of the asset's own calendar: crypto days, equity sessions). Null when
+  there is no such bar (delisted, end of data) or a gap on the way is larger than the
+  calendar's normal gaps (``ForecastConfig.max_normal_gap_days``: a weekend or holiday is
+  normal on an exchange, a missing week is not);
+- volatility target: realized volatility over the next H bars,
   ``sqrt(mean(log_ret[d+1..d+H] ** 2) * periods_per_year)`` (zero-mean realized variance,
   the standard estimator; it is defined for H = 1 too, where a sample std is not).
 
@@ -44,8 +48,10 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from portfolio_pipeline.core.calendar import gap_free_ahead
+
 # Bump when a change here would change a trained model given the same data and parameters.
-CODE_VERSION = "forecast-2025.1"
+CODE_VERSION = "forecast-2026.1"  # 2026.1: horizons count bars, not calendar days
 QUANTILES: tuple[float, float, float] = (0.1, 0.5, 0.9)
 DEFAULT_HORIZONS: tuple[int, ...] = (1, 8)
 RETURN_KIND = "return_quantiles"
@@ -100,9 +106,13 @@ class ForecastConfig:
     # Romano et al. 2019): the last ``calibration_days`` of labelled rows are held out of the
     # fit and used to widen (or narrow) the band to 80% coverage. 0 disables it.
     calibration_days: int = 120
+    # The market series (core.market.choose_benchmark): BTCUSDT for crypto.
     market_symbol: str = "BTCUSDT"
     scale_window: int = 60
     periods_per_year: int = 365
+    # Largest normal gap in calendar days between two bars (core.calendar): 1 for a 7-day
+    # market, 4 on business days (weekend + one holiday). Labels across a larger gap are null.
+    max_normal_gap_days: int = 1
     exclude_columns: tuple[str, ...] = PRICE_LEVEL_COLUMNS + TIME_PROXY_COLUMNS
 
     def __post_init__(self) -> None:
@@ -112,6 +122,8 @@ class ForecastConfig:
             raise ValueError(f"periods_per_year must be positive, got {self.periods_per_year}")
         if self.calibration_days < 0:
             raise ValueError(f"calibration_days must be >= 0, got {self.calibration_days}")
+        if self.max_normal_gap_days < 1:
+            raise ValueError(f"max_normal_gap_days must be >= 1, got {self.max_normal_gap_days}")
         if self.scale_window < 2:
             raise ValueError(f"scale_window must be >= 2, got {self.scale_window}")
 
@@ -137,7 +149,8 @@ class ModelInputs:
     """Design frame of one horizon: inputs, labels and the names of the feature columns.
 
     ``frame`` has symbol, date, the feature columns, ``_close``, ``_scale`` (trailing daily
-    volatility, for target scaling), ``_label_end`` (d + H), ``target_log_return`` and
+    volatility, for target scaling), ``_label_end`` (date of the bar H after d),
+    ``target_log_return`` and
     ``target_realized_vol`` (null where the future is not known yet), sorted by (date, symbol).
     """
 
@@ -221,8 +234,9 @@ def ohlcv_derived_frame(
         Shape (n_ohlcv_rows, 16): symbol, date, _close, _scale, _label_end,
         target_log_return, target_realized_vol, own_daily_vol, own_excess_log_ret_5d,
         xs_mean_log_ret_1d, xs_mean_log_ret_5d, xs_std_log_ret_1d, mkt_log_ret_1d,
-        mkt_log_ret_5d, mkt_log_ret_20d, mkt_vol_20d. Labels need the close at d+H and every
-        day in between (no gap); otherwise they are null.
+        mkt_log_ret_5d, mkt_log_ret_20d, mkt_vol_20d. Labels need the close H bars after d
+        and no abnormal gap in between; otherwise they (and ``_label_end``, the date of
+        that bar) are null.
     """
     _check_horizon(horizon)
     config = config or ForecastConfig()
@@ -241,13 +255,11 @@ def ohlcv_derived_frame(
             .over("symbol")
             .alias("own_daily_vol"),
             log_ret.rolling_std(20, min_samples=20).over("symbol").alias("_vol_20d_daily"),
-            # Forward window d+1..d+H, valid only if the row H ahead is exactly H days later.
-            (
-                pl.col("date").shift(-horizon).over("symbol")
-                == pl.col("date") + pl.duration(days=horizon)
-            )
-            .fill_null(False)
-            .alias("_window_complete"),
+            # Forward window d+1..d+H BARS: valid only if the bar H ahead exists and no gap
+            # on the way is larger than the calendar's normal gaps (a weekend is fine on an
+            # exchange, a missing week is not).
+            gap_free_ahead(horizon, config.max_normal_gap_days).alias("_window_complete"),
+            pl.col("date").shift(-horizon).over("symbol").alias("_date_ahead"),
             (close.shift(-horizon) / close).log().over("symbol").alias("_fwd_log_ret"),
             (log_ret**2)
             .rolling_sum(horizon, min_samples=horizon)
@@ -262,7 +274,8 @@ def ohlcv_derived_frame(
         pl.when(complete)
         .then((pl.col("_fwd_sum_sq") / horizon * ppy).sqrt())
         .alias(TARGET_VOLATILITY),
-        (pl.col("date") + pl.duration(days=horizon)).alias("_label_end"),
+        # The day the label is known: the close H bars later.
+        pl.when(complete).then(pl.col("_date_ahead")).alias("_label_end"),
     )
     per_date = per_symbol.group_by("date").agg(
         log_ret.mean().alias("xs_mean_log_ret_1d"),
@@ -530,7 +543,8 @@ def fit_model(
                 f"window starting {calibration_start} (cutoff {label_known_by})"
             )
     booster = _fit_booster(fit_rows, inputs.feature_columns, kind, horizon, config)
-    extra: dict[str, Any] = {}
+    # ISO string (the metadata sidecar is JSON): the walk-forward checks its embargo on it.
+    extra: dict[str, Any] = {"train_label_end": rows["_label_end"].max().isoformat()}
     if calibration_rows is not None:
         extra["conformal_delta"] = _conformal_delta(
             booster, calibration_rows, inputs.feature_columns, horizon, config
@@ -836,7 +850,7 @@ def plot_interval(
     ax.plot(dates, rows["q50"], lw=0.8, label="q50")
     ax.plot(dates, rows["realized"], lw=0.5, color="black", alpha=0.7, label="realized")
     covered = ((rows["realized"] >= rows["q10"]) & (rows["realized"] <= rows["q90"])).mean()
-    ax.set_title(f"{symbol} {horizon_days}-day log return, out of sample (coverage {covered:.0%})")
+    ax.set_title(f"{symbol} {horizon_days}-bar log return, out of sample (coverage {covered:.0%})")
     ax.legend(loc="upper left")
     fig.tight_layout()
     buffer = io.BytesIO()

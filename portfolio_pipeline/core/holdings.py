@@ -25,13 +25,16 @@ from portfolio_pipeline.settings import CASH_SYMBOL
 HOLDINGS_SCHEMA = {"symbol": pl.Utf8, "quantity": pl.Float64}
 
 
-def load_holdings(path: str | Path, known_symbols: Iterable[str]) -> pl.DataFrame:
+def load_holdings(
+    path: str | Path, known_symbols: Iterable[str], cash_symbol: str = CASH_SYMBOL
+) -> pl.DataFrame:
     """Read and validate a holdings CSV -> frame ``symbol, quantity`` (-> ``portfolio.holdings``).
 
     Parameters
     ----------
     path : CSV with header ``symbol,quantity`` (extra columns are ignored).
-    known_symbols : tradable symbols of the universe; ``USDT`` (cash) is always accepted.
+    known_symbols : tradable symbols of the universe; ``cash_symbol`` is always accepted.
+    cash_symbol : the cash / quote currency (``USDT`` for crypto, ``USD``, ``EUR`` …).
 
     Raises
     ------
@@ -40,7 +43,7 @@ def load_holdings(path: str | Path, known_symbols: Iterable[str]) -> pl.DataFram
         duplicate symbol; the message names the file, line number and symbol.
     """
     path = Path(path)
-    known = {s.strip().upper() for s in known_symbols} | {CASH_SYMBOL}
+    known = {s.strip().upper() for s in known_symbols} | {cash_symbol}
     if not path.exists():
         raise ValueError(f"{path}: holdings file not found")
     symbols: list[str] = []
@@ -69,7 +72,10 @@ def load_holdings(path: str | Path, known_symbols: Iterable[str]) -> pl.DataFram
         raw_quantity = cells[quantity_col].strip()
         where = f"{path}:{number}: symbol {symbol or '<empty>'}"
         if symbol not in known:
-            raise ValueError(f"{where}: unknown symbol (not in the universe nor {CASH_SYMBOL})")
+            raise ValueError(
+                f"{where}: unknown symbol (not in the universe nor {cash_symbol}, the cash "
+                "setting PORTFOLIO_PIPELINE_CASH)"
+            )
         try:
             quantity = float(raw_quantity)
         except ValueError:
@@ -104,14 +110,16 @@ def latest_prices(ohlcv: pl.DataFrame, as_of: date) -> pl.DataFrame:
     )
 
 
-def value_holdings(holdings: pl.DataFrame, prices: pl.DataFrame) -> pl.DataFrame:
+def value_holdings(
+    holdings: pl.DataFrame, prices: pl.DataFrame, cash_symbol: str = CASH_SYMBOL
+) -> pl.DataFrame:
     """Value holdings -> ``symbol, quantity, price, value, weight`` (cash at price 1).
 
     ``prices`` has ``symbol, price`` (e.g. from :func:`latest_prices`). A held symbol without a
     price raises, naming it. Weights are fractions of total value and sum to 1.
     """
     priced = holdings.join(prices.select("symbol", "price"), on="symbol", how="left").with_columns(
-        pl.when(pl.col("symbol") == CASH_SYMBOL)
+        pl.when(pl.col("symbol") == cash_symbol)
         .then(pl.lit(1.0))
         .otherwise(pl.col("price"))
         .alias("price")

@@ -114,10 +114,11 @@ class _Asset:
     desired: float = 0.0
     delta: float = 0.0
     notes: list[str] = field(default_factory=list)
+    cash_symbol: str = CASH_SYMBOL
 
     @property
     def is_cash(self) -> bool:
-        return self.symbol == CASH_SYMBOL
+        return self.symbol == self.cash_symbol
 
 
 @dataclass(frozen=True)
@@ -219,6 +220,7 @@ def recommend(
     generated_at: datetime | None = None,
     horizon_days: int | None = None,
     gate: GateSettings | None = None,
+    cash_symbol: str = CASH_SYMBOL,
 ) -> pl.DataFrame:
     """Recommended trades -> rows of ``portfolio.recommendations`` (one per symbol + cash).
 
@@ -237,6 +239,7 @@ def recommend(
         zero ``adv_quote`` or absent are untradable. None skips the liquidity check.
     horizon_days : forecast horizon to use (default: the shortest available).
     gate : calibration and confidence of the gate; None = no calibration (gate not applied).
+    cash_symbol : the cash asset (``PORTFOLIO_PIPELINE_CASH``: ``USDT``, ``USD`` …), priced at 1.
 
     Returns
     -------
@@ -250,7 +253,9 @@ def recommend(
     z_value(gate.confidence)  # validates the level before any work
     cost_rate = cost_bps / 10_000.0
     targets = _target_map(target_weights, strategy, as_of)
-    assets, total_value = _build_assets(holdings, latest_prices, targets, liquidity, as_of)
+    assets, total_value = _build_assets(
+        holdings, latest_prices, targets, liquidity, as_of, cash_symbol
+    )
     cash = assets[-1]
     _set_desired(assets)
     wanted_turnover = sum(abs(a.delta) for a in assets[:-1])
@@ -295,6 +300,7 @@ def _build_assets(
     targets: dict[str, float],
     liquidity: pl.DataFrame | None,
     as_of: date,
+    cash_symbol: str,
 ) -> tuple[list[_Asset], float]:
     """One :class:`_Asset` per held or wanted symbol, cash last, with current weights."""
     price_map = {s: float(p) for s, p in _columns(latest_prices, "symbol", "price")}
@@ -308,11 +314,11 @@ def _build_assets(
     relevant = {s for s, q in quantities.items() if q > 0} | {
         s for s, w in targets.items() if w > 0
     }
-    symbols = sorted(relevant - {CASH_SYMBOL}) + [CASH_SYMBOL]
+    symbols = sorted(relevant - {cash_symbol}) + [cash_symbol]
     values: dict[str, float] = {}
     for symbol in symbols:
         quantity = float(quantities.get(symbol, 0.0))
-        if symbol == CASH_SYMBOL:
+        if symbol == cash_symbol:
             values[symbol] = quantity
         elif quantity > 0 and symbol not in price_map:
             raise ValueError(f"held symbol {symbol} has no price on or before {as_of}")
@@ -324,7 +330,7 @@ def _build_assets(
     assets = []
     for symbol in symbols:
         tradable, why = True, ""
-        if symbol != CASH_SYMBOL:
+        if symbol != cash_symbol:
             if symbol not in price_map or not trading_map.get(symbol, False):
                 tradable, why = False, f"no price on {as_of} (stopped trading)"
             elif adv_map is not None and not (adv_map.get(symbol) or 0) > 0:
@@ -332,11 +338,12 @@ def _build_assets(
         assets.append(
             _Asset(
                 symbol=symbol,
-                price=1.0 if symbol == CASH_SYMBOL else price_map.get(symbol, float("nan")),
+                price=1.0 if symbol == cash_symbol else price_map.get(symbol, float("nan")),
                 current=values[symbol] / total_value,
                 raw_target=targets.get(symbol, 0.0),
                 tradable=tradable,
                 why_untradable=why,
+                cash_symbol=cash_symbol,
             )
         )
     return assets, total_value
@@ -383,7 +390,8 @@ def _apply_gate(assets: list[_Asset], cost_rate: float, gate: GateSettings) -> N
         return None if a.is_cash else a.mid
 
     wanted = {a.symbol: a.delta for a in assets[:-1]}
-    wanted[CASH_SYMBOL] = -sum(wanted.values())
+    cash_symbol = assets[-1].symbol  # cash is last
+    wanted[cash_symbol] = -sum(wanted.values())
     by_symbol = {a.symbol: a for a in assets}
     candidates = [by_symbol[s] for s in wanted if by_symbol[s].tradable]
     buys = sorted(
@@ -428,7 +436,7 @@ def _apply_gate(assets: list[_Asset], cost_rate: float, gate: GateSettings) -> N
         best_bound[sell.symbol] = max(best_bound.get(sell.symbol, -math.inf), margin)
         if margin > 0:
             executed[sell.symbol] -= left
-            partners[sell.symbol].append(CASH_SYMBOL)
+            partners[sell.symbol].append(cash_symbol)
     for a in assets[:-1]:
         gated, want = executed[a.symbol], wanted[a.symbol]
         if abs(gated - want) > _EPS:
@@ -517,8 +525,8 @@ def _rows(assets: list[_Asset], ctx: _RowContext) -> list[dict]:
         if a.is_cash:
             action, quantity, notional_out = "HOLD", 0.0, 0.0
             reason = (
-                f"cash: {a.delta * ctx.total_value:+,.2f} {CASH_SYMBOL} from trades, of which "
-                f"{cost * ctx.total_value:,.2f} {CASH_SYMBOL} costs ({ctx.cost_bps:g} bps)"
+                f"cash: {a.delta * ctx.total_value:+,.2f} {a.symbol} from trades, of which "
+                f"{cost * ctx.total_value:,.2f} {a.symbol} costs ({ctx.cost_bps:g} bps)"
             )
         else:
             action = "BUY" if a.delta > _EPS else "SELL" if a.delta < -_EPS else "HOLD"
@@ -560,7 +568,7 @@ def _reason(a: _Asset, action: str, ctx: _RowContext) -> str:
     if not a.tradable:
         parts.append(f"cannot trade: {a.why_untradable}; position kept")
     elif a.symbol in ctx.small:
-        parts.append(f"trade below the minimum notional {ctx.min_notional:,.2f} {CASH_SYMBOL}")
+        parts.append(f"trade below the minimum notional {ctx.min_notional:,.2f} {a.cash_symbol}")
     elif action == "HOLD" and abs(wanted) <= 1e-9:
         parts.append(f"already at the {ctx.strategy} target")
     else:

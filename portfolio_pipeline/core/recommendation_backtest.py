@@ -126,6 +126,7 @@ class SimulationSettings:
     max_forecast_age_days: int = DEFAULT_MAX_FORECAST_AGE_DAYS
     periods_per_year: int = 365
     target_refresh: str = DEFAULT_TARGET_REFRESH
+    cash_symbol: str = CASH_SYMBOL
 
 
 @dataclass(frozen=True)
@@ -146,6 +147,7 @@ class _State:
     quantities: dict[str, float]
     value: float
     start_value: float
+    cash: str
     rows: list[dict] = field(default_factory=list)
 
 
@@ -168,14 +170,14 @@ class DayInputs:
 
 
 def starting_quantities(
-    weights: dict[str, float], prices: dict[str, float], value: float
+    weights: dict[str, float], prices: dict[str, float], value: float, cash: str = CASH_SYMBOL
 ) -> dict[str, float]:
     """Quantities worth ``value`` with ``weights``; weight on an unpriced symbol goes to cash."""
-    quantities = {CASH_SYMBOL: 0.0}
+    quantities = {cash: 0.0}
     for symbol, weight in weights.items():
         price = prices.get(symbol)
-        if symbol == CASH_SYMBOL or price is None or not math.isfinite(price):
-            quantities[CASH_SYMBOL] += weight * value
+        if symbol == cash or price is None or not math.isfinite(price):
+            quantities[cash] += weight * value
         else:
             quantities[symbol] = weight * value / price
     return quantities
@@ -217,7 +219,8 @@ def simulate_recommendations(
         raise ValueError(f"start weights sum to {sum(start_weights.values()):.6f}, not 1")
     if start_value <= 0:
         raise ValueError(f"start value must be positive, got {start_value}")
-    panel = MarketPanel.from_ohlcv(ohlcv)
+    cash = settings.cash_symbol
+    panel = MarketPanel.from_ohlcv(ohlcv, cash_symbol=cash)
     history = _forecast_history(forecast_backtest, panel, settings.horizon)
     issued = _forecasts_by_issue_date(forecast_backtest, settings.horizon)
     cache = EstimationCache()
@@ -229,8 +232,8 @@ def simulate_recommendations(
             first = strategy.decide(
                 panel, period_start_row(panel.dates, rows[0], settings.target_refresh), cache
             )
-            weights = dict(zip([*panel.symbols, CASH_SYMBOL], first.weights.tolist(), strict=True))
-        states = _initial_states(panel, rows[0], specs, weights, start_value)
+            weights = dict(zip([*panel.symbols, cash], first.weights.tolist(), strict=True))
+        states = _initial_states(panel, rows[0], specs, weights, start_value, cash)
         for row in rows:
             inputs = _day_inputs(panel, row, strategy, cache, issued, history, settings, ohlcv)
             for state in states:
@@ -286,10 +289,11 @@ def _initial_states(
     specs: Sequence[ProcessSpec],
     start_weights: dict[str, float],
     start_value: float,
+    cash: str,
 ) -> list[_State]:
     prices = dict(zip(panel.symbols, panel.close[row].tolist(), strict=True))
-    quantities = starting_quantities(start_weights, prices, start_value)
-    return [_State(spec, dict(quantities), start_value, start_value) for spec in specs]
+    quantities = starting_quantities(start_weights, prices, start_value, cash)
+    return [_State(spec, dict(quantities), start_value, start_value, cash) for spec in specs]
 
 
 def _day_inputs(
@@ -319,7 +323,10 @@ def _day_inputs(
         panel, period_start_row(panel.dates, row, settings.target_refresh), cache
     )
     target = pl.DataFrame(
-        {"symbol": [*panel.symbols, CASH_SYMBOL], "weight": decision.weights.astype(np.float64)}
+        {
+            "symbol": [*panel.symbols, settings.cash_symbol],
+            "weight": decision.weights.astype(np.float64),
+        }
     )
     recent = [
         issued[d]
@@ -388,6 +395,7 @@ def _advance(
             generated_at=_GENERATED_AT,
             horizon_days=settings.horizon,
             gate=_gate_for(spec, inputs.gate),
+            cash_symbol=state.cash,
         )
         trades, turnover, cost, wanted = _book(state, frame, settings.cost_bps)
     elif spec.trades:
@@ -424,8 +432,7 @@ def _gate_for(spec: ProcessSpec, gate: GateSettings) -> GateSettings | None:
 
 def _weights(state: _State, prices: dict[str, float]) -> dict[str, float]:
     values = {
-        s: q * (1.0 if s == CASH_SYMBOL else prices.get(s, 0.0))
-        for s, q in state.quantities.items()
+        s: q * (1.0 if s == state.cash else prices.get(s, 0.0)) for s, q in state.quantities.items()
     }
     total = sum(values.values())
     return {s: v / total for s, v in values.items()}
@@ -440,7 +447,7 @@ def _price_map(inputs: DayInputs) -> dict[str, float]:
 def _wanted_turnover(state: _State, inputs: DayInputs) -> float:
     current = _weights(state, _price_map(inputs))
     target = inputs.target_map
-    symbols = (set(current) | set(target)) - {CASH_SYMBOL}
+    symbols = (set(current) | set(target)) - {state.cash}
     return float(sum(abs(target.get(s, 0.0) - current.get(s, 0.0)) for s in symbols))
 
 
@@ -467,10 +474,10 @@ def _book(state: _State, frame: pl.DataFrame, cost_bps: float) -> tuple[int, flo
         trades += 1
         sign = 1.0 if action == "BUY" else -1.0
         state.quantities[symbol] = max(state.quantities.get(symbol, 0.0) + sign * quantity, 0.0)
-        state.quantities[CASH_SYMBOL] -= sign * notional
+        state.quantities[state.cash] -= sign * notional
         traded_value += notional
     cost = cost_rate * traded_value
-    state.quantities[CASH_SYMBOL] -= cost
+    state.quantities[state.cash] -= cost
     value = state.value
     wanted = float(frame.get_column("wanted_turnover")[0])
     return trades, traded_value / value, cost / value, wanted
@@ -479,16 +486,16 @@ def _book(state: _State, frame: pl.DataFrame, cost_bps: float) -> tuple[int, flo
 def _carry(state: _State, panel: MarketPanel, row: int) -> float:
     """Value at the close of ``row + 1``; positions with no price then are sold at the last one."""
     today, tomorrow = _last_close(panel, row), panel.close[row + 1]
-    value = state.quantities.get(CASH_SYMBOL, 0.0)
+    value = state.quantities.get(state.cash, 0.0)
     for symbol, quantity in list(state.quantities.items()):
-        if symbol == CASH_SYMBOL or quantity == 0.0:
+        if symbol == state.cash or quantity == 0.0:
             continue
         i = panel.symbols.index(symbol)
         if math.isfinite(tomorrow[i]):
             value += quantity * float(tomorrow[i])
         else:  # delisted overnight: liquidated at its last price
             proceeds = quantity * float(today[i])
-            state.quantities[CASH_SYMBOL] += proceeds
+            state.quantities[state.cash] += proceeds
             state.quantities[symbol] = 0.0
             value += proceeds
     return value

@@ -24,20 +24,26 @@ Metrics (``portfolio.risk_metrics``; one-day horizon, positive loss fractions)
   is 2 x 1.28155 sigma), combined with the historical correlation matrix, annualised;
   assets without a forecast use their historical volatility and ``forecast_coverage`` reports
   the share of risky weight that had one.
-- ``n_observations``: days in the sample.
+- ``n_observations``: days in the sample; ``periods_per_year``: the annualisation used.
 
 Stress tests (``portfolio.stress_tests``; ``pnl_pct`` in PERCENT of portfolio value)
 -----------------------------------------------------------------------------------
-Historical windows replay each asset's move ``close[last] / close[first - 1] - 1`` on today's
-weights (a buy-and-hold P&L, exact for a static holding): ``covid_crash_day`` 2020-03-12,
-``covid_crash_week`` 2020-03-09..2020-03-15, ``terra_luna`` 2022-05-05..2022-05-12, ``ftx``
-2022-11-06..2022-11-10. An asset that did not trade then takes BTC's move as a proxy and is
-listed in ``proxied_symbols``. Windows ending after ``as_of`` are skipped (no look-ahead).
+Historical windows replay each asset's move ``close[last bar <= last] / close[last bar before
+first] - 1`` on today's weights (a buy-and-hold P&L, exact for a static holding); bars, so a
+window that ends on a weekend works on an exchange calendar. The windows are per market
+(:func:`scenarios_for`): for crypto ``covid_crash_day`` 2020-03-12, ``covid_crash_week``
+2020-03-09..2020-03-15, ``terra_luna`` 2022-05-05..2022-05-12, ``ftx`` 2022-11-06..2022-11-10;
+for equities ``gfc_2008`` 2008-09-12..2008-11-20, ``covid_crash`` 2020-02-19..2020-03-23,
+``covid_crash_day`` 2020-03-16, ``bear_2022`` 2022-01-03..2022-10-12; or set
+(``PORTFOLIO_PIPELINE_STRESS_SCENARIOS``, :func:`parse_scenarios`). An asset that did not
+trade then takes the benchmark's move as a proxy (BTCUSDT for crypto; see
+:mod:`portfolio_pipeline.core.market`) and is listed in ``proxied_symbols``. Windows ending
+after ``as_of`` are skipped (no look-ahead).
 Synthetic: ``vol_doubled_var99`` (1-day 99% historical loss with every return deviation from
 the mean doubled), ``correlations_one_var99`` (1-day 99% normal loss with all correlations 1:
 ``sigma_p = sum w_i sigma_i``), ``market_shock_30pct`` (every risky asset -30%) and
-``btc_shock_30pct_beta`` (every asset moves ``beta_i x -30%``, beta to BTC over the window,
-floored at -100%).
+``benchmark_shock_30pct_beta`` (every asset moves ``beta_i x -30%``, beta to the benchmark
+over the window, floored at -100%).
 """
 
 from __future__ import annotations
@@ -54,7 +60,7 @@ from portfolio_pipeline.core.metrics import historical_cvar, historical_var, max
 from portfolio_pipeline.core.strategies import MarketPanel
 from portfolio_pipeline.settings import CASH_SYMBOL
 
-PROXY_SYMBOL = "BTCUSDT"
+PROXY_SYMBOL = "BTCUSDT"  # the crypto default; the pipeline passes the benchmark setting
 Z_10_90 = NormalDist().inv_cdf(0.9)  # 1.28155: half the 10-90% range of a unit normal
 
 
@@ -76,6 +82,53 @@ HISTORICAL_SCENARIOS: tuple[HistoricalScenario, ...] = (
     ),
     HistoricalScenario("ftx", date(2022, 11, 6), date(2022, 11, 10), "FTX collapse, Nov 2022"),
 )
+CRYPTO_SCENARIOS = HISTORICAL_SCENARIOS
+EQUITY_SCENARIOS: tuple[HistoricalScenario, ...] = (
+    HistoricalScenario(
+        "gfc_2008", date(2008, 9, 12), date(2008, 11, 20), "Lehman to the Nov 2008 low"
+    ),
+    HistoricalScenario(
+        "covid_crash", date(2020, 2, 19), date(2020, 3, 23), "COVID crash, peak to trough"
+    ),
+    HistoricalScenario(
+        "covid_crash_day", date(2020, 3, 16), date(2020, 3, 16), "COVID crash, 2020-03-16"
+    ),
+    HistoricalScenario(
+        "bear_2022", date(2022, 1, 3), date(2022, 10, 12), "2022 rate-hike bear market"
+    ),
+)
+
+
+class ScenarioError(ValueError):
+    """A stress-scenario setting that cannot be parsed (names the item)."""
+
+
+def scenarios_for(calendar_kind: str) -> tuple[HistoricalScenario, ...]:
+    """Default historical scenarios of a market: crypto crises on a 7-day calendar, equity
+    crises (2008, 2020-03, 2022) otherwise."""
+    return CRYPTO_SCENARIOS if calendar_kind == "7-day" else EQUITY_SCENARIOS
+
+
+def parse_scenarios(text: str) -> tuple[HistoricalScenario, ...]:
+    """``"name:2020-02-19..2020-03-23,other:2022-05-05"`` -> scenarios (one day if no ``..``)."""
+    scenarios = []
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        name, _, span = item.partition(":")
+        first, _, last = span.partition("..")
+        try:
+            start = date.fromisoformat(first.strip())
+            end = date.fromisoformat(last.strip()) if last.strip() else start
+        except ValueError:
+            raise ScenarioError(
+                f"stress scenario {item!r}: expected name:YYYY-MM-DD[..YYYY-MM-DD]"
+            ) from None
+        if not name.strip() or end < start:
+            raise ScenarioError(f"stress scenario {item!r}: empty name or end before start")
+        scenarios.append(HistoricalScenario(name.strip(), start, end, f"user scenario {span}"))
+    return tuple(scenarios)
+
 
 RISK_SCHEMA = {"as_of": pl.Date, "portfolio": pl.Utf8, "metric": pl.Utf8, "value": pl.Float64}
 STRESS_SCHEMA = {
@@ -103,7 +156,9 @@ class PortfolioHistory:
     dates: np.ndarray
 
 
-def _weight_map(weights: pl.DataFrame, tolerance: float = 1e-6) -> dict[str, float]:
+def _weight_map(
+    weights: pl.DataFrame, tolerance: float = 1e-6, cash_symbol: str = CASH_SYMBOL
+) -> dict[str, float]:
     if not {"symbol", "weight"} <= set(weights.columns):
         raise ValueError("weights frame needs columns symbol, weight")
     mapping: dict[str, float] = {}
@@ -113,21 +168,26 @@ def _weight_map(weights: pl.DataFrame, tolerance: float = 1e-6) -> dict[str, flo
         mapping[symbol] = mapping.get(symbol, 0.0) + float(weight)
     total = sum(mapping.values())
     if abs(total - 1.0) > tolerance:
-        raise ValueError(f"weights must sum to 1 (cash {CASH_SYMBOL} included), got {total:.8f}")
+        raise ValueError(f"weights must sum to 1 (cash {cash_symbol} included), got {total:.8f}")
     return mapping
 
 
 def portfolio_history(
-    ohlcv: pl.DataFrame | MarketPanel, weights: pl.DataFrame, as_of: date, lookback_days: int
+    ohlcv: pl.DataFrame | MarketPanel,
+    weights: pl.DataFrame,
+    as_of: date,
+    lookback_days: int,
+    cash_symbol: str = CASH_SYMBOL,
 ) -> PortfolioHistory:
-    """Historical daily returns of today's weights over the window ending at ``as_of``."""
+    """Historical per-bar returns of today's weights over the ``lookback_days`` BARS (rows)
+    ending at ``as_of``."""
     panel = (
         ohlcv
         if isinstance(ohlcv, MarketPanel)
         else MarketPanel.from_ohlcv(ohlcv.filter(pl.col("date") <= as_of))
     )
-    mapping = _weight_map(weights)
-    held = [s for s, w in mapping.items() if s != CASH_SYMBOL and w > 0]
+    mapping = _weight_map(weights, cash_symbol=cash_symbol)
+    held = [s for s, w in mapping.items() if s != cash_symbol and w > 0]
     unknown = [s for s in held if s not in panel.symbols]
     if unknown:
         raise ValueError(f"no price history up to {as_of} for {', '.join(unknown)}")
@@ -202,14 +262,20 @@ def compute_risk_metrics(
     lookback_days: int = 365,
     forecasts: pl.DataFrame | None = None,
     forecast_horizon_days: int | None = None,
+    cash_symbol: str = CASH_SYMBOL,
 ) -> pl.DataFrame:
     """Risk metrics of ``weights`` at ``as_of`` -> ``portfolio.risk_metrics`` rows.
 
+    ``lookback_days`` counts bars (pass ``periods_per_year`` for one year of sessions).
     Returns columns ``as_of, portfolio, metric, value`` (definitions in the module docstring).
     """
-    history = portfolio_history(ohlcv, weights, as_of, lookback_days)
+    history = portfolio_history(ohlcv, weights, as_of, lookback_days, cash_symbol)
     r = history.portfolio_returns
-    values: dict[str, float] = {"n_observations": float(r.size)}
+    # The annualisation used by ann_vol / forecast_ann_vol, recorded next to them.
+    values: dict[str, float] = {
+        "n_observations": float(r.size),
+        "periods_per_year": float(periods_per_year),
+    }
     if history.symbols and r.size >= 2:
         for level, tag in ((0.95, "95"), (0.99, "99")):
             values[f"var_hist_{tag}"] = historical_var(r, level)
@@ -255,14 +321,19 @@ def compute_risk_metrics(
     )
 
 
-def _move(panel: MarketPanel, column: int, first_day: date, last_day: date) -> float | None:
-    """``close[last_day] / close[first_day - 1] - 1`` or None when either close is missing."""
+def _move(
+    panel: MarketPanel, column: int, first_day: date, last_day: date, max_gap_days: int = 4
+) -> float | None:
+    """``close[last bar <= last_day] / close[last bar < first_day] - 1``, or None when either
+    close is missing, no bar falls in the window, or the bar before it is more than
+    ``max_gap_days`` (a weekend plus a holiday) before ``first_day``: the asset was not
+    trading yet."""
     dates = panel.dates
-    before = np.datetime64(first_day - timedelta(days=1), "D")
-    end = np.datetime64(last_day, "D")
-    i = int(np.searchsorted(dates, before))
-    j = int(np.searchsorted(dates, end))
-    if i >= dates.size or j >= dates.size or dates[i] != before or dates[j] != end:
+    i = int(np.searchsorted(dates, np.datetime64(first_day, "D"), side="left")) - 1
+    j = int(np.searchsorted(dates, np.datetime64(last_day, "D"), side="right")) - 1
+    if i < 0 or j <= i:
+        return None
+    if np.datetime64(first_day, "D") - dates[i] > np.timedelta64(max_gap_days, "D"):
         return None
     p0, p1 = panel.close[i, column], panel.close[j, column]
     if not (np.isfinite(p0) and np.isfinite(p1)):
@@ -280,6 +351,7 @@ def run_stress_tests(
     scenarios: tuple[HistoricalScenario, ...] = HISTORICAL_SCENARIOS,
     shock: float = -0.30,
     proxy_symbol: str = PROXY_SYMBOL,
+    cash_symbol: str = CASH_SYMBOL,
 ) -> pl.DataFrame:
     """Scenario P&L of ``weights`` -> ``portfolio.stress_tests`` rows.
 
@@ -291,8 +363,8 @@ def run_stress_tests(
         if isinstance(ohlcv, MarketPanel)
         else MarketPanel.from_ohlcv(ohlcv.filter(pl.col("date") <= as_of))
     )
-    mapping = _weight_map(weights)
-    held = {s: w for s, w in mapping.items() if s != CASH_SYMBOL and w > 0}
+    mapping = _weight_map(weights, cash_symbol=cash_symbol)
+    held = {s: w for s, w in mapping.items() if s != cash_symbol and w > 0}
     rows: list[tuple[str, float, str, str]] = []
     for scenario in scenarios:
         if scenario.last_day > as_of:
@@ -327,7 +399,7 @@ def run_stress_tests(
                 f"assets not trading then take {proxy_symbol}'s move",
             )
         )
-    history = portfolio_history(panel, weights, as_of, lookback_days)
+    history = portfolio_history(panel, weights, as_of, lookback_days, cash_symbol)
     r = history.portfolio_returns
     risky = float(sum(held.values()))
     if history.symbols and r.size >= 3:
@@ -372,7 +444,7 @@ def run_stress_tests(
             moves = np.maximum(betas * shock, -1.0)
             rows.append(
                 (
-                    f"btc_shock_{abs(round(shock * 100))}pct_beta",
+                    f"benchmark_shock_{abs(round(shock * 100))}pct_beta",
                     100.0 * float(history.weights @ moves),
                     "",
                     f"{proxy_symbol} {shock:+.0%}, each asset moves beta x that (beta over "
@@ -401,6 +473,7 @@ def compute_liquidity(
     participation: float = 0.10,
     window_days: int = 30,
     include_universe: bool = True,
+    cash_symbol: str = CASH_SYMBOL,
 ) -> pl.DataFrame:
     """Days to sell each position trading ``participation`` of its average daily USDT volume.
 
@@ -437,7 +510,7 @@ def compute_liquidity(
         quote_known.sum().alias("n_quote"),
         pl.len().alias("n_days"),
     )
-    held = positions.filter(pl.col("symbol") != CASH_SYMBOL).select(
+    held = positions.filter(pl.col("symbol") != cash_symbol).select(
         "symbol", pl.col("value").cast(pl.Float64).alias("position_value")
     )
     if include_universe:  # every symbol seen in the window too, so buys can be checked

@@ -20,7 +20,7 @@ import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, time, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -668,12 +668,66 @@ def usable_date(published_at: pl.Expr) -> pl.Expr:
     return published_at.dt.convert_time_zone("UTC").dt.date()
 
 
+@dataclass(frozen=True)
+class NewsTiming:
+    """When an article becomes usable: on a 24/7 market the UTC day it was published
+    (``close`` None, crypto); on an exchange the session it can first act on.
+
+    close : the market's close in ``timezone`` (e.g. 16:00 America/New_York). An article
+        published before the close of session ``d`` counts on ``d`` (known by its close); one
+        published at or after the close, or on a day without a session (weekend, holiday),
+        counts from the NEXT session.
+    sessions : the exchange's session dates (the dates of the OHLCV data). An article after
+        the last known session has no usable date yet and is left out.
+    """
+
+    close: time | None = None
+    timezone: str = "UTC"
+    sessions: tuple[date, ...] = ()
+
+    @classmethod
+    def from_settings(cls, settings: Any, sessions: Sequence[date] = ()) -> NewsTiming:
+        """``PORTFOLIO_PIPELINE_MARKET_CLOSE`` (``HH:MM``, blank = crypto) and
+        ``PORTFOLIO_PIPELINE_MARKET_TIMEZONE``."""
+        text = getattr(settings, "market_close", None)
+        if not text:
+            return cls()
+        try:
+            close = time.fromisoformat(text)
+        except ValueError:
+            raise SentimentInputError(
+                f"PORTFOLIO_PIPELINE_MARKET_CLOSE={text!r} is not a time (HH:MM)"
+            ) from None
+        return cls(close, getattr(settings, "market_timezone", "UTC"), tuple(sorted(sessions)))
+
+    def with_usable_date(self, frame: pl.DataFrame, column: str = "date") -> pl.DataFrame:
+        """``frame`` (with ``published_at``) plus ``column``: the first date it may be used."""
+        if self.close is None:
+            return frame.with_columns(usable_date(pl.col("published_at")).alias(column))
+        if not self.sessions:
+            raise SentimentInputError("news timing on an exchange needs its session dates")
+        local = pl.col("published_at").dt.convert_time_zone(self.timezone)
+        candidate = local.dt.date() + pl.when(local.dt.time() >= self.close).then(
+            pl.duration(days=1)
+        ).otherwise(pl.duration(days=0))
+        sessions = pl.DataFrame({"_session": list(self.sessions)}, schema={"_session": pl.Date})
+        return (
+            frame.with_columns(candidate.alias("_candidate"), pl.int_range(pl.len()).alias("_i"))
+            .sort("_candidate")
+            .join_asof(sessions, left_on="_candidate", right_on="_session", strategy="forward")
+            .sort("_i")
+            .rename({"_session": column})
+            .drop("_candidate", "_i")
+        )
+
+
 def daily_sentiment(
     news_sentiment: pl.DataFrame,
     symbols: Sequence[str],
     start: date,
     end: date,
     half_life_days: float = 3.0,
+    timing: NewsTiming | None = None,
 ) -> pl.DataFrame:
     """Daily, point-in-time sentiment per symbol (table ``features.daily_sentiment``).
 
@@ -689,6 +743,9 @@ def daily_sentiment(
         Inclusive date range of the output.
     half_life_days : float
         Half-life of ``sentiment_ewm`` in days.
+    timing : NewsTiming, optional
+        When an article becomes usable (default: the UTC day it was published, crypto; on
+        an exchange, the session it can first act on).
 
     Returns
     -------
@@ -696,7 +753,8 @@ def daily_sentiment(
         One row per (symbol, date) for EVERY symbol (plus MARKET) and EVERY date in
         [start, end]; shape ((len(symbols) + 1) * n_days, 7), sorted by (symbol, date):
 
-        - ``date``: the first day the news is usable = UTC date of ``published_at``.
+        - ``date``: the first day the news is usable = UTC date of ``published_at`` (or the
+          first session that can act on it, with an exchange ``timing``).
         - ``sentiment``: mean score of the symbol's articles usable that day; null if none.
         - ``news_count``: number of those articles (0 on days without news).
         - ``sentiment_ewm``: e_d = lambda * e_{d-1} + (1 - lambda) * sentiment_d, with
@@ -718,10 +776,10 @@ def daily_sentiment(
     universe = list(dict.fromkeys([*symbols, MARKET_SYMBOL]))
     decay = 0.5 ** (1.0 / half_life_days)
 
+    timing = timing or NewsTiming()
     daily = (
-        news_sentiment.lazy()
-        .filter(pl.col("symbol").is_in(universe))
-        .with_columns(usable_date(pl.col("published_at")).alias("date"))
+        timing.with_usable_date(news_sentiment.filter(pl.col("symbol").is_in(universe)))
+        .lazy()
         .filter(pl.col("date") <= end)
         .group_by("symbol", "date")
         .agg(
@@ -772,7 +830,12 @@ def daily_sentiment(
     )
 
 
-def news_digest(news: pl.DataFrame, news_sentiment: pl.DataFrame, top_n: int = 3) -> pl.DataFrame:
+def news_digest(
+    news: pl.DataFrame,
+    news_sentiment: pl.DataFrame,
+    top_n: int = 3,
+    timing: NewsTiming | None = None,
+) -> pl.DataFrame:
     """The ``top_n`` most opinionated headlines per symbol and usable day.
 
     Parameters
@@ -803,10 +866,11 @@ def news_digest(news: pl.DataFrame, news_sentiment: pl.DataFrame, top_n: int = 3
             if c not in news.columns
         ],
     )
+    scored = news_sentiment.select("id", "symbol", "published_at", "score")
     return (
-        news_sentiment.select("id", "symbol", "published_at", "score")
-        .join(articles, on="id", how="left")
-        .with_columns(usable_date(pl.col("published_at")).alias("date"))
+        (timing or NewsTiming())
+        .with_usable_date(scored.join(articles, on="id", how="left"))
+        .filter(pl.col("date").is_not_null())
         .sort(
             [pl.col("score").abs(), "published_at", "id"],
             descending=[True, True, False],

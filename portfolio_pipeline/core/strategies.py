@@ -81,6 +81,8 @@ class MarketPanel:
     close : (T, N) closes, NaN where the symbol does not trade (not listed yet / delisted).
     returns : (T, N) simple returns ``close[t] / close[t-1] - 1``, NaN where either is missing.
     quote_volume : (T, N) USDT volume; ``volume * close`` where the source has no quote volume.
+    cash_symbol : name of the cash asset in every weight frame built from this panel (the
+        ``PORTFOLIO_PIPELINE_CASH`` setting: ``USDT`` for crypto, ``USD``, ``EUR`` …).
     """
 
     dates: np.ndarray
@@ -88,9 +90,15 @@ class MarketPanel:
     close: np.ndarray
     returns: np.ndarray
     quote_volume: np.ndarray
+    cash_symbol: str = CASH_SYMBOL
 
     @classmethod
-    def from_ohlcv(cls, ohlcv: pl.DataFrame, symbols: tuple[str, ...] | None = None) -> MarketPanel:
+    def from_ohlcv(
+        cls,
+        ohlcv: pl.DataFrame,
+        symbols: tuple[str, ...] | None = None,
+        cash_symbol: str = CASH_SYMBOL,
+    ) -> MarketPanel:
         """Pivot a raw OHLCV frame (symbol, date, close, volume, quote_volume) to a panel."""
         missing = {"symbol", "date", "close"} - set(ohlcv.columns)
         if missing:
@@ -132,6 +140,7 @@ class MarketPanel:
             close=close_m,
             returns=rets,
             quote_volume=qv_m,
+            cash_symbol=cash_symbol,
         )
 
     @property
@@ -657,7 +666,7 @@ class ExternalWeights(Strategy):
         index = {s: i for i, s in enumerate(panel.symbols)}
         moved: list[str] = []
         for symbol, weight in rows.select("symbol", "weight").iter_rows():
-            if symbol == CASH_SYMBOL:
+            if symbol == panel.cash_symbol:
                 full[-1] += weight
             elif symbol in index and np.isfinite(panel.close[row, index[symbol]]):
                 full[index[symbol]] += weight
@@ -723,8 +732,9 @@ def build_strategies(
 def decision_frame(
     panel: MarketPanel, decision: Decision, as_of: date, strategy: str
 ) -> pl.DataFrame:
-    """One decision as rows ``as_of, strategy, symbol, weight, reason`` (cash as ``USDT``)."""
-    symbols = [*panel.symbols, CASH_SYMBOL]
+    """One decision as rows ``as_of, strategy, symbol, weight, reason`` (cash as
+    ``panel.cash_symbol``)."""
+    symbols = [*panel.symbols, panel.cash_symbol]
     return pl.DataFrame(
         {
             "as_of": [as_of] * len(symbols),
@@ -743,6 +753,7 @@ def compute_target_weights(
     as_of: date,
     *,
     drop_zero: bool = False,
+    cash_symbol: str = CASH_SYMBOL,
 ) -> pl.DataFrame:
     """Target weights of each strategy at the close of ``as_of`` -> ``portfolio.target_weights``.
 
@@ -753,7 +764,7 @@ def compute_target_weights(
     known = ohlcv.filter(pl.col("date") <= as_of)
     if known.is_empty():
         raise ValueError(f"no OHLCV rows on or before {as_of}")
-    panel = MarketPanel.from_ohlcv(known)
+    panel = MarketPanel.from_ohlcv(known, cash_symbol=cash_symbol)
     row = panel.row_of(as_of)
     if panel.date_at(row) != as_of:
         raise ValueError(f"no OHLCV rows on {as_of} (latest is {panel.date_at(row)})")

@@ -375,7 +375,8 @@ def run_policy_search(
     storage_dir : path
         Tune's ``storage_path`` (results, trial logs) lives under it.
     profile : "quick" | "full" | TuningProfile
-    splits : Splits, optional (default: train < 2023 <= validation < 2024 <= test).
+    splits : Splits, optional (default: from the data, core.windows: test = the last 2 years,
+        validation = the year before).
     seed : int
         Seeds the sampling of configurations and every trial's training.
     num_cpus : int, optional
@@ -389,7 +390,7 @@ def run_policy_search(
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
     chosen = PROFILES[profile] if isinstance(profile, str) else profile
-    splits = splits or drl.Splits()
+    splits = splits or drl.Splits.from_dates(env_data.dates)
     env_kwargs = drl.env_settings(chosen.env_kwargs)
     if cost_rate is not None:
         env_kwargs["cost_rate"] = float(cost_rate)
@@ -575,7 +576,7 @@ def train_best_with_seeds(
     """
     if len(seeds) < 3:
         raise ValueError(f"train_best_with_seeds needs >= 3 seeds, got {list(seeds)}")
-    splits = splits or drl.Splits()
+    splits = splits or drl.Splits.from_dates(env_data.dates)
     algorithm = str(best_config["algorithm"]).upper()
     params = dict(best_config["params"])
     env_kwargs = drl.env_settings(best_config.get("env_kwargs"))

@@ -2,9 +2,10 @@
 
 Pure (no dagster). Fold k tests the as_of dates ``[test_start_k, test_end_k]`` with a model
 fitted at the close of ``test_start_k`` on every row whose label window (d, d+H] ends no
-later than ``test_start_k``: the last training as_of ``train_end`` satisfies
-``train_end + H days <= test_start`` (purge/embargo), so no training label overlaps the test
-window and nothing after ``test_start`` is ever read for training. Folds restart every
+later than ``test_start_k``: H counts bars of each symbol's own calendar, and the label of
+the last training as_of ``train_end`` ends at ``train_label_end`` (its H-th bar), which is
+``<= test_start`` (purge/embargo), so no training label overlaps the test window and
+nothing after ``test_start`` is ever read for training. Folds restart every
 ``retrain_every_days``; the training window always starts at the beginning of the data.
 """
 
@@ -38,8 +39,8 @@ DEFAULT_FIRST_TEST_START = date(2020, 1, 1)
 DEFAULT_RETRAIN_EVERY_DAYS = 180
 
 FOLD_COLUMNS = (
-    "fold", "horizon_days", "train_start", "train_end", "test_start", "test_end",
-    "n_train_rows", "n_test_rows", "n_quantiles_reordered", "model_version",
+    "fold", "horizon_days", "train_start", "train_end", "train_label_end", "test_start",
+    "test_end", "n_train_rows", "n_test_rows", "n_quantiles_reordered", "model_version",
 )  # fmt: skip
 
 
@@ -95,13 +96,13 @@ def iterate_folds(
     if include_unlabelled:
         labelled = inputs.frame.filter(pl.col("_scale").is_not_null())
     schedule = fold_schedule(labelled["date"], first_test_start, retrain_every_days, last_test_date)
-    horizon = timedelta(days=inputs.horizon_days)
     for fold, (test_start, test_end) in enumerate(schedule):
         model = fit_model(inputs, kind, label_known_by=test_start)
-        if model.train_end + horizon > test_start:
+        label_end = date.fromisoformat(model.extra["train_label_end"])
+        if model.train_end >= test_start or label_end > test_start:
             raise EmbargoViolation(
-                f"fold {fold} H={inputs.horizon_days}: train_end {model.train_end} + H > "
-                f"test_start {test_start}"
+                f"fold {fold} H={inputs.horizon_days}: train_end {model.train_end} (label "
+                f"ends {label_end}) reaches test_start {test_start}"
             )
         test_rows = labelled.filter(pl.col("date").is_between(test_start, test_end))
         if test_rows.height:
@@ -114,6 +115,7 @@ def _fold_row(fold, horizon, model, test_start, test_end, n_test, n_reordered) -
         "horizon_days": horizon,
         "train_start": model.train_start,
         "train_end": model.train_end,
+        "train_label_end": date.fromisoformat(model.extra["train_label_end"]),
         "test_start": test_start,
         "test_end": test_end,
         "n_train_rows": model.n_train_rows,
@@ -339,20 +341,21 @@ def evaluate_forecasts(
         )
     closes = ohlcv.select(
         pl.col("symbol").cast(pl.String), "date", pl.col("close").cast(pl.Float64)
+    ).sort("symbol", "date")
+    # The realized price is the close H BARS after as_of (the symbol's own calendar).
+    ahead = pl.concat(
+        [
+            closes.select(
+                "symbol",
+                pl.col("date").alias("as_of"),
+                pl.lit(h, dtype=rows.schema["horizon_days"]).alias("horizon_days"),
+                pl.col("close").alias("_close"),
+                pl.col("close").shift(-h).over("symbol").alias("_price_actual"),
+            )
+            for h in sorted(rows["horizon_days"].unique().to_list())
+        ]
     )
-    rows = (
-        rows.join(
-            closes.rename({"date": "as_of", "close": "_close"}), on=["symbol", "as_of"], how="left"
-        )
-        .with_columns(
-            (pl.col("as_of") + pl.duration(days=pl.col("horizon_days"))).alias("_target_date")
-        )
-        .join(
-            closes.rename({"date": "_target_date", "close": "_price_actual"}),
-            on=["symbol", "_target_date"],
-            how="left",
-        )
-    )
+    rows = rows.join(ahead, on=["symbol", "as_of", "horizon_days"], how="left")
     unpriced = rows.filter(pl.col("_close").is_null() | pl.col("_price_actual").is_null())
     if unpriced.height:
         raise ForecastInputError(

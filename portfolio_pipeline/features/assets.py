@@ -5,9 +5,10 @@ import polars as pl
 
 from portfolio_pipeline.core import warehouse
 from portfolio_pipeline.core.features import compute_market_features
+from portfolio_pipeline.core.market import market_context
+from portfolio_pipeline.core.sentiment import NewsTiming, score_news
 from portfolio_pipeline.core.sentiment import daily_sentiment as build_daily_sentiment
 from portfolio_pipeline.core.sentiment import news_digest as build_news_digest
-from portfolio_pipeline.core.sentiment import score_news
 from portfolio_pipeline.features.resources import SentimentModelResource
 from portfolio_pipeline.ingestion.assets import RAW_NEWS_TABLE, RAW_OHLCV_TABLE, raw_news, raw_ohlcv
 from portfolio_pipeline.ingestion.resources import OhlcvSourceResource
@@ -34,7 +35,8 @@ def market_features(context: dg.AssetExecutionContext, warehouse_resource: Wareh
     ``features.market_features``. Strictly causal: the row for day d uses candles up to d."""
     with warehouse_resource.connect() as con:
         ohlcv = warehouse.read_table(con, RAW_OHLCV_TABLE)
-        features = compute_market_features(ohlcv, periods_per_year=load_settings().periods_per_year)
+        market = market_context(ohlcv, load_settings())
+        features = compute_market_features(ohlcv, periods_per_year=market.calendar.periods_per_year)
         warehouse.replace_table(con, MARKET_FEATURES_TABLE, features)
     context.log.info(f"market_features: {features.height} rows, {features.width} columns")
     return dg.MaterializeResult(
@@ -43,10 +45,9 @@ def market_features(context: dg.AssetExecutionContext, warehouse_resource: Wareh
                 features,
                 MARKET_FEATURES_TABLE,
                 date_column="date",
-                preview=features.filter(pl.col("symbol") == "BTCUSDT").tail(10)
-                if "BTCUSDT" in features["symbol"]
-                else features.tail(10),
+                preview=features.filter(pl.col("symbol") == market.benchmark.symbol).tail(10),
             ),
+            **market.as_metadata(),
             "columns": dg.MetadataValue.text(", ".join(features.columns)),
         }
     )
@@ -88,6 +89,10 @@ def news_sentiment(
             done, stale = pl.Series("id", [], dtype=pl.Utf8), 0
         todo = news.filter(~pl.col("id").is_in(done.implode()))
         scored = score_news(todo, scorer) if todo.height else None
+        if scored is None and not warehouse.table_exists(con, NEWS_SENTIMENT_TABLE):
+            # No news at all (an equities universe without a news feed): an empty table, so
+            # the sentiment inputs downstream are all "no news" instead of a failure.
+            scored = score_news(todo, scorer)
         if scored is not None:
             warehouse.replace_rows(
                 con,
@@ -116,6 +121,15 @@ def news_sentiment(
     )
 
 
+def news_timing(con) -> NewsTiming:
+    """Crypto: the UTC day; equities: the sessions of market.raw_ohlcv and the close setting."""
+    settings = load_settings()
+    if not settings.market_close:
+        return NewsTiming()
+    sessions = warehouse.read_frame(con, f"select distinct date from {RAW_OHLCV_TABLE}")
+    return NewsTiming.from_settings(settings, sessions["date"].to_list())
+
+
 @dg.asset(
     group_name="features",
     deps=[news_sentiment, raw_ohlcv],
@@ -128,15 +142,22 @@ def daily_sentiment(
     sentiment_model: SentimentModelResource,
 ):
     """One row per symbol (and ``MARKET``) and EVERY UTC day of the market data: mean score of
-    the news usable that day (date = the UTC day the article was published, so it is known by
-    that day's close), article count (0 on days without news, never dropped) and an
+    the news usable that day, article count (0 on days without news, never dropped) and an
     exponentially decayed sentiment that carries information across days without news, table
-    ``features.daily_sentiment``."""
+    ``features.daily_sentiment``. Usable day: crypto, the UTC day the article was published
+    (known by that day's close); equities (PORTFOLIO_PIPELINE_MARKET_CLOSE set), the session
+    it can first act on: after the close, or on a closed day, the next session."""
     with warehouse_resource.connect() as con:
         scores = warehouse.read_table(con, NEWS_SENTIMENT_TABLE)
         start, end = con.execute(f"select min(date), max(date) from {RAW_OHLCV_TABLE}").fetchone()
+        timing = news_timing(con)
         frame = build_daily_sentiment(
-            scores, ohlcv_source.symbols, start, end, half_life_days=sentiment_model.half_life_days
+            scores,
+            ohlcv_source.symbols,
+            start,
+            end,
+            half_life_days=sentiment_model.half_life_days,
+            timing=timing,
         )
         warehouse.replace_table(con, DAILY_SENTIMENT_TABLE, frame)
     with_news = frame.filter(pl.col("news_count") > 0)
@@ -149,6 +170,9 @@ def daily_sentiment(
             "first_date": str(start),
             "last_date": str(end),
             "symbol_days_with_news": with_news.height,
+            "news_timing": f"session close {timing.close} {timing.timezone}"
+            if timing.close
+            else "UTC day of publication",
         }
     )
 
@@ -166,7 +190,7 @@ def news_digest(warehouse_resource: WarehouseResource):
     with warehouse_resource.connect() as con:
         news = warehouse.read_table(con, RAW_NEWS_TABLE)
         scores = warehouse.read_table(con, NEWS_SENTIMENT_TABLE)
-        digest = build_news_digest(news, scores, top_n=3)
+        digest = build_news_digest(news, scores, top_n=3, timing=news_timing(con))
         warehouse.replace_table(con, NEWS_DIGEST_TABLE, digest)
     return dg.MaterializeResult(
         metadata=table_metadata(

@@ -4,43 +4,42 @@ import dagster as dg
 import polars as pl
 
 from portfolio_pipeline.core import warehouse
+from portfolio_pipeline.core.feature_audit import audit_features
 from portfolio_pipeline.features.assets import (
     DAILY_SENTIMENT_TABLE,
     MARKET_FEATURES_TABLE,
     NEWS_SENTIMENT_TABLE,
+    RAW_OHLCV_TABLE,
     daily_sentiment,
     market_features,
     news_sentiment,
+    news_timing,
 )
 from portfolio_pipeline.resources import WarehouseResource
-
-WARM_UP_ROWS = 120  # the longest lookback (ret_120d)
 
 
 @dg.asset_check(asset=market_features, blocking=True)
 def features_finite_after_warm_up(warehouse_resource: WarehouseResource) -> dg.AssetCheckResult:
-    """Every numeric feature is finite once a symbol has 120 days of history."""
+    """Every numeric feature is finite once a symbol has 120 bars of history. Non-finite
+    values from bad data block the run (ERROR); values undefined for a stated reason (a
+    volume that did not change for 20 bars has no z-score) are a WARNING. The description
+    names the rule, the column, the symbols and their first dates."""
     with warehouse_resource.connect(read_only=True) as con:
         frame = warehouse.read_table(con, MARKET_FEATURES_TABLE)
-    numeric = [c for c, t in frame.schema.items() if t.is_float()]
-    warm = frame.filter(pl.int_range(pl.len()).over("symbol") >= WARM_UP_ROWS)
-    bad = warm.select(
-        [(~pl.col(c).is_finite()).fill_null(True).sum().alias(c) for c in numeric]
-    ).row(0, named=True)
-    failing = {c: n for c, n in bad.items() if n}
-    examples = ""
-    if failing:
-        col = next(iter(failing))
-        rows = warm.filter(~pl.col(col).is_finite().fill_null(False)).head(3)
-        examples = "; ".join(f"{r['symbol']} {r['date']}" for r in rows.iter_rows(named=True))
+        ohlcv = warehouse.read_frame(
+            con, f"select symbol, date, close, volume from {RAW_OHLCV_TABLE}"
+        )
+    audit = audit_features(frame, ohlcv)
     return dg.AssetCheckResult(
-        passed=not failing,
-        description=(
-            "all features finite after warm-up"
-            if not failing
-            else f"non-finite values after warm-up: {failing} e.g. {examples}"
-        ),
-        metadata={"rows_checked": warm.height, "columns_checked": len(numeric)},
+        passed=not audit.errors and not audit.warnings,
+        severity=dg.AssetCheckSeverity.ERROR if audit.errors else dg.AssetCheckSeverity.WARN,
+        description=audit.describe(),
+        metadata={
+            "rows_checked": audit.rows_checked,
+            "columns_checked": audit.columns_checked,
+            "error_columns": ", ".join(i.column for i in audit.errors) or "none",
+            "warning_columns": ", ".join(i.column for i in audit.warnings) or "none",
+        },
     )
 
 
@@ -63,22 +62,31 @@ def sentiment_within_bounds(warehouse_resource: WarehouseResource) -> dg.AssetCh
 
 @dg.asset_check(asset=daily_sentiment, blocking=True)
 def no_sentiment_before_publication(warehouse_resource: WarehouseResource) -> dg.AssetCheckResult:
-    """Each day's news count equals the articles published (UTC) that very day: no article
-    is counted on a day before it was published."""
+    """Each day's news count equals the articles usable that very day (crypto: published that
+    UTC day; equities: the first session at or after publication, next session after the
+    close), and no article is counted on a day before its UTC publication day."""
     with warehouse_resource.connect(read_only=True) as con:
-        mismatches = con.execute(
-            f"""
-            with published as (
-                select symbol, cast(published_at as date) as date, count(*) as n
-                from {NEWS_SENTIMENT_TABLE} group by all
-            )
-            select d.symbol, d.date, d.news_count, coalesce(p.n, 0) as published
-            from {DAILY_SENTIMENT_TABLE} d
-            left join published p using (symbol, date)
-            where d.news_count <> coalesce(p.n, 0)
-            order by d.date limit 5
-            """
-        ).fetchall()
+        timing = news_timing(con)
+        scores = warehouse.read_table(con, NEWS_SENTIMENT_TABLE)
+        daily = warehouse.read_table(con, DAILY_SENTIMENT_TABLE)
+    usable = timing.with_usable_date(scores.select("symbol", "published_at"))
+    early = usable.filter(
+        pl.col("date") < pl.col("published_at").dt.convert_time_zone("UTC").dt.date()
+    )
+    expected = usable.group_by("symbol", "date").agg(pl.len().alias("published"))
+    mismatches = [
+        (r["symbol"], r["date"], r["news_count"], r["published"])
+        for r in daily.join(expected, on=["symbol", "date"], how="left")
+        .with_columns(pl.col("published").fill_null(0))
+        .filter(pl.col("news_count") != pl.col("published"))
+        .sort("date")
+        .head(5)
+        .iter_rows(named=True)
+    ]
+    mismatches += [
+        (r["symbol"], r["date"], "before publication", r["published_at"])
+        for r in early.head(5).iter_rows(named=True)
+    ]
     return dg.AssetCheckResult(
         passed=not mismatches,
         description="counts match publication days"

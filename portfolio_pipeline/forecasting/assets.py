@@ -1,12 +1,14 @@
 """CatBoost return forecasts with intervals, their walk-forward evaluation, volatility
 forecasts and the model registry."""
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import dagster as dg
 import polars as pl
 
 from portfolio_pipeline.core import warehouse
+from portfolio_pipeline.core.market import market_context
+from portfolio_pipeline.core.windows import first_forecast_test_start, windows_from_settings
 from portfolio_pipeline.metadata import png_markdown, preview_markdown, table_metadata
 from portfolio_pipeline.resources import WarehouseResource
 from portfolio_pipeline.settings import load_settings
@@ -26,12 +28,15 @@ INPUT_DEPS = ["raw_ohlcv", "market_features", "daily_sentiment"]
 
 
 class ForecastSettings(dg.Config):
-    """Horizons in days; walk-forward from ``first_test_start``, refit every
-    ``retrain_every_days``; ``use_sentiment`` joins features.daily_sentiment."""
+    """Horizons in BARS of each symbol's calendar (crypto days, equity sessions); walk-forward
+    from ``first_test_start`` (blank = from the data: the first 1 January two years into the
+    history, no later than the validation window, core.windows.first_forecast_test_start),
+    refit every ``retrain_every_days`` calendar days; ``use_sentiment`` joins
+    features.daily_sentiment."""
 
     horizons: list[int] = [1, 8]
     volatility_horizon: int = 8
-    first_test_start: str = "2020-01-01"
+    first_test_start: str = ""
     retrain_every_days: int = 180
     iterations: int = 200
     depth: int = 5
@@ -39,15 +44,26 @@ class ForecastSettings(dg.Config):
     use_sentiment: bool = True
 
 
-def _config(settings: ForecastSettings):
+def _config(settings: ForecastSettings, ohlcv: pl.DataFrame):
+    """Model settings plus what the data says: its calendar and its benchmark symbol."""
     from portfolio_pipeline.core.forecast import ForecastConfig
 
+    market = market_context(ohlcv, load_settings())
     return ForecastConfig(
         iterations=settings.iterations,
         depth=settings.depth,
         random_seed=settings.random_seed,
-        periods_per_year=load_settings().periods_per_year,
+        periods_per_year=market.calendar.periods_per_year,
+        market_symbol=market.benchmark.symbol,
+        max_normal_gap_days=market.calendar.max_normal_gap_days,
     )
+
+
+def _first_test_start(settings: ForecastSettings, ohlcv: pl.DataFrame) -> date:
+    if settings.first_test_start:
+        return date.fromisoformat(settings.first_test_start)
+    dates = ohlcv.get_column("date").unique().to_list()
+    return first_forecast_test_start(min(dates), windows_from_settings(dates, load_settings()))
 
 
 def _inputs(con, settings: ForecastSettings):
@@ -81,7 +97,8 @@ def _registry(con, rows: list[dict]) -> None:
             description="One row per (as_of, symbol, horizon): out-of-sample q10/q50/q90 of "
             "the forward log return from an expanding-window, purged walk-forward (no "
             "training label overlaps its test window), with the realized return (null while "
-            "not known yet: a forecast is issued at every date), table ml.forecast_backtest.",
+            "not known yet: a forecast is issued at every date), table ml.forecast_backtest. "
+            "horizon_days counts bars of each symbol's calendar (crypto days, equity sessions).",
             metadata={"table": BACKTEST_TABLE},
         ),
         dg.AssetSpec(
@@ -90,7 +107,8 @@ def _registry(con, rows: list[dict]) -> None:
             deps=INPUT_DEPS,
             kinds={"duckdb"},
             description="One row per (fold, horizon): train and test windows of the "
-            "walk-forward, table ml.forecast_folds.",
+            "walk-forward and train_label_end, the day the last training label is known "
+            "(<= test_start), table ml.forecast_folds. horizon_days counts bars.",
             metadata={"table": FOLDS_TABLE},
         ),
         dg.AssetSpec(
@@ -114,10 +132,10 @@ def forecast_walk_forward(
     from portfolio_pipeline.core.forecast import plot_interval
     from portfolio_pipeline.core.walkforward import evaluate_forecasts, walk_forward
 
-    model_config = _config(config)
-    first_test = datetime.fromisoformat(config.first_test_start).date()
     with warehouse_resource.connect() as con:
         ohlcv, features, sentiment = _inputs(con, config)
+    model_config = _config(config, ohlcv)
+    first_test = _first_test_start(config, ohlcv)
     backtests, folds = [], []
     for horizon in config.horizons:
         backtest, fold_frame = walk_forward(
@@ -142,7 +160,8 @@ def forecast_walk_forward(
         warehouse.replace_table(con, BACKTEST_TABLE, backtest)
         warehouse.replace_table(con, FOLDS_TABLE, fold_frame)
         warehouse.replace_table(con, EVALUATION_TABLE, evaluation)
-    overall = evaluation.filter(pl.col("symbol").is_in(["ALL", "BTCUSDT"])).sort(
+    benchmark = model_config.market_symbol
+    overall = evaluation.filter(pl.col("symbol").is_in(["ALL", benchmark])).sort(
         "horizon_days", "symbol"
     )
     yield dg.MaterializeResult(
@@ -152,14 +171,17 @@ def forecast_walk_forward(
                 backtest.sort("as_of", descending=True), BACKTEST_TABLE, date_column="as_of"
             ),
             **{
-                f"btc_interval_h{h}": png_markdown(
-                    plot_interval(backtest, "BTCUSDT", horizon_days=h), f"BTCUSDT H={h}"
+                f"benchmark_interval_h{h}": png_markdown(
+                    plot_interval(backtest, benchmark, horizon_days=h), f"{benchmark} H={h}"
                 )
                 for h in config.horizons
                 if backtest.filter(
-                    (pl.col("symbol") == "BTCUSDT") & (pl.col("horizon_days") == h)
+                    (pl.col("symbol") == benchmark) & (pl.col("horizon_days") == h)
                 ).height
             },
+            "benchmark": benchmark,
+            "horizon_unit": "bars of each symbol's calendar",
+            "periods_per_year": model_config.periods_per_year,
         },
     )
     yield dg.MaterializeResult(
@@ -190,14 +212,14 @@ def return_forecasts(
     warehouse_resource: WarehouseResource,
 ):
     """One row per (as_of, symbol, horizon): q10/q50/q90 of the log return over the next H
-    days, predicted at the latest market day by a model trained on everything labelled up to
+    bars (``horizon_days`` counts bars of the symbol's calendar: crypto days, equity sessions),
+    predicted at the latest market day by a model trained on everything labelled up to
     then, for every symbol still trading (delisted symbols have no row), table
     ``ml.return_forecasts`` (history kept per as_of). Each model is saved under
     ``data/models/`` and registered in ``ml.model_registry``."""
     from portfolio_pipeline.core import forecast
 
     settings = load_settings()
-    model_config = _config(config)
     with warehouse_resource.connect() as con:
         ohlcv, features, sentiment = _inputs(con, config)
         evaluation = (
@@ -205,6 +227,7 @@ def return_forecasts(
             if warehouse.table_exists(con, EVALUATION_TABLE)
             else None
         )
+    model_config = _config(config, ohlcv)
     as_of = features["date"].max()
     frames, registry, importance_md = [], [], {}
     for horizon in config.horizons:
@@ -252,7 +275,7 @@ def volatility_forecasts(
     warehouse_resource: WarehouseResource,
 ):
     """One row per (as_of, symbol): annualised realized volatility forecast over the next H
-    days (CatBoost, same inputs and machinery as the return model) next to the trailing
+    bars (CatBoost, same inputs and machinery as the return model) next to the trailing
     volatility, for the risk reports, table ``ml.volatility_forecasts`` (history kept per
     as_of). Its walk-forward accuracy against the trailing-volatility forecast is in
     ``ml.volatility_evaluation``."""
@@ -263,10 +286,10 @@ def volatility_forecasts(
     )
 
     settings = load_settings()
-    model_config = _config(config)
     horizon = config.volatility_horizon
     with warehouse_resource.connect() as con:
         ohlcv, features, sentiment = _inputs(con, config)
+    model_config = _config(config, ohlcv)
     as_of = features["date"].max()
     backtest, _ = walk_forward_volatility(
         features,
@@ -274,7 +297,7 @@ def volatility_forecasts(
         horizon,
         sentiment=sentiment,
         config=model_config,
-        first_test_start=datetime.fromisoformat(config.first_test_start).date(),
+        first_test_start=_first_test_start(config, ohlcv),
         retrain_every_days=config.retrain_every_days,
     )
     evaluation = evaluate_volatility_forecasts(backtest)
@@ -301,5 +324,7 @@ def volatility_forecasts(
             ),
             "evaluation": dg.MetadataValue.md(preview_markdown(evaluation, 25)),
             "model_version": model.model_version,
+            "periods_per_year": model_config.periods_per_year,  # annualises vol_forecast
+            "horizon_unit": "bars of each symbol's calendar",
         }
     )

@@ -32,9 +32,31 @@ def _ui_url() -> str:
     return os.environ.get(UI_URL_ENV, "").strip() or "http://127.0.0.1:3000"
 
 
-def failure_reason(context: dg.RunFailureSensorContext) -> str:
-    """The failed steps' messages (a quality gate names rule, symbols, dates), else the run's."""
+def failed_check_lines(events) -> list[str]:
+    """``check <asset>.<check> (ERROR|WARN): <description>`` for every failed asset check
+    among ``events`` (DagsterEvents): a blocking check's step failure only names the check,
+    its description names the rule, column(s), symbol(s) and dates."""
     lines = []
+    for event in events:
+        if event is None or event.event_type_value != "ASSET_CHECK_EVALUATION":
+            continue
+        evaluation = event.asset_check_evaluation_data
+        if evaluation.passed:
+            continue
+        lines.append(
+            f"check {evaluation.asset_key.to_user_string()}.{evaluation.check_name} "
+            f"({evaluation.severity.value}): {evaluation.description or 'failed'}"
+        )
+    return lines
+
+
+def failure_reason(context: dg.RunFailureSensorContext) -> str:
+    """Failed checks' descriptions, then the failed steps' messages (a quality gate names
+    rule, symbols, dates), else the run's."""
+    entries = context.instance.all_logs(
+        context.dagster_run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION
+    )
+    lines = failed_check_lines(entry.dagster_event for entry in entries)
     for event in context.get_step_failure_events():
         data = event.step_failure_data
         message = data.user_failure_data.description if data.user_failure_data else None

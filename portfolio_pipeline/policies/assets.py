@@ -1,12 +1,15 @@
 """Deep-RL allocation policies: Ray Tune search, multi-seed retraining, registry, weights."""
 
 import os
-from datetime import date
+from dataclasses import replace
+from datetime import date, timedelta
 
 import dagster as dg
 import polars as pl
 
 from portfolio_pipeline.core import warehouse
+from portfolio_pipeline.core.market import market_context
+from portfolio_pipeline.core.windows import windows_from_settings
 from portfolio_pipeline.metadata import png_markdown, preview_markdown, table_metadata
 from portfolio_pipeline.resources import WarehouseResource
 from portfolio_pipeline.settings import load_settings
@@ -24,21 +27,23 @@ WEIGHTS_TABLE = "ml.policy_weights"
 class PolicySettings(dg.Config):
     """``profile``: ``quick`` (default via PORTFOLIO_PIPELINE_PROFILE) or ``full``. Windows
     are half-open: train [train_start, train_end), validation [train_end, val_end), test
-    [val_end, test_end). Inside the training window, policies learn on [train_start,
-    tune_start) and the search and the seed choice use [tune_start, train_end), so the
-    validation window, where the recommendation strategy is chosen, is unseen by the DRL.
-    With ``use_forecasts`` the training window starts no earlier than the first
-    out-of-sample forecast, so the forecast channels are never blank in training.
-    ``total_timesteps``, ``report_every``, ``samples_per_algorithm``, ``algorithms`` and
-    ``n_envs`` override the profile's budget when set (0 / empty = the profile's own)."""
+    [val_end, test_end); blank = from the data and the PORTFOLIO_PIPELINE_* window settings
+    (core.windows: test = last 2 years, validation = the year before). Inside the training
+    window, policies learn on [train_start, tune_start) and the search and the seed choice use
+    [tune_start, train_end) (blank tune_start = one year before train_end), so the validation
+    window, where the recommendation strategy is chosen, is unseen by the DRL. With
+    ``use_forecasts`` the training window starts no earlier than the first out-of-sample
+    forecast, so the forecast channels are never blank in training. ``total_timesteps``,
+    ``report_every``, ``samples_per_algorithm``, ``algorithms`` and ``n_envs`` override the
+    profile's budget when set (0 / empty = the profile's own)."""
 
     profile: str = ""
     seeds: list[int] = [0, 1, 2]
-    train_start: str = "2018-01-01"
-    tune_start: str = "2022-01-01"
-    train_end: str = "2023-01-01"
-    val_end: str = "2024-01-01"
-    test_end: str = "2026-01-01"
+    train_start: str = ""
+    tune_start: str = ""
+    train_end: str = ""
+    val_end: str = ""
+    test_end: str = ""
     use_forecasts: bool = True
     use_sentiment: bool = True
     forecast_horizon: int = 8
@@ -75,6 +80,18 @@ def policy_profile(config: PolicySettings, default_profile: str):
     return profile
 
 
+def _launchpad(config: PolicySettings) -> dict[str, object]:
+    """Half-open launchpad bounds -> inclusive window overrides (blank = from the data)."""
+    day = timedelta(days=1)
+    bounds = {
+        "train_start": config.train_start and date.fromisoformat(config.train_start),
+        "validation_start": config.train_end and date.fromisoformat(config.train_end),
+        "test_start": config.val_end and date.fromisoformat(config.val_end),
+        "test_end": config.test_end and date.fromisoformat(config.test_end) - day,
+    }
+    return {name: value for name, value in bounds.items() if value}
+
+
 def _plot_test_equity(test_returns: pl.DataFrame) -> bytes:
     import io
 
@@ -92,7 +109,7 @@ def _plot_test_equity(test_returns: pl.DataFrame) -> bytes:
             label=name,
             linewidth=2 if name in ("equal_weight", "buy_btc") else 1,
         )
-    ax.set_title("DRL policies vs equal weight and BTC on the held-out test window (net of costs)")
+    ax.set_title("DRL policies vs equal weight and buy-and-hold benchmark, test window, net")
     ax.set_ylabel("equity")
     ax.legend(fontsize=7)
     fig.tight_layout()
@@ -115,7 +132,9 @@ def drl_policy(
     DDPG) whose algorithm and hyperparameters were chosen by a Ray Tune search (ASHA) on the
     Sharpe net of costs over the tune window (the last part of the training window),
     retrained with several seeds and scored on the validation and held-out test windows,
-    which no DRL choice looked at, next to equal weight and buy-and-hold BTC.
+    which no DRL choice looked at, next to equal weight and buy-and-hold of the benchmark
+    (reference ``buy_btc``: BTCUSDT for crypto, else PORTFOLIO_PIPELINE_BENCHMARK or the
+    largest traded value).
 
     Also writes the search trials (``ml.policy_search_trials``), the comparison
     (``ml.policy_evaluation``) and the daily target weights of the seed with the best
@@ -155,22 +174,24 @@ def drl_policy(
             if config.use_forecasts and warehouse.table_exists(con, FORECAST_BACKTEST_TABLE)
             else None
         )
-    train_start = date.fromisoformat(config.train_start)
-    if forecasts is not None and forecasts.height:
-        train_start = max(train_start, forecasts["as_of"].min())
-    splits = Splits(
-        train_start=train_start,
-        tune_start=date.fromisoformat(config.tune_start),
-        train_end=date.fromisoformat(config.train_end),
-        val_end=date.fromisoformat(config.val_end),
-        test_end=date.fromisoformat(config.test_end),
+    market = market_context(ohlcv, settings)
+    windows = windows_from_settings(
+        ohlcv.get_column("date").unique().to_list(), settings, launchpad=_launchpad(config)
     )
+    if forecasts is not None and forecasts.height:
+        first_forecast = forecasts["as_of"].min()
+        windows = replace(windows, train_start=max(windows.train_start, first_forecast))
+    splits = Splits.from_windows(windows)
+    if config.tune_start:
+        splits = replace(splits, tune_start=date.fromisoformat(config.tune_start))
     env_data = build_env_data(
         ohlcv,
         features,
         forecasts=forecasts,
         sentiment=sentiment,
         forecast_horizon=config.forecast_horizon if forecasts is not None else None,
+        cash_symbol=settings.cash_symbol,
+        benchmark_symbol=market.benchmark.symbol,
     )
     context.log.info(
         f"policy search ({profile.name}: {len(profile.algorithms)} algorithms x "
@@ -186,7 +207,7 @@ def drl_policy(
         profile=profile,
         splits=splits,
         num_cpus=config.num_cpus,
-        periods_per_year=settings.periods_per_year,
+        periods_per_year=market.calendar.periods_per_year,
     )
     context.log.info(
         f"search took {search.wall_seconds:.1f}s; best {search.best_config['algorithm']} "
@@ -198,7 +219,12 @@ def drl_policy(
         seeds=tuple(config.seeds),
         splits=splits,
         artifact_dir=settings.models_dir / "policies",
-        periods_per_year=settings.periods_per_year,
+        periods_per_year=market.calendar.periods_per_year,
+    )
+    # The annualisation of val/test Sharpe and the buy-and-hold reference, next to them.
+    registry = seeds.registry.with_columns(
+        pl.lit(market.calendar.periods_per_year).alias("periods_per_year"),
+        pl.lit(market.benchmark.symbol).alias("benchmark"),
     )
     registry = seeds.registry
     deployed = registry.filter(pl.col("deployed")).row(0, named=True)
@@ -220,7 +246,13 @@ def drl_policy(
     with warehouse_resource.connect() as con:
         warehouse.append_rows(con, REGISTRY_TABLE, registry)
         warehouse.append_rows(con, TRIALS_TABLE, trials)
-        warehouse.replace_table(con, EVALUATION_TABLE, seeds.comparison)
+        warehouse.replace_table(
+            con,
+            EVALUATION_TABLE,
+            seeds.comparison.with_columns(
+                pl.lit(market.calendar.periods_per_year).alias("periods_per_year")
+            ),
+        )
         warehouse.replace_table(con, WEIGHTS_TABLE, weights)
     test = seeds.comparison.filter(pl.col("window") == "test").select(
         "name", "kind", "seed", "sharpe", "total_return", "mean_turnover"
@@ -255,5 +287,7 @@ def drl_policy(
             "deployed_policy": deployed["policy_id"],
             "deployed_strategy_name": strategy,
             "device": str(deployed["device"]),
+            **windows.as_metadata(),
+            **market.as_metadata(),
         }
     )

@@ -1,5 +1,6 @@
 """Holdings, strategy targets, backtests, risk and rebalancing recommendations."""
 
+import dataclasses
 import uuid
 from datetime import date
 
@@ -10,20 +11,28 @@ from portfolio_pipeline import tables
 from portfolio_pipeline.core import backtest as bt
 from portfolio_pipeline.core import warehouse
 from portfolio_pipeline.core.holdings import latest_prices, load_holdings, value_holdings
+from portfolio_pipeline.core.market import market_context
+from portfolio_pipeline.core.windows import (
+    EvaluationWindows,
+    windows_from_settings,
+    with_window_columns,
+)
 from portfolio_pipeline.metadata import png_markdown, preview_markdown, table_metadata
 from portfolio_pipeline.resources import WarehouseResource
-from portfolio_pipeline.settings import CASH_SYMBOL, load_settings
+from portfolio_pipeline.settings import load_settings
 
 
 class PortfolioConfig(dg.Config):
-    """Backtest and recommendation settings (editable in the Dagster launchpad)."""
+    """Backtest and recommendation settings (editable in the Dagster launchpad). Window
+    bounds left blank come from the data and the PORTFOLIO_PIPELINE_* window settings
+    (core.windows: test = last 2 years, validation = the year before)."""
 
     rebalance: str = "weekly"
     cost_bps: float = 10.0
-    validation_start: str = bt.DEFAULT_VALIDATION_START.isoformat()
-    validation_end: str = bt.DEFAULT_VALIDATION_END.isoformat()
-    test_start: str = bt.DEFAULT_TEST_START.isoformat()
-    test_end: str = bt.DEFAULT_TEST_END.isoformat()
+    validation_start: str = ""
+    validation_end: str = ""
+    test_start: str = ""
+    test_end: str = ""
     sensitivity_rebalances: list[str] = ["daily", "weekly", "monthly"]
     sensitivity_costs_bps: list[float] = list(bt.DEFAULT_SENSITIVITY_COSTS_BPS)
     forecast_horizon_days: int = 8
@@ -70,6 +79,17 @@ def _strategies(con, forecasts: pl.DataFrame | None, policy_weights: pl.DataFram
     )
 
 
+def _windows(ohlcv: pl.DataFrame, settings, config: PortfolioConfig) -> EvaluationWindows:
+    """Windows from the data; launchpad bounds win over PORTFOLIO_PIPELINE_* settings."""
+    launchpad = {
+        name: getattr(config, name)
+        for name in ("validation_start", "validation_end", "test_start", "test_end")
+    }
+    return windows_from_settings(
+        ohlcv.get_column("date").unique().to_list(), settings, launchpad=launchpad
+    )
+
+
 def _policy_weights(con) -> pl.DataFrame | None:
     return _optional_table(con, tables.POLICY_WEIGHTS)
 
@@ -80,7 +100,7 @@ def holdings(warehouse_resource: WarehouseResource):
     ``portfolio.holdings``. Unknown symbols, negative or non-numeric quantities and duplicates
     fail with the file, line and symbol."""
     settings = load_settings()
-    frame = load_holdings(settings.holdings_path, settings.symbols)
+    frame = load_holdings(settings.holdings_path, settings.symbols, settings.cash_symbol)
     with warehouse_resource.connect() as con:
         warehouse.replace_table(con, tables.HOLDINGS, frame)
     return dg.MaterializeResult(
@@ -141,32 +161,49 @@ def backtests(
         policy_weights = _policy_weights(con)
     strategies = _strategies(con, forecasts, policy_weights)
     names = [s.name for s in strategies]
-    context.log.info(f"backtesting {len(strategies)} strategies: {', '.join(names)}")
+    market = market_context(ohlcv, settings)
+    windows = _windows(ohlcv, settings, config)
+    # One panel for both windows (strategies only read rows <= their decision day); it
+    # carries the cash symbol into every weight frame.
+    from portfolio_pipeline.core.strategies import MarketPanel
+
+    panel = MarketPanel.from_ohlcv(
+        ohlcv.filter(pl.col("date") <= windows.test_end), cash_symbol=settings.cash_symbol
+    )
+    context.log.info(
+        f"backtesting {len(strategies)} strategies: {', '.join(names)}; windows "
+        f"{windows.as_metadata()}, {market.calendar.periods_per_year} periods/year"
+    )
     validation = bt.run_backtest_grid(
-        ohlcv,
+        panel,
         strategies,
-        date.fromisoformat(config.validation_start),
-        date.fromisoformat(config.validation_end),
+        *windows.validation,
         config.rebalance,
         config.cost_bps,
         sensitivity_rebalances=(),
-        periods_per_year=settings.periods_per_year,
+        periods_per_year=market.calendar.periods_per_year,
     )
-    test_start = date.fromisoformat(config.test_start)
-    chosen = bt.select_default_strategy(validation.metrics, test_start=test_start)
+    chosen = bt.select_default_strategy(validation.metrics, test_start=windows.test_start)
     test = bt.run_backtest_grid(
-        ohlcv,
+        panel,
         strategies,
-        test_start,
-        date.fromisoformat(config.test_end),
+        *windows.test,
         config.rebalance,
         config.cost_bps,
         sensitivity_rebalances=tuple(config.sensitivity_rebalances),
         sensitivity_costs_bps=tuple(config.sensitivity_costs_bps),
-        periods_per_year=settings.periods_per_year,
+        periods_per_year=market.calendar.periods_per_year,
     )
-    validation_metrics = validation.metrics.with_columns(
-        (pl.col("strategy") == chosen).alias("selected_for_recommendations")
+    validation_metrics = with_window_columns(
+        validation.metrics.with_columns(
+            (pl.col("strategy") == chosen).alias("selected_for_recommendations")
+        ),
+        windows,
+    )
+    test = dataclasses.replace(
+        test,
+        metrics=with_window_columns(test.metrics, windows),
+        sensitivity=with_window_columns(test.sensitivity, windows),
     )
     with warehouse_resource.connect() as con:
         warehouse.replace_table(con, tables.BACKTEST_METRICS, test.metrics)
@@ -181,6 +218,8 @@ def backtests(
             **table_metadata(ranked, tables.BACKTEST_METRICS, preview_rows=20),
             "equity_and_drawdown": plot,
             "selected_strategy": chosen,
+            **windows.as_metadata(),
+            **market.as_metadata(),
         },
     )
     yield dg.MaterializeResult(
@@ -253,9 +292,9 @@ def target_weights(context: dg.AssetExecutionContext, warehouse_resource: Wareho
         dates = ohlcv.get_column("date").unique().sort().to_numpy().astype("datetime64[D]")
         refresh_row = bt.period_start_row(dates, len(dates) - 1, DEFAULT_TARGET_REFRESH)
         decided_at = dates[refresh_row].astype(date)
-        frame = compute_target_weights(ohlcv, strategies, decided_at).with_columns(
-            pl.lit(as_of).alias("as_of"), pl.lit(decided_at).alias("decided_at")
-        )
+        frame = compute_target_weights(
+            ohlcv, strategies, decided_at, cash_symbol=load_settings().cash_symbol
+        ).with_columns(pl.lit(as_of).alias("as_of"), pl.lit(decided_at).alias("decided_at"))
         warehouse.replace_rows(
             con, tables.TARGET_WEIGHTS, frame, where="as_of = ?", params=(as_of,)
         )
@@ -354,6 +393,7 @@ def recommendations(
     from portfolio_pipeline.core import recommend as rec
     from portfolio_pipeline.core.risk import compute_liquidity
 
+    settings = load_settings()
     with warehouse_resource.connect() as con:
         ohlcv = _ohlcv(con)
         as_of = ohlcv["date"].max()
@@ -377,8 +417,12 @@ def recommendations(
         )
         gate, confidence_chosen_by = _gate_settings(con, config, ohlcv, as_of)
         prices = latest_prices(ohlcv, as_of)
-        positions = value_holdings(held, prices).filter(pl.col("symbol") != CASH_SYMBOL)
-        liquidity = compute_liquidity(ohlcv, positions.select("symbol", "value"), as_of)
+        positions = value_holdings(held, prices, settings.cash_symbol).filter(
+            pl.col("symbol") != settings.cash_symbol
+        )
+        liquidity = compute_liquidity(
+            ohlcv, positions.select("symbol", "value"), as_of, cash_symbol=settings.cash_symbol
+        )
         frame = rec.recommend(
             held,
             prices,
@@ -393,6 +437,7 @@ def recommendations(
             run_id=context.run_id or uuid.uuid4().hex,
             horizon_days=config.forecast_horizon_days if forecasts is not None else None,
             gate=gate,
+            cash_symbol=settings.cash_symbol,
         )
         tradable = (
             prices.filter(pl.col("trading"))
@@ -475,16 +520,25 @@ def risk_report(context: dg.AssetExecutionContext, warehouse_resource: Warehouse
     from portfolio_pipeline.core.risk import (
         compute_liquidity,
         compute_risk_metrics,
+        parse_scenarios,
         run_stress_tests,
+        scenarios_for,
     )
 
     settings = load_settings()
+    cash = settings.cash_symbol
     with warehouse_resource.connect() as con:
         ohlcv = _ohlcv(con)
+        market = market_context(ohlcv, settings)
+        scenarios = (
+            parse_scenarios(settings.stress_scenarios)
+            if settings.stress_scenarios
+            else scenarios_for(market.calendar.kind)
+        )
         as_of = ohlcv["date"].max()
         held = warehouse.read_table(con, tables.HOLDINGS)
         prices = latest_prices(ohlcv, as_of)
-        valued = value_holdings(held, prices)
+        valued = value_holdings(held, prices, cash)
         portfolios = {"current": valued.select("symbol", "weight")}
         latest_run = _optional_table(
             con,
@@ -508,19 +562,36 @@ def risk_report(context: dg.AssetExecutionContext, warehouse_resource: Warehouse
                     w,
                     as_of,
                     portfolio=name,
-                    periods_per_year=settings.periods_per_year,
+                    periods_per_year=market.calendar.periods_per_year,
+                    lookback_days=market.calendar.periods_per_year,
                     forecasts=vol,
+                    cash_symbol=cash,
                 )
                 for name, w in portfolios.items()
             ],
             how="diagonal_relaxed",
         )
         stress = pl.concat(
-            [run_stress_tests(ohlcv, w, as_of, portfolio=name) for name, w in portfolios.items()],
+            [
+                run_stress_tests(
+                    ohlcv,
+                    w,
+                    as_of,
+                    portfolio=name,
+                    lookback_days=market.calendar.periods_per_year,
+                    scenarios=scenarios,
+                    proxy_symbol=market.benchmark.symbol,
+                    cash_symbol=cash,
+                )
+                for name, w in portfolios.items()
+            ],
             how="diagonal_relaxed",
         )
         liquidity = compute_liquidity(
-            ohlcv, valued.filter(pl.col("symbol") != CASH_SYMBOL).select("symbol", "value"), as_of
+            ohlcv,
+            valued.filter(pl.col("symbol") != cash).select("symbol", "value"),
+            as_of,
+            cash_symbol=cash,
         )
         warehouse.replace_rows(con, tables.RISK_METRICS, risk, where="as_of = ?", params=(as_of,))
         warehouse.replace_rows(con, tables.STRESS_TESTS, stress, where="as_of = ?", params=(as_of,))
@@ -537,12 +608,15 @@ def risk_report(context: dg.AssetExecutionContext, warehouse_resource: Warehouse
         metadata={
             **table_metadata(risk, tables.RISK_METRICS, date_column="as_of"),
             "current_vs_recommended": dg.MetadataValue.md(preview_markdown(wide_risk, rows=40)),
+            **market.as_metadata(),
         },
     )
     yield dg.MaterializeResult(
         asset_key="stress_tests",
         metadata={
             **table_metadata(stress, tables.STRESS_TESTS, date_column="as_of"),
+            "stress_proxy": market.benchmark.symbol,
+            "scenarios": ", ".join(s.name for s in scenarios),
             "current_vs_recommended_pnl_pct": dg.MetadataValue.md(
                 preview_markdown(wide_stress, rows=40)
             ),

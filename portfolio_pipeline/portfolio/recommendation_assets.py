@@ -1,8 +1,6 @@
 """The recommendation process as a strategy (replayed on validation and test) and the track
 record of the recommendations actually issued."""
 
-from datetime import date
-
 import dagster as dg
 import polars as pl
 
@@ -10,6 +8,8 @@ from portfolio_pipeline import tables
 from portfolio_pipeline.core import backtest as bt
 from portfolio_pipeline.core import warehouse
 from portfolio_pipeline.core.holdings import latest_prices, value_holdings
+from portfolio_pipeline.core.market import market_context
+from portfolio_pipeline.core.windows import windows_from_settings, with_window_columns
 from portfolio_pipeline.metadata import png_markdown, preview_markdown, table_metadata
 from portfolio_pipeline.portfolio.assets import (
     RecommendationConfig,
@@ -24,15 +24,16 @@ from portfolio_pipeline.settings import load_settings
 
 
 class RecommendationBacktestConfig(RecommendationConfig):
-    """The recommendation settings replayed, plus the windows, the confidence grid searched on
+    """The recommendation settings replayed, plus the windows (blank = from the data, the same
+    as the backtests'), the confidence grid searched on
     the validation window, the starting portfolio value (0 = the holdings' value) and
     composition (``target``: the strategy's target on the first day, so that the processes
     differ only in how they follow it; ``holdings``: the current holdings' weights)."""
 
-    validation_start: str = bt.DEFAULT_VALIDATION_START.isoformat()
-    validation_end: str = bt.DEFAULT_VALIDATION_END.isoformat()
-    test_start: str = bt.DEFAULT_TEST_START.isoformat()
-    test_end: str = bt.DEFAULT_TEST_END.isoformat()
+    validation_start: str = ""
+    validation_end: str = ""
+    test_start: str = ""
+    test_end: str = ""
     confidence_grid: list[float] = [0.5, 0.6, 0.7, 0.8, 0.9, 0.95]
     start_value: float = 0.0
     start_from: str = "target"
@@ -107,13 +108,16 @@ def recommendation_backtest(
         else None
     )
     start_value = config.start_value or float(valued["value"].sum())
-    windows = {
-        "validation": (
-            date.fromisoformat(config.validation_start),
-            date.fromisoformat(config.validation_end),
-        ),
-        "test": (date.fromisoformat(config.test_start), date.fromisoformat(config.test_end)),
-    }
+    market = market_context(ohlcv, settings)
+    evaluation = windows_from_settings(
+        ohlcv.get_column("date").unique().to_list(),
+        settings,
+        launchpad={
+            name: getattr(config, name)
+            for name in ("validation_start", "validation_end", "test_start", "test_end")
+        },
+    )
+    windows = {"validation": evaluation.validation, "test": evaluation.test}
     levels = sorted(
         {*config.confidence_grid, *([config.gate_confidence] if config.gate_confidence else [])}
     )
@@ -132,7 +136,8 @@ def recommendation_backtest(
             turnover_cap=config.turnover_cap,
             horizon=config.forecast_horizon_days,
             max_forecast_age_days=config.max_forecast_age_days,
-            periods_per_year=settings.periods_per_year,
+            periods_per_year=market.calendar.periods_per_year,
+            cash_symbol=settings.cash_symbol,
         ),
         processes=[*grid_specs, *others],
     )
@@ -141,7 +146,10 @@ def recommendation_backtest(
     daily, metrics = rb.name_recommended(result, confidence)
     context_columns = {"strategy": strategy_name, "gate_confidence": confidence}
     daily = daily.with_columns(*(pl.lit(v).alias(k) for k, v in context_columns.items()))
-    metrics = metrics.with_columns(*(pl.lit(v).alias(k) for k, v in context_columns.items()))
+    metrics = with_window_columns(
+        metrics.with_columns(*(pl.lit(v).alias(k) for k, v in context_columns.items())),
+        evaluation,
+    )
     gate_table = gate_table.with_columns(
         (pl.col("confidence") == confidence).alias("selected"),
         pl.lit(strategy_name).alias("strategy"),
@@ -179,6 +187,8 @@ def recommendation_backtest(
             "strategy_chosen_by": chosen_by,
             "gate_confidence": confidence,
             "start_from": config.start_from,
+            **evaluation.as_metadata(),
+            "periods_per_year": market.calendar.periods_per_year,
             "start_value": start_value,
             **trading_days,
         },

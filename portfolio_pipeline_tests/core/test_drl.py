@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from datetime import date, timedelta
 
 import numpy as np
@@ -37,20 +38,22 @@ def ppo_policy(env_data: EnvData) -> drl.TrainedPolicy:
     )
 
 
-def test_splits_and_device():
-    splits = drl.Splits()
+def test_splits_and_device(sample_ohlcv):
+    splits = drl.Splits.from_dates(sample_ohlcv["date"].unique().to_numpy())
     assert splits.train[1] == splits.validation[0] == date(2023, 1, 1)
     assert splits.validation[1] == splits.test[0] == date(2024, 1, 1)
     assert splits.test[1] == date(2026, 1, 1)
     # The DRL is fitted and tuned inside the training window, never on validation.
     assert splits.fit == (date(2018, 1, 1), date(2022, 1, 1))
     assert splits.tune == (date(2022, 1, 1), date(2023, 1, 1))
-    assert drl.Splits(tune_start=None).tune == splits.validation
+    assert replace(splits, tune_start=None).tune == splits.validation
     assert drl.decision_window(splits.test) == (date(2023, 12, 31), date(2026, 1, 1))
     with pytest.raises(ValueError, match="splits must satisfy"):
-        drl.Splits(train_end=date(2024, 6, 1))
+        drl.Splits(date(2018, 1, 1), date(2024, 6, 1), date(2024, 1, 1), date(2026, 1, 1))
     with pytest.raises(ValueError, match="train_start < tune_start < train_end"):
-        drl.Splits(tune_start=date(2023, 6, 1))
+        drl.Splits(
+            date(2018, 1, 1), date(2023, 1, 1), date(2024, 1, 1), date(2026, 1, 1), date(2023, 6, 1)
+        )
     import torch
 
     assert drl.select_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")

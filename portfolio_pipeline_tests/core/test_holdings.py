@@ -81,3 +81,25 @@ def test_value_holdings_requires_prices() -> None:
     holdings = pl.DataFrame({"symbol": ["BTCUSDT", "USDT"], "quantity": [1.0, 10.0]})
     with pytest.raises(ValueError, match="no price for BTCUSDT"):
         value_holdings(holdings, pl.DataFrame({"symbol": ["ETHUSDT"], "price": [1.0]}))
+
+
+def test_cash_is_a_setting(tmp_path: Path) -> None:
+    path = _write(tmp_path, "symbol,quantity\nUSD,1000\nAAPL,10\n")
+    holdings = load_holdings(path, ["AAPL", "MSFT"], cash_symbol="USD")
+    prices = pl.DataFrame({"symbol": ["AAPL"], "price": [150.0]})
+    valued = value_holdings(holdings, prices, cash_symbol="USD")
+    assert dict(valued.select("symbol", "value").iter_rows()) == {"USD": 1000.0, "AAPL": 1500.0}
+    # USDT is not cash on an equities book: named with the setting to change
+    with pytest.raises(
+        ValueError,
+        match=r"holdings.csv:2: symbol USDT: unknown symbol .*USD.*"
+        r"PORTFOLIO_PIPELINE_CASH",
+    ):
+        load_holdings(_write(tmp_path, "symbol,quantity\nUSDT,5\n"), ["AAPL"], cash_symbol="USD")
+
+
+def test_cash_setting_is_read_from_the_environment(monkeypatch) -> None:
+    from portfolio_pipeline.settings import load_settings
+
+    monkeypatch.setenv("PORTFOLIO_PIPELINE_CASH", "eur")
+    assert load_settings().cash_symbol == "EUR"

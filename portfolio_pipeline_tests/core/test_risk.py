@@ -116,7 +116,7 @@ def test_stress_tests(ohlcv: pl.DataFrame) -> None:
     assert rows["vol_doubled_var99"]["pnl_pct"] == pytest.approx(
         100 * np.quantile(doubled, 0.01), rel=1e-12
     )
-    assert "btc_shock_30pct_beta" in rows
+    assert "benchmark_shock_30pct_beta" in rows
     # no look-ahead: scenarios after as_of are not replayed
     early = run_stress_tests(ohlcv, WEIGHTS, date(2021, 6, 30), lookback_days=180)
     assert {"terra_luna", "ftx"}.isdisjoint(early.get_column("scenario").to_list())
@@ -172,3 +172,45 @@ def test_forecast_volatility_from_volatility_model(ohlcv: pl.DataFrame) -> None:
     rho = np.corrcoef(rb[-180:] / rb[-181:-1], re[-180:] / re[-181:-1])[0, 1]
     var = (0.5 * sb) ** 2 + (0.3 * se) ** 2 + 2 * rho * 0.5 * sb * 0.3 * se
     assert got["forecast_ann_vol"] == pytest.approx(math.sqrt(var * 365), rel=1e-9)
+
+
+def test_stress_windows_count_sessions_on_an_equity_calendar() -> None:
+    from datetime import date
+
+    from portfolio_pipeline.core.risk import (
+        EQUITY_SCENARIOS,
+        HistoricalScenario,
+        parse_scenarios,
+        run_stress_tests,
+        scenarios_for,
+    )
+    from portfolio_pipeline.examples.sp500 import sp500_ohlcv
+
+    ohlcv = sp500_ohlcv(date(2019, 6, 3), date(2020, 6, 30)).filter(
+        pl.col("symbol").is_in(["AAPL", "XOM"])
+    )
+    weights = pl.DataFrame({"symbol": ["AAPL", "XOM", "USD"], "weight": [0.5, 0.3, 0.2]})
+    # A week that ends on a Sunday: the move is Friday 2020-03-13 over Friday 2020-03-06.
+    week = HistoricalScenario("covid_week", date(2020, 3, 9), date(2020, 3, 15), "week")
+    out = run_stress_tests(
+        ohlcv, weights, date(2020, 6, 30), scenarios=(week, *EQUITY_SCENARIOS),
+        proxy_symbol="AAPL", cash_symbol="USD",
+    )  # fmt: skip
+    rows = {r["scenario"]: r for r in out.iter_rows(named=True)}
+
+    def move(symbol: str, first: date, last: date) -> float:
+        closes = dict(ohlcv.filter(pl.col("symbol") == symbol).select("date", "close").iter_rows())
+        return closes[last] / closes[first] - 1
+
+    expected = 0.5 * move("AAPL", date(2020, 3, 6), date(2020, 3, 13)) + 0.3 * move(
+        "XOM", date(2020, 3, 6), date(2020, 3, 13)
+    )
+    assert rows["covid_week"]["pnl_pct"] == pytest.approx(100 * expected, rel=1e-12)
+    # equity crises of the data's past are replayed; 2008 predates this history -> skipped
+    # (no asset and no proxy data), 2022 is after as_of -> skipped
+    assert "covid_crash" in rows and "gfc_2008" not in rows and "bear_2022" not in rows
+    assert "benchmark_shock_30pct_beta" in rows
+    assert scenarios_for("business") == EQUITY_SCENARIOS
+    assert parse_scenarios("svb:2023-03-08..2023-03-13, flash:2010-05-06")[1].last_day == date(
+        2010, 5, 6
+    )

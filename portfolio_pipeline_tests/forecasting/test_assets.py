@@ -40,9 +40,11 @@ def test_forecasting_assets_write_tables_and_registry(tmp_path, monkeypatch, sam
         registry = con.execute("select * from ml.model_registry").pl()
     assert set(evaluation["symbol"]) >= {"ALL", "BTCUSDT"}
     assert set(evaluation["horizon_days"]) == {1, 8}
-    # purge: a training label (train_end + H) never reaches into its test window
+    # purge: a training label (it ends H bars after train_end) never reaches into its test
+    # window; on a 7-day calendar H bars are H days
+    assert folds.filter(pl.col("train_label_end") > pl.col("test_start")).is_empty()
     assert folds.filter(
-        pl.col("train_end") + pl.duration(days=pl.col("horizon_days")) > pl.col("test_start")
+        pl.col("train_end") + pl.duration(days=pl.col("horizon_days")) != pl.col("train_label_end")
     ).is_empty()
     assert latest["as_of"].unique().to_list() == [date(2025, 12, 31)]
     assert "MATICUSDT" not in latest["symbol"].to_list()  # delisted in 2024
