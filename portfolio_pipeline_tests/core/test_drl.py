@@ -44,7 +44,7 @@ def test_splits_and_device(sample_ohlcv):
     assert splits.validation[1] == splits.test[0] == date(2024, 1, 1)
     assert splits.test[1] == date(2026, 1, 1)
     # The DRL is fitted and tuned inside the training window, never on validation.
-    assert splits.fit == (date(2018, 1, 1), date(2022, 1, 1))
+    assert splits.fit == (date(2017, 8, 17), date(2022, 1, 1))  # from the first day of data
     assert splits.tune == (date(2022, 1, 1), date(2023, 1, 1))
     assert replace(splits, tune_start=None).tune == splits.validation
     assert drl.decision_window(splits.test) == (date(2023, 12, 31), date(2026, 1, 1))
