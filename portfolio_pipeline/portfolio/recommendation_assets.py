@@ -99,7 +99,7 @@ def recommendation_backtest(
     strategies = {s.name: s for s in _strategies(con, history, policy_weights)}
     if strategy_name not in strategies:
         raise dg.Failure(f"recommendation backtest: unknown strategy {strategy_name!r}")
-    valued = value_holdings(held, latest_prices(ohlcv, ohlcv["date"].max()))
+    valued = value_holdings(held, latest_prices(ohlcv, ohlcv["date"].max()), settings.cash_symbol)
     if config.start_from not in ("target", "holdings"):
         raise dg.Failure(f"start_from must be 'target' or 'holdings', got {config.start_from!r}")
     start_weights = (
