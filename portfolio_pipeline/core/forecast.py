@@ -109,6 +109,13 @@ class ForecastConfig:
     # Romano et al. 2019): the last ``calibration_days`` of labelled rows are held out of the
     # fit and used to widen (or narrow) the band to 80% coverage. 0 disables it.
     calibration_days: int = 120
+    # Early stopping on a time-ordered holdout: the last ``early_stopping_days`` of the fit
+    # rows (before the calibration window; rows whose label overlaps them are purged) choose
+    # the number of trees, at most ``iterations``, stopping after ``early_stopping_rounds``
+    # without improvement; the model is then refitted on every fit row with that many trees.
+    # 0 disables it (``iterations`` trees).
+    early_stopping_days: int = 0
+    early_stopping_rounds: int = 30
     market_symbol: str = "BTCUSDT"
     scale_window: int = 60
     periods_per_year: int = 365
@@ -123,6 +130,11 @@ class ForecastConfig:
             raise ValueError(f"calibration_days must be >= 0, got {self.calibration_days}")
         if self.scale_window < 2:
             raise ValueError(f"scale_window must be >= 2, got {self.scale_window}")
+        if self.early_stopping_days < 0 or self.early_stopping_rounds < 1:
+            raise ValueError(
+                "early_stopping_days must be >= 0 and early_stopping_rounds >= 1, got "
+                f"{self.early_stopping_days} and {self.early_stopping_rounds}"
+            )
         if self.symbol_encoding not in SYMBOL_ENCODINGS:
             raise ValueError(
                 f"symbol_encoding must be one of {sorted(SYMBOL_ENCODINGS)}, "
@@ -565,8 +577,9 @@ def fit_model(
                 f"{kind} H={horizon}: only {fit_rows.height} rows before the calibration "
                 f"window starting {calibration_start} (cutoff {label_known_by})"
             )
-    booster = _fit_booster(fit_rows, inputs.feature_columns, kind, horizon, config)
-    extra: dict[str, Any] = {}
+    iterations = _early_stopped_iterations(fit_rows, inputs.feature_columns, kind, horizon, config)
+    booster = _fit_booster(fit_rows, inputs.feature_columns, kind, horizon, config, iterations)
+    extra: dict[str, Any] = {"iterations": iterations}
     if calibration_rows is not None:
         extra["conformal_delta"] = _conformal_delta(
             booster, calibration_rows, inputs.feature_columns, horizon, config
@@ -592,16 +605,51 @@ def fit_model(
     )
 
 
-def _fit_booster(rows, feature_columns, kind, horizon, config):
-    from catboost import CatBoostRegressor, Pool
+def _pool(rows: pl.DataFrame, feature_columns, kind, horizon, config):
+    from catboost import Pool
 
     y = _scaled_target(rows, kind, horizon, config)
-    booster = CatBoostRegressor(**config.catboost_params(_loss_function(kind)))
-    pool = Pool(
+    return Pool(
         _to_pandas(rows, feature_columns), y, cat_features=_categorical_columns(feature_columns)
     )
-    booster.fit(pool)
+
+
+def _fit_booster(rows, feature_columns, kind, horizon, config, iterations: int | None = None):
+    from catboost import CatBoostRegressor
+
+    params = config.catboost_params(_loss_function(kind))
+    if iterations is not None:
+        params["iterations"] = iterations
+    booster = CatBoostRegressor(**params)
+    booster.fit(_pool(rows, feature_columns, kind, horizon, config))
     return booster
+
+
+def _early_stopped_iterations(rows, feature_columns, kind, horizon, config) -> int:
+    """Number of trees chosen on the last ``early_stopping_days`` of ``rows`` (time-ordered).
+
+    The holdout is the last ``early_stopping_days`` as_of dates of ``rows``; the rows fitted
+    to choose the count end with labels known by the holdout's first day (the purge rule of
+    :func:`training_rows`), so the holdout's labels never leak into that fit. Falls back to
+    ``config.iterations`` when either side has fewer than 10 rows.
+    """
+    if config.early_stopping_days == 0 or rows.height == 0:
+        return config.iterations
+    from catboost import CatBoostRegressor
+
+    holdout_start = rows["date"].max() - timedelta(days=config.early_stopping_days - 1)
+    fit_part = rows.filter(pl.col("_label_end") <= holdout_start)
+    holdout = rows.filter(pl.col("date") >= holdout_start)
+    if fit_part.height < 10 or holdout.height < 10:
+        return config.iterations
+    params = config.catboost_params(_loss_function(kind))
+    params.update(od_type="Iter", od_wait=config.early_stopping_rounds, use_best_model=True)
+    booster = CatBoostRegressor(**params)
+    booster.fit(
+        _pool(fit_part, feature_columns, kind, horizon, config),
+        eval_set=_pool(holdout, feature_columns, kind, horizon, config),
+    )
+    return int(booster.get_best_iteration()) + 1
 
 
 def _raw_quantiles(booster, rows: pl.DataFrame, feature_columns) -> tuple[np.ndarray, np.ndarray]:

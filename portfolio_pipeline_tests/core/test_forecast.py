@@ -21,6 +21,7 @@ from portfolio_pipeline.core.forecast import (
     build_model_inputs,
     feature_importance,
     fit_final_model,
+    fit_model,
     fit_volatility_model,
     load_model,
     ohlcv_derived_frame,
@@ -429,3 +430,41 @@ def test_symbol_encodings_keep_the_symbol_as_a_categorical(encoding, small_featu
 def test_unknown_symbol_encoding_is_refused():
     with pytest.raises(ValueError, match="symbol_encoding must be one of"):
         ForecastConfig(symbol_encoding="hash")
+
+
+# -------------------------------------------------------------------- early stopping
+
+
+def test_early_stopping_chooses_the_tree_count_inside_the_training_window(
+    small_features, small_ohlcv
+):
+    config = ForecastConfig(**{**FAST.__dict__, "iterations": 120, "early_stopping_days": 90})
+    inputs = build_model_inputs(small_features, small_ohlcv, 8, config=config)
+    cutoff = date(2022, 1, 1)
+    model = fit_model(inputs, RETURN_KIND, label_known_by=cutoff)
+    assert 1 <= model.extra["iterations"] <= 120
+    assert model.booster.tree_count_ == model.extra["iterations"]
+    # Nothing after the cutoff reaches the choice: rewrite every later price, same model.
+    later = pl.col("date") > cutoff
+    changed = small_ohlcv.with_columns(
+        [
+            pl.when(later).then(pl.col(c) * 1.7).otherwise(pl.col(c))
+            for c in ("open", "high", "low", "close")
+        ]
+    )
+    again = fit_model(
+        build_model_inputs(compute_market_features(changed), changed, 8, config=config),
+        RETURN_KIND,
+        label_known_by=cutoff,
+    )
+    assert again.extra == model.extra and again.model_version == model.model_version
+    # Off: exactly ``iterations`` trees.
+    plain = fit_model(
+        build_model_inputs(small_features, small_ohlcv, 8, config=FAST), RETURN_KIND, cutoff
+    )
+    assert plain.extra["iterations"] == FAST.iterations == plain.booster.tree_count_
+
+
+def test_early_stopping_parameters_are_checked():
+    with pytest.raises(ValueError, match="early_stopping_days must be >= 0"):
+        ForecastConfig(early_stopping_days=-1)
