@@ -2,8 +2,10 @@
 
 Pure (no dagster); CatBoost and matplotlib are imported inside the functions that use them.
 
-One GLOBAL model per horizon is trained across symbols (``symbol`` is a categorical
-feature). Its inputs for a row (symbol, d) are:
+One GLOBAL model per horizon is trained across symbols. By default it does not see WHICH
+symbol a row is (``ForecastConfig.symbol_encoding``): the same function of the inputs serves
+every symbol, so its cost does not grow with the universe. Its inputs for a row (symbol, d)
+are:
 
 - every numeric column of the feature frame on (symbol, d) (any frame: symbol, date,
   numeric columns), minus price-level columns (see :data:`PRICE_LEVEL_COLUMNS`);
@@ -45,7 +47,7 @@ import numpy as np
 import polars as pl
 
 # Bump when a change here would change a trained model given the same data and parameters.
-CODE_VERSION = "forecast-2025.1"
+CODE_VERSION = "forecast-2025.2"
 QUANTILES: tuple[float, float, float] = (0.1, 0.5, 0.9)
 DEFAULT_HORIZONS: tuple[int, ...] = (1, 8)
 RETURN_KIND = "return_quantiles"
@@ -88,8 +90,12 @@ class ForecastInputError(ValueError):
 class ForecastConfig:
     """Model and input parameters (everything that changes a model, except the data).
 
-    The defaults are chosen a priori (not tuned on the evaluation windows): shallow-ish
-    trees, a small learning rate and few iterations, because daily returns are mostly noise.
+    The tree parameters are chosen a priori (not tuned on the evaluation windows):
+    shallow-ish trees and a small learning rate, because daily returns are mostly noise.
+    ``symbol_encoding="none"`` and ``early_stopping_days=120`` were chosen on validation folds
+    that precede every walk-forward test fold (as_of in 2019, models fitted on 2017-2018):
+    pinball loss H=1 0.01177 -> 0.01158, H=8 0.0389 -> 0.0350 against one-hot with 200 trees,
+    at a third of the CPU time (README, "Scaling out").
     """
 
     iterations: int = 200
@@ -98,7 +104,7 @@ class ForecastConfig:
     l2_leaf_reg: float = 3.0
     border_count: int = 64
     # How the model sees WHICH symbol a row is (see :data:`SYMBOL_ENCODINGS`).
-    symbol_encoding: str = "one_hot"
+    symbol_encoding: str = "none"
     # Only used with symbol_encoding="one_hot": raised so that the symbol stays one-hot up to
     # 255 symbols (CatBoost silently switches to target statistics above it).
     one_hot_max_size: int = 255
@@ -114,7 +120,7 @@ class ForecastConfig:
     # the number of trees, at most ``iterations``, stopping after ``early_stopping_rounds``
     # without improvement; the model is then refitted on every fit row with that many trees.
     # 0 disables it (``iterations`` trees).
-    early_stopping_days: int = 0
+    early_stopping_days: int = 120
     early_stopping_rounds: int = 30
     market_symbol: str = "BTCUSDT"
     scale_window: int = 60

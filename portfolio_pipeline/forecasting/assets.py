@@ -36,6 +36,9 @@ class ForecastSettings(dg.Config):
     iterations: int = 200
     depth: int = 5
     random_seed: int = 42
+    # none | one_hot | target_stats (README, "Scaling out"); 0 days turns early stopping off.
+    symbol_encoding: str = "none"
+    early_stopping_days: int = 120
     use_sentiment: bool = True
 
 
@@ -46,6 +49,8 @@ def _config(settings: ForecastSettings):
         iterations=settings.iterations,
         depth=settings.depth,
         random_seed=settings.random_seed,
+        symbol_encoding=settings.symbol_encoding,
+        early_stopping_days=settings.early_stopping_days,
         periods_per_year=load_settings().periods_per_year,
     )
 

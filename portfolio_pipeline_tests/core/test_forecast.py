@@ -459,8 +459,9 @@ def test_early_stopping_chooses_the_tree_count_inside_the_training_window(
     )
     assert again.extra == model.extra and again.model_version == model.model_version
     # Off: exactly ``iterations`` trees.
+    off = ForecastConfig(**{**FAST.__dict__, "early_stopping_days": 0})
     plain = fit_model(
-        build_model_inputs(small_features, small_ohlcv, 8, config=FAST), RETURN_KIND, cutoff
+        build_model_inputs(small_features, small_ohlcv, 8, config=off), RETURN_KIND, cutoff
     )
     assert plain.extra["iterations"] == FAST.iterations == plain.booster.tree_count_
 
