@@ -31,6 +31,7 @@ from portfolio_pipeline.core.forecast import (
     predict_quantiles,
     predict_volatility_values,
 )
+from portfolio_pipeline.core.parallel import map_tasks
 
 DEFAULT_FIRST_TEST_START = date(2020, 1, 1)
 # 180 days: ~12 folds per horizon on the 2020-2025 sample, so both horizons' walk-forward
@@ -74,20 +75,42 @@ def fold_schedule(
     return schedule
 
 
+def _fit_at_cutoff(inputs: ModelInputs, task: tuple[str, date]) -> ForecastModel:
+    """One fold's model (a module-level function, so that Ray workers can import it)."""
+    kind, label_known_by = task
+    return fit_model(inputs, kind, label_known_by=label_known_by)
+
+
+def fit_fold_models(
+    inputs: ModelInputs, kind: str, cutoffs: list[date], backend: str | None = None
+) -> list[ForecastModel]:
+    """The model of every fold, fitted independently: in this process or as Ray tasks.
+
+    Each fold's fit depends only on ``inputs`` and its cutoff (CatBoost is deterministic for
+    a given seed and thread count), so both backends give the same models, in cutoff order
+    (see :mod:`portfolio_pipeline.core.parallel`).
+    """
+    tasks = [(kind, cutoff) for cutoff in cutoffs]
+    return map_tasks(
+        _fit_at_cutoff, inputs, tasks, backend=backend, cpus_per_task=inputs.config.thread_count
+    )
+
+
 def iterate_folds(
     inputs: ModelInputs,
     kind: str,
     first_test_start: date,
     retrain_every_days: int,
     last_test_date: date | None = None,
+    backend: str | None = None,
 ) -> Iterator[tuple[int, date, date, ForecastModel, pl.DataFrame]]:
     """Yield (fold, test_start, test_end, model, labelled test rows) for every fold."""
     target = TARGET_RETURN if kind == RETURN_KIND else TARGET_VOLATILITY
     labelled = inputs.frame.filter(pl.col(target).is_not_null() & pl.col("_scale").is_not_null())
     schedule = fold_schedule(labelled["date"], first_test_start, retrain_every_days, last_test_date)
     horizon = timedelta(days=inputs.horizon_days)
-    for fold, (test_start, test_end) in enumerate(schedule):
-        model = fit_model(inputs, kind, label_known_by=test_start)
+    models = fit_fold_models(inputs, kind, [start for start, _ in schedule], backend)
+    for fold, ((test_start, test_end), model) in enumerate(zip(schedule, models, strict=True)):
         if model.train_end + horizon > test_start:
             raise EmbargoViolation(
                 f"fold {fold} H={inputs.horizon_days}: train_end {model.train_end} + H > "
@@ -123,6 +146,7 @@ def walk_forward(
     first_test_start: date = DEFAULT_FIRST_TEST_START,
     retrain_every_days: int = DEFAULT_RETRAIN_EVERY_DAYS,
     last_test_date: date | None = None,
+    backend: str | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Out-of-sample quantile forecasts by expanding-window, purged walk-forward.
 
@@ -138,6 +162,9 @@ def walk_forward(
         Length R of each test window; the model is refitted at every window start.
     last_test_date : datetime.date, optional
         Last as_of to test (default: the last date whose label is known).
+    backend : {"sequential", "ray"}, optional
+        Where the folds are fitted (:func:`portfolio_pipeline.core.parallel.resolve_backend`);
+        the results do not depend on it.
 
     Returns
     -------
@@ -151,7 +178,7 @@ def walk_forward(
     inputs = build_model_inputs(features, ohlcv, horizon, sentiment=sentiment, config=config)
     backtests, folds = [], []
     for fold, test_start, test_end, model, rows in iterate_folds(
-        inputs, RETURN_KIND, first_test_start, retrain_every_days, last_test_date
+        inputs, RETURN_KIND, first_test_start, retrain_every_days, last_test_date, backend
     ):
         quantiles, reordered = predict_quantiles(model, rows)
         backtests.append(
@@ -190,6 +217,7 @@ def walk_forward_volatility(
     first_test_start: date = DEFAULT_FIRST_TEST_START,
     retrain_every_days: int = DEFAULT_RETRAIN_EVERY_DAYS,
     last_test_date: date | None = None,
+    backend: str | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Walk-forward of the volatility model (same folds and purge as :func:`walk_forward`).
 
@@ -205,7 +233,7 @@ def walk_forward_volatility(
     annualise = np.sqrt(inputs.config.periods_per_year)
     backtests, folds = [], []
     for fold, test_start, test_end, model, rows in iterate_folds(
-        inputs, VOLATILITY_KIND, first_test_start, retrain_every_days, last_test_date
+        inputs, VOLATILITY_KIND, first_test_start, retrain_every_days, last_test_date, backend
     ):
         backtests.append(
             pl.DataFrame(
