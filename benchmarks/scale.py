@@ -12,7 +12,7 @@ Usage::
 
     python -m benchmarks.scale                    # N = 21 only (what `make bench` runs)
     python -m benchmarks.scale --n 21 50 100      # the issue's three sizes (~30+ min here)
-    python -m benchmarks.scale --n 100 --select '* - drl_policy*'
+    python -m benchmarks.scale --n 21 50 100 --years 5 --fits-only   # one forecast fit per N
 
 Figures (JSON lines): ``asset_seconds`` (asset = the step key) per N, ``raw_seconds`` (the
 partitioned backfill run), ``graph_seconds_excluding_raw`` (the run of every unpartitioned
@@ -20,6 +20,11 @@ asset), ``graph_cpu_seconds`` (user + system CPU of the child, all runs; steadie
 time on a shared machine), ``peak_rss_mb`` (of the materializing process; Ray workers are
 separate processes and not counted) and, given two or more N, ``growth_exponent`` per step:
 the slope of log(seconds) against log(rows) (1 = linear in rows).
+
+``--fits-only`` skips the graph and times one H=8 return-model fit on every labelled row of
+each panel, with the forecast settings from before issue 15 and the current defaults:
+``forecast_fit_cpu_seconds`` (with rows, trees chosen, CPU seconds per 100k rows) and
+``forecast_fit_growth_exponent`` per setting.
 """
 
 from __future__ import annotations
@@ -126,6 +131,31 @@ def _child_usage() -> tuple[float, float]:
     return usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
 
 
+FIT_CONFIGS = {
+    # What the forecasts did before issue 15: the symbol one-hot up to 64 values (CatBoost's
+    # target statistics above), 200 trees.
+    "before": {"symbol_encoding": "one_hot", "one_hot_max_size": 64, "early_stopping_days": 0},
+    "default": {},
+}
+
+
+def fit_cost(panel: pl.DataFrame, settings: dict) -> dict:
+    """CPU seconds of one H=8 return-model fit on every labelled row of ``panel``."""
+    import resource
+
+    from portfolio_pipeline.core.features import compute_market_features
+    from portfolio_pipeline.core.forecast import ForecastConfig, build_model_inputs, fit_model
+
+    inputs = build_model_inputs(
+        compute_market_features(panel), panel, 8, config=ForecastConfig(**settings)
+    )
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    model = fit_model(inputs)
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    return {"cpu": cpu, "rows": model.n_train_rows, "trees": model.extra["iterations"]}
+
+
 def growth_exponent(rows: list[int], seconds: list[float]) -> float:
     """Least-squares slope of log(seconds) on log(rows)."""
     slope, _ = np.polyfit(np.log(rows), np.log(seconds), 1)
@@ -137,11 +167,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, nargs="+", default=list(DEFAULT_N), help="symbols")
     parser.add_argument("--years", type=float, default=10.0, help="panel length (>= 7)")
     parser.add_argument("--select", default="*", help="asset selection (default: all)")
+    parser.add_argument(
+        "--fits-only",
+        action="store_true",
+        help="only time one forecast fit per N (before/after issue 15), not the graph",
+    )
     args = parser.parse_args(argv)
-    if args.years < 7:
-        parser.error("--years must be >= 7: the walk-forward tests from 2020-01-01")
     sample = pl.read_parquet(SAMPLE_PATH)
     sizes = sorted(set(args.n))
+    if args.fits_only:
+        return _fits_only(sample, sizes, args.years)
+    if args.years < 7:
+        parser.error("--years must be >= 7: the walk-forward tests from 2020-01-01")
     per_step: dict[str, list[tuple[int, float]]] = {}
     for n_symbols in sizes:
         panel = scaled_panel(sample, n_symbols, args.years)
@@ -169,6 +206,27 @@ def main(argv: list[str] | None = None) -> int:
                 rows, seconds = zip(*points, strict=True)
                 emit(NAME, "growth_exponent", round(growth_exponent(list(rows), list(seconds)), 2),
                      "exponent", asset=step, basis="rows", n_symbols=sizes)  # fmt: skip
+    return 0
+
+
+def _fits_only(sample: pl.DataFrame, sizes: list[int], years: float) -> int:
+    import catboost  # noqa: F401  (imported before the timings)
+
+    costs: dict[str, list[tuple[int, float]]] = {}
+    for n_symbols in sizes:
+        panel = scaled_panel(sample, n_symbols, years)
+        for label, settings in FIT_CONFIGS.items():
+            cost = fit_cost(panel, settings)
+            costs.setdefault(label, []).append((cost["rows"], cost["cpu"]))
+            emit(NAME, "forecast_fit_cpu_seconds", round(cost["cpu"], 2), "s", config=label,
+                 n_symbols=n_symbols, rows=cost["rows"], trees=cost["trees"], years=years,
+                 per_100k_rows=round(cost["cpu"] / cost["rows"] * 1e5, 2))  # fmt: skip
+    if len(sizes) >= 2:
+        for label, points in costs.items():
+            rows, seconds = zip(*points, strict=True)
+            emit(NAME, "forecast_fit_growth_exponent",
+                 round(growth_exponent(list(rows), list(seconds)), 2), "exponent",
+                 config=label, basis="rows", n_symbols=sizes)  # fmt: skip
     return 0
 
 

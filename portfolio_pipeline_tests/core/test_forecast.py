@@ -438,7 +438,14 @@ def test_unknown_symbol_encoding_is_refused():
 def test_early_stopping_chooses_the_tree_count_inside_the_training_window(
     small_features, small_ohlcv
 ):
-    config = ForecastConfig(**{**FAST.__dict__, "iterations": 120, "early_stopping_days": 90})
+    config = ForecastConfig(
+        **{
+            **FAST.__dict__,
+            "iterations": 120,
+            "early_stopping_days": 90,
+            "early_stopping_refit": True,
+        }
+    )
     inputs = build_model_inputs(small_features, small_ohlcv, 8, config=config)
     cutoff = date(2022, 1, 1)
     model = fit_model(inputs, RETURN_KIND, label_known_by=cutoff)
@@ -458,6 +465,13 @@ def test_early_stopping_chooses_the_tree_count_inside_the_training_window(
         label_known_by=cutoff,
     )
     assert again.extra == model.extra and again.model_version == model.model_version
+    # Without the refit (the default) the early-stopped model itself is kept: same tree count.
+    no_refit = ForecastConfig(**{**config.__dict__, "early_stopping_refit": False})
+    kept = fit_model(
+        build_model_inputs(small_features, small_ohlcv, 8, config=no_refit), RETURN_KIND, cutoff
+    )
+    assert kept.extra["iterations"] == model.extra["iterations"] == kept.booster.tree_count_
+    assert kept.model_version != model.model_version
     # Off: exactly ``iterations`` trees.
     off = ForecastConfig(**{**FAST.__dict__, "early_stopping_days": 0})
     plain = fit_model(
