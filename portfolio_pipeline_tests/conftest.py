@@ -37,3 +37,81 @@ def tmp_warehouse(tmp_path: Path) -> Path:
 @pytest.fixture()
 def fixtures_dir() -> Path:
     return FIXTURES_DIR
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """A separate local Ray head on 127.0.0.1 (``ray start --head --block``).
+
+    Yields a namespace with ``address`` (host:port) and ``env``: the variables a client needs
+    (``RAY_ADDRESS`` and the cluster's own token: Ray 2.60 turns token authentication on).
+
+    The head runs in its own process group, started here and stopped here by that group's id
+    (never ``ray stop``, which would end every Ray on the machine). Its workers import this
+    checkout (PYTHONPATH), as a cluster's workers would import the installed package. Shared
+    by every test that needs a real cluster (walk-forward folds, the DRL search).
+    """
+    import shutil
+    import signal
+    import subprocess
+    import sys
+    import tempfile
+    import time
+
+    ray_bin = shutil.which("ray") or str(Path(sys.executable).with_name("ray"))
+    port = _free_port()
+    temp_dir = tempfile.mkdtemp(prefix="rayt")  # short: Ray's socket paths have a length limit
+    import secrets
+    from types import SimpleNamespace
+
+    auth = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(16)}
+    env = {
+        **os.environ,
+        **auth,
+        "RAY_USAGE_STATS_ENABLED": "0",
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
+    }
+    env.pop("RAY_ADDRESS", None)
+    head = subprocess.Popen(
+        [
+            ray_bin, "start", "--head", "--block", f"--port={port}", "--num-cpus=2",
+            "--node-ip-address=127.0.0.1", "--include-dashboard=false",
+            "--disable-usage-stats", f"--temp-dir={temp_dir}",
+        ],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    address = f"127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            status = subprocess.run(
+                [ray_bin, "status", f"--address={address}"], env=env, capture_output=True
+            )
+            if status.returncode == 0:
+                break
+            if head.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the Ray head on {address} did not start")
+            time.sleep(1.0)
+        yield SimpleNamespace(address=address, env={**auth, "RAY_ADDRESS": address})
+    finally:
+        try:
+            import ray
+
+            if ray.is_initialized():
+                ray.shutdown()
+        finally:
+            os.killpg(head.pid, signal.SIGTERM)
+            try:
+                head.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(head.pid, signal.SIGKILL)
+                head.wait()
+            shutil.rmtree(temp_dir, ignore_errors=True)

@@ -32,6 +32,7 @@ from portfolio_pipeline.core.forecast import (
     predict_quantiles,
     predict_volatility_values,
 )
+from portfolio_pipeline.core.parallel import map_tasks
 
 DEFAULT_FIRST_TEST_START = date(2020, 1, 1)
 # 180 days: ~12 folds per horizon on the 2020-2025 sample, so both horizons' walk-forward
@@ -75,12 +76,34 @@ def fold_schedule(
     return schedule
 
 
+def _fit_at_cutoff(inputs: ModelInputs, task: tuple[str, date]) -> ForecastModel:
+    """One fold's model (a module-level function, so that Ray workers can import it)."""
+    kind, label_known_by = task
+    return fit_model(inputs, kind, label_known_by=label_known_by)
+
+
+def fit_fold_models(
+    inputs: ModelInputs, kind: str, cutoffs: list[date], backend: str | None = None
+) -> list[ForecastModel]:
+    """The model of every fold, fitted independently: in this process or as Ray tasks.
+
+    Each fold's fit depends only on ``inputs`` and its cutoff (CatBoost is deterministic for
+    a given seed and thread count), so both backends give the same models, in cutoff order
+    (see :mod:`portfolio_pipeline.core.parallel`).
+    """
+    tasks = [(kind, cutoff) for cutoff in cutoffs]
+    return map_tasks(
+        _fit_at_cutoff, inputs, tasks, backend=backend, cpus_per_task=inputs.config.thread_count
+    )
+
+
 def iterate_folds(
     inputs: ModelInputs,
     kind: str,
     first_test_start: date,
     retrain_every_days: int,
     last_test_date: date | None = None,
+    backend: str | None = None,
     *,
     include_unlabelled: bool = False,
 ) -> Iterator[tuple[int, date, date, ForecastModel, pl.DataFrame]]:
@@ -96,8 +119,8 @@ def iterate_folds(
     if include_unlabelled:
         labelled = inputs.frame.filter(pl.col("_scale").is_not_null())
     schedule = fold_schedule(labelled["date"], first_test_start, retrain_every_days, last_test_date)
-    for fold, (test_start, test_end) in enumerate(schedule):
-        model = fit_model(inputs, kind, label_known_by=test_start)
+    models = fit_fold_models(inputs, kind, [start for start, _ in schedule], backend)
+    for fold, ((test_start, test_end), model) in enumerate(zip(schedule, models, strict=True)):
         label_end = date.fromisoformat(model.extra["train_label_end"])
         if model.train_end >= test_start or label_end > test_start:
             raise EmbargoViolation(
@@ -136,6 +159,7 @@ def walk_forward(
     retrain_every_days: int = DEFAULT_RETRAIN_EVERY_DAYS,
     last_test_date: date | None = None,
     include_unlabelled: bool = False,
+    backend: str | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Out-of-sample quantile forecasts by expanding-window, purged walk-forward.
 
@@ -156,6 +180,9 @@ def walk_forward(
         Also forecast the rows whose outcome is not known yet (``realized`` null), so the
         table is the point-in-time feed a live run sees: a forecast for every date, and no
         missing row that gives away an asset stopping within H days.
+    backend : {"sequential", "ray"}, optional
+        Where the folds are fitted (:func:`portfolio_pipeline.core.parallel.resolve_backend`);
+        the results do not depend on it.
 
     Returns
     -------
@@ -175,6 +202,7 @@ def walk_forward(
         first_test_start,
         retrain_every_days,
         last_test_date,
+        backend,
         include_unlabelled=include_unlabelled,
     ):
         quantiles, reordered = predict_quantiles(model, rows)
@@ -214,6 +242,7 @@ def walk_forward_volatility(
     first_test_start: date = DEFAULT_FIRST_TEST_START,
     retrain_every_days: int = DEFAULT_RETRAIN_EVERY_DAYS,
     last_test_date: date | None = None,
+    backend: str | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Walk-forward of the volatility model (same folds and purge as :func:`walk_forward`).
 
@@ -229,7 +258,7 @@ def walk_forward_volatility(
     annualise = np.sqrt(inputs.config.periods_per_year)
     backtests, folds = [], []
     for fold, test_start, test_end, model, rows in iterate_folds(
-        inputs, VOLATILITY_KIND, first_test_start, retrain_every_days, last_test_date
+        inputs, VOLATILITY_KIND, first_test_start, retrain_every_days, last_test_date, backend
     ):
         backtests.append(
             pl.DataFrame(

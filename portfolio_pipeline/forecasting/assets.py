@@ -41,6 +41,10 @@ class ForecastSettings(dg.Config):
     iterations: int = 200
     depth: int = 5
     random_seed: int = 42
+    # one_hot | none | target_stats (README, "Scaling out"); 0 days turns early stopping off.
+    # none + 120 days is ~2x faster at 100 symbols but ranks worse (see core.forecast).
+    symbol_encoding: str = "one_hot"
+    early_stopping_days: int = 0
     use_sentiment: bool = True
 
 
@@ -56,6 +60,8 @@ def _config(settings: ForecastSettings, ohlcv: pl.DataFrame):
         periods_per_year=market.calendar.periods_per_year,
         market_symbol=market.benchmark.symbol,
         max_normal_gap_days=market.calendar.max_normal_gap_days,
+        symbol_encoding=settings.symbol_encoding,
+        early_stopping_days=settings.early_stopping_days,
     )
 
 

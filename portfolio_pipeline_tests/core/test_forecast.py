@@ -21,6 +21,7 @@ from portfolio_pipeline.core.forecast import (
     build_model_inputs,
     feature_importance,
     fit_final_model,
+    fit_model,
     fit_volatility_model,
     load_model,
     ohlcv_derived_frame,
@@ -393,3 +394,92 @@ def test_evaluation_metrics_match_hand_computation():
     aaa = evaluation.filter(pl.col("symbol") == "AAA").row(0, named=True)
     assert aaa["n"] == len(days) - 1 and aaa["rank_ic"] is None
     assert aaa["ts_rank_corr"] == pytest.approx(spearmanr(q50[:4], y[:4])[0])
+
+
+# ------------------------------------------------------------------- symbol encoding
+
+
+def test_symbol_encoding_none_drops_the_identity_and_still_forecasts(small_features, small_ohlcv):
+    config = ForecastConfig(**{**FAST.__dict__, "symbol_encoding": "none"})
+    inputs = build_model_inputs(small_features, small_ohlcv, 8, config=config)
+    assert "symbol" not in inputs.feature_columns
+    model = fit_final_model(small_features, small_ohlcv, 8, config=config)
+    assert model.booster.get_cat_feature_indices() == []
+    latest = predict_latest(model, small_features, small_ohlcv, date(2024, 6, 30))
+    assert latest["symbol"].to_list() == ["BTCUSDT", "ETHUSDT", "LTCUSDT"]
+    assert (latest["q10"] <= latest["q50"]).all() and (latest["q50"] <= latest["q90"]).all()
+    # Without the identity, two symbols with the same inputs get the same scaled forecast:
+    # the model is one function of the inputs, whatever the size of the universe.
+    rows = inputs.frame.filter(pl.col("date") == date(2024, 6, 30)).head(1)
+    twin = rows.with_columns(pl.lit("LTCUSDT").alias("symbol"))
+    first, _ = predict_quantiles(model, rows)
+    second, _ = predict_quantiles(model, twin)
+    assert np.array_equal(first, second)
+
+
+@pytest.mark.parametrize("encoding", ["one_hot", "target_stats"])
+def test_symbol_encodings_keep_the_symbol_as_a_categorical(encoding, small_features, small_ohlcv):
+    config = ForecastConfig(**{**FAST.__dict__, "symbol_encoding": encoding})
+    model = fit_final_model(small_features, small_ohlcv, 8, config=config)
+    assert model.feature_columns[0] == "symbol"
+    assert model.booster.get_cat_feature_indices() == [0]
+    assert model.booster.get_params()["one_hot_max_size"] == (255 if encoding == "one_hot" else 1)
+    assert model.params["symbol_encoding"] == encoding
+
+
+def test_unknown_symbol_encoding_is_refused():
+    with pytest.raises(ValueError, match="symbol_encoding must be one of"):
+        ForecastConfig(symbol_encoding="hash")
+
+
+# -------------------------------------------------------------------- early stopping
+
+
+def test_early_stopping_chooses_the_tree_count_inside_the_training_window(
+    small_features, small_ohlcv
+):
+    config = ForecastConfig(
+        **{
+            **FAST.__dict__,
+            "iterations": 120,
+            "early_stopping_days": 90,
+            "early_stopping_refit": True,
+        }
+    )
+    inputs = build_model_inputs(small_features, small_ohlcv, 8, config=config)
+    cutoff = date(2022, 1, 1)
+    model = fit_model(inputs, RETURN_KIND, label_known_by=cutoff)
+    assert 1 <= model.extra["iterations"] <= 120
+    assert model.booster.tree_count_ == model.extra["iterations"]
+    # Nothing after the cutoff reaches the choice: rewrite every later price, same model.
+    later = pl.col("date") > cutoff
+    changed = small_ohlcv.with_columns(
+        [
+            pl.when(later).then(pl.col(c) * 1.7).otherwise(pl.col(c))
+            for c in ("open", "high", "low", "close")
+        ]
+    )
+    again = fit_model(
+        build_model_inputs(compute_market_features(changed), changed, 8, config=config),
+        RETURN_KIND,
+        label_known_by=cutoff,
+    )
+    assert again.extra == model.extra and again.model_version == model.model_version
+    # Without the refit (the default) the early-stopped model itself is kept: same tree count.
+    no_refit = ForecastConfig(**{**config.__dict__, "early_stopping_refit": False})
+    kept = fit_model(
+        build_model_inputs(small_features, small_ohlcv, 8, config=no_refit), RETURN_KIND, cutoff
+    )
+    assert kept.extra["iterations"] == model.extra["iterations"] == kept.booster.tree_count_
+    assert kept.model_version != model.model_version
+    # Off: exactly ``iterations`` trees.
+    off = ForecastConfig(**{**FAST.__dict__, "early_stopping_days": 0})
+    plain = fit_model(
+        build_model_inputs(small_features, small_ohlcv, 8, config=off), RETURN_KIND, cutoff
+    )
+    assert plain.extra["iterations"] == FAST.iterations == plain.booster.tree_count_
+
+
+def test_early_stopping_parameters_are_checked():
+    with pytest.raises(ValueError, match="early_stopping_days must be >= 0"):
+        ForecastConfig(early_stopping_days=-1)

@@ -1,0 +1,58 @@
+"""Walk-forward folds as Ray tasks give exactly the sequential results."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import polars as pl
+import pytest
+
+from portfolio_pipeline.core import parallel
+from portfolio_pipeline.core.features import compute_market_features
+from portfolio_pipeline.core.forecast import ForecastConfig
+from portfolio_pipeline.core.walkforward import walk_forward, walk_forward_volatility
+
+FAST = ForecastConfig(iterations=30, depth=4, calibration_days=60, early_stopping_days=90)
+
+
+def test_backend_comes_from_the_argument_the_environment_or_ray_address(monkeypatch):
+    monkeypatch.delenv(parallel.ENV_VAR, raising=False)
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    assert parallel.resolve_backend() == "sequential"
+    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:6379")
+    assert parallel.resolve_backend() == "ray"
+    monkeypatch.setenv(parallel.ENV_VAR, "sequential")
+    assert parallel.resolve_backend() == "sequential"
+    assert parallel.resolve_backend("ray") == "ray"
+    monkeypatch.setenv(parallel.ENV_VAR, "dask")
+    with pytest.raises(ValueError, match="PORTFOLIO_PIPELINE_PARALLEL='dask' is not one of"):
+        parallel.resolve_backend()
+
+
+@pytest.mark.slow
+def test_folds_on_a_ray_cluster_equal_the_sequential_folds(sample_ohlcv, ray_cluster, monkeypatch):
+    ohlcv = sample_ohlcv.filter(
+        pl.col("symbol").is_in(["BTCUSDT", "ETHUSDT", "XRPUSDT"])
+        & pl.col("date").is_between(date(2019, 1, 1), date(2021, 12, 31))
+    )
+    features = compute_market_features(ohlcv)
+    window = dict(
+        config=FAST,
+        first_test_start=date(2021, 1, 1),
+        retrain_every_days=120,
+        last_test_date=date(2021, 12, 1),
+    )
+    sequential = walk_forward(features, ohlcv, 8, backend="sequential", **window)
+    volatility = walk_forward_volatility(features, ohlcv, 8, backend="sequential", **window)
+    for name, value in ray_cluster.env.items():
+        monkeypatch.setenv(name, value)
+    on_ray = walk_forward(features, ohlcv, 8, backend="ray", **window)
+    volatility_on_ray = walk_forward_volatility(features, ohlcv, 8, backend="ray", **window)
+    import ray
+
+    assert ray.is_initialized()
+    assert ray.get_runtime_context().gcs_address.endswith(ray_cluster.address.split(":")[1])
+    assert sequential[1].height == 3
+    assert on_ray[0].equals(sequential[0]) and on_ray[1].equals(sequential[1])
+    assert volatility_on_ray[0].equals(volatility[0])
+    assert volatility_on_ray[1].equals(volatility[1])
