@@ -231,12 +231,12 @@ _DATE_COLUMNS = ("date", "as_of", "published_at", "trained_at", "generated_at")
 def status(settings: Settings) -> int:
     con = _read_only(settings)
     try:
-        tables = con.execute(
+        present = con.execute(
             "select table_schema, table_name from information_schema.tables "
             "where table_schema not in ('information_schema', 'pg_catalog') order by 1, 2"
         ).fetchall()
         rows = []
-        for schema, name in tables:
+        for schema, name in present:
             table = f"{schema}.{name}"
             columns = {r[0] for r in con.execute(f"describe {table}").fetchall()}
             date_col = next((c for c in _DATE_COLUMNS if c in columns), None)
@@ -262,11 +262,11 @@ def status(settings: Settings) -> int:
         print(f"warehouse: {settings.warehouse_path}")
         _print_frame(pl.DataFrame(rows) if rows else pl.DataFrame({"table": []}))
         for table, cols in (
-            ("ml.model_registry", "model_version, kind, train_end, trained_at"),
-            ("ml.policy_registry", "policy_id, algorithm, seed, test_sharpe, device, trained_at"),
+            (tables.MODEL_REGISTRY, "model_version, kind, train_end, trained_at"),
+            (tables.POLICY_REGISTRY, "policy_id, algorithm, seed, test_sharpe, device, trained_at"),
         ):
             schema, name = table.split(".")
-            if (schema, name) in tables:
+            if (schema, name) in present:
                 print(f"\nlatest {table}:")
                 _print_frame(
                     con.execute(f"select {cols} from {table} order by trained_at desc limit 5").pl()
@@ -378,7 +378,7 @@ def backtest(settings: Settings, fmt: str) -> int:
     try:
         from portfolio_pipeline.core.warehouse import table_exists
 
-        if not table_exists(con, "portfolio.backtest_metrics"):
+        if not table_exists(con, tables.BACKTEST_METRICS):
             raise CliError("no backtest yet: materialize the backtest assets first")
         frame = con.execute("select * from portfolio.backtest_metrics order by sharpe desc").pl()
     finally:

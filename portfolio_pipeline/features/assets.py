@@ -3,6 +3,7 @@
 import dagster as dg
 import polars as pl
 
+from portfolio_pipeline import tables
 from portfolio_pipeline.core import warehouse
 from portfolio_pipeline.core.features import compute_market_features
 from portfolio_pipeline.core.market import market_context
@@ -10,23 +11,18 @@ from portfolio_pipeline.core.sentiment import NewsTiming, score_news
 from portfolio_pipeline.core.sentiment import daily_sentiment as build_daily_sentiment
 from portfolio_pipeline.core.sentiment import news_digest as build_news_digest
 from portfolio_pipeline.features.resources import SentimentModelResource
-from portfolio_pipeline.ingestion.assets import RAW_NEWS_TABLE, RAW_OHLCV_TABLE, raw_news, raw_ohlcv
+from portfolio_pipeline.ingestion.assets import raw_news, raw_ohlcv
 from portfolio_pipeline.ingestion.resources import OhlcvSourceResource
 from portfolio_pipeline.metadata import table_metadata
 from portfolio_pipeline.resources import WarehouseResource
 from portfolio_pipeline.settings import load_settings
-
-MARKET_FEATURES_TABLE = "features.market_features"
-NEWS_SENTIMENT_TABLE = "features.news_sentiment"
-DAILY_SENTIMENT_TABLE = "features.daily_sentiment"
-NEWS_DIGEST_TABLE = "features.news_digest"
 
 
 @dg.asset(
     group_name="features",
     deps=[raw_ohlcv],
     kinds={"duckdb", "polars"},
-    metadata={"table": MARKET_FEATURES_TABLE},
+    metadata={"table": tables.MARKET_FEATURES},
 )
 def market_features(context: dg.AssetExecutionContext, warehouse_resource: WarehouseResource):
     """One row per symbol and UTC day: returns (1/5/20/60/120 days), annualised volatility
@@ -34,16 +30,16 @@ def market_features(context: dg.AssetExecutionContext, warehouse_resource: Wareh
     z-score, 60-day drawdown, calendar features and cross-sectional ranks, table
     ``features.market_features``. Strictly causal: the row for day d uses candles up to d."""
     with warehouse_resource.connect() as con:
-        ohlcv = warehouse.read_table(con, RAW_OHLCV_TABLE)
+        ohlcv = warehouse.read_table(con, tables.RAW_OHLCV)
         market = market_context(ohlcv, load_settings())
         features = compute_market_features(ohlcv, periods_per_year=market.calendar.periods_per_year)
-        warehouse.replace_table(con, MARKET_FEATURES_TABLE, features)
+        warehouse.replace_table(con, tables.MARKET_FEATURES, features)
     context.log.info(f"market_features: {features.height} rows, {features.width} columns")
     return dg.MaterializeResult(
         metadata={
             **table_metadata(
                 features,
-                MARKET_FEATURES_TABLE,
+                tables.MARKET_FEATURES,
                 date_column="date",
                 preview=features.filter(pl.col("symbol") == market.benchmark.symbol).tail(10),
             ),
@@ -57,7 +53,7 @@ def market_features(context: dg.AssetExecutionContext, warehouse_resource: Wareh
     group_name="features",
     deps=[raw_news],
     kinds={"duckdb", "polars"},
-    metadata={"table": NEWS_SENTIMENT_TABLE},
+    metadata={"table": tables.NEWS_SENTIMENT},
 )
 def news_sentiment(
     context: dg.AssetExecutionContext,
@@ -76,41 +72,41 @@ def news_sentiment(
             f"sentiment model unavailable ({scorer.fallback_reason}); scoring with {scorer.name}"
         )
     with warehouse_resource.connect() as con:
-        news = warehouse.read_table(con, RAW_NEWS_TABLE)
-        if warehouse.table_exists(con, NEWS_SENTIMENT_TABLE):
+        news = warehouse.read_table(con, tables.RAW_NEWS)
+        if warehouse.table_exists(con, tables.NEWS_SENTIMENT):
             done = con.execute(
-                f"select distinct id from {NEWS_SENTIMENT_TABLE} where model = ?", [scorer.name]
+                f"select distinct id from {tables.NEWS_SENTIMENT} where model = ?", [scorer.name]
             ).pl()["id"]
             stale = con.execute(
-                f"select count(distinct id) from {NEWS_SENTIMENT_TABLE} "
-                f"where id not in (select id from {RAW_NEWS_TABLE})"
+                f"select count(distinct id) from {tables.NEWS_SENTIMENT} "
+                f"where id not in (select id from {tables.RAW_NEWS})"
             ).fetchone()[0]
         else:
             done, stale = pl.Series("id", [], dtype=pl.Utf8), 0
         todo = news.filter(~pl.col("id").is_in(done.implode()))
         scored = score_news(todo, scorer) if todo.height else None
-        if scored is None and not warehouse.table_exists(con, NEWS_SENTIMENT_TABLE):
+        if scored is None and not warehouse.table_exists(con, tables.NEWS_SENTIMENT):
             # No news at all (an equities universe without a news feed): an empty table, so
             # the sentiment inputs downstream are all "no news" instead of a failure.
             scored = score_news(todo, scorer)
         if scored is not None:
             warehouse.replace_rows(
                 con,
-                NEWS_SENTIMENT_TABLE,
+                tables.NEWS_SENTIMENT,
                 scored,
                 where="list_contains(?, id)",
                 params=(todo["id"].to_list(),),
             )
         if stale:  # articles removed from raw_news (re-ingested day) lose their scores
             con.execute(
-                f"delete from {NEWS_SENTIMENT_TABLE} where id not in (select id from {RAW_NEWS_TABLE})"
+                f"delete from {tables.NEWS_SENTIMENT} where id not in (select id from {tables.RAW_NEWS})"
             )
-        table = warehouse.read_table(con, NEWS_SENTIMENT_TABLE)
+        table = warehouse.read_table(con, tables.NEWS_SENTIMENT)
     return dg.MaterializeResult(
         metadata={
             **table_metadata(
                 table.sort("published_at", descending=True),
-                NEWS_SENTIMENT_TABLE,
+                tables.NEWS_SENTIMENT,
                 date_column="published_at",
             ),
             "model": scorer.name,
@@ -126,7 +122,7 @@ def news_timing(con) -> NewsTiming:
     settings = load_settings()
     if not settings.market_close:
         return NewsTiming()
-    sessions = warehouse.read_frame(con, f"select distinct date from {RAW_OHLCV_TABLE}")
+    sessions = warehouse.read_frame(con, f"select distinct date from {tables.RAW_OHLCV}")
     return NewsTiming.from_settings(settings, sessions["date"].to_list())
 
 
@@ -134,7 +130,7 @@ def news_timing(con) -> NewsTiming:
     group_name="features",
     deps=[news_sentiment, raw_ohlcv],
     kinds={"duckdb", "polars"},
-    metadata={"table": DAILY_SENTIMENT_TABLE},
+    metadata={"table": tables.DAILY_SENTIMENT},
 )
 def daily_sentiment(
     warehouse_resource: WarehouseResource,
@@ -148,8 +144,8 @@ def daily_sentiment(
     (known by that day's close); equities (PORTFOLIO_PIPELINE_MARKET_CLOSE set), the session
     it can first act on: after the close, or on a closed day, the next session."""
     with warehouse_resource.connect() as con:
-        scores = warehouse.read_table(con, NEWS_SENTIMENT_TABLE)
-        start, end = con.execute(f"select min(date), max(date) from {RAW_OHLCV_TABLE}").fetchone()
+        scores = warehouse.read_table(con, tables.NEWS_SENTIMENT)
+        start, end = con.execute(f"select min(date), max(date) from {tables.RAW_OHLCV}").fetchone()
         timing = news_timing(con)
         frame = build_daily_sentiment(
             scores,
@@ -159,12 +155,12 @@ def daily_sentiment(
             half_life_days=sentiment_model.half_life_days,
             timing=timing,
         )
-        warehouse.replace_table(con, DAILY_SENTIMENT_TABLE, frame)
+        warehouse.replace_table(con, tables.DAILY_SENTIMENT, frame)
     with_news = frame.filter(pl.col("news_count") > 0)
     return dg.MaterializeResult(
         metadata={
             **table_metadata(
-                with_news.tail(10) if with_news.height else frame, DAILY_SENTIMENT_TABLE
+                with_news.tail(10) if with_news.height else frame, tables.DAILY_SENTIMENT
             ),
             "dagster/row_count": frame.height,
             "first_date": str(start),
@@ -181,19 +177,19 @@ def daily_sentiment(
     group_name="features",
     deps=[news_sentiment],
     kinds={"duckdb", "polars"},
-    metadata={"table": NEWS_DIGEST_TABLE},
+    metadata={"table": tables.NEWS_DIGEST},
 )
 def news_digest(warehouse_resource: WarehouseResource):
     """Per symbol and day, the three headlines that moved the sentiment score most (by
     |score|), with their scores and links, table ``features.news_digest``: what to read
     instead of the raw news."""
     with warehouse_resource.connect() as con:
-        news = warehouse.read_table(con, RAW_NEWS_TABLE)
-        scores = warehouse.read_table(con, NEWS_SENTIMENT_TABLE)
+        news = warehouse.read_table(con, tables.RAW_NEWS)
+        scores = warehouse.read_table(con, tables.NEWS_SENTIMENT)
         digest = build_news_digest(news, scores, top_n=3, timing=news_timing(con))
-        warehouse.replace_table(con, NEWS_DIGEST_TABLE, digest)
+        warehouse.replace_table(con, tables.NEWS_DIGEST, digest)
     return dg.MaterializeResult(
         metadata=table_metadata(
-            digest.sort("date", descending=True), NEWS_DIGEST_TABLE, date_column="date"
+            digest.sort("date", descending=True), tables.NEWS_DIGEST, date_column="date"
         )
     )

@@ -3,13 +3,10 @@
 import dagster as dg
 import polars as pl
 
+from portfolio_pipeline import tables
 from portfolio_pipeline.core import warehouse
 from portfolio_pipeline.core.feature_audit import audit_features
 from portfolio_pipeline.features.assets import (
-    DAILY_SENTIMENT_TABLE,
-    MARKET_FEATURES_TABLE,
-    NEWS_SENTIMENT_TABLE,
-    RAW_OHLCV_TABLE,
     daily_sentiment,
     market_features,
     news_sentiment,
@@ -25,9 +22,9 @@ def features_finite_after_warm_up(warehouse_resource: WarehouseResource) -> dg.A
     volume that did not change for 20 bars has no z-score) are a WARNING. The description
     names the rule, the column, the symbols and their first dates."""
     with warehouse_resource.connect(read_only=True) as con:
-        frame = warehouse.read_table(con, MARKET_FEATURES_TABLE)
+        frame = warehouse.read_table(con, tables.MARKET_FEATURES)
         ohlcv = warehouse.read_frame(
-            con, f"select symbol, date, close, volume from {RAW_OHLCV_TABLE}"
+            con, f"select symbol, date, close, volume from {tables.RAW_OHLCV}"
         )
     audit = audit_features(frame, ohlcv)
     return dg.AssetCheckResult(
@@ -51,7 +48,7 @@ def sentiment_within_bounds(warehouse_resource: WarehouseResource) -> dg.AssetCh
             f"select count(*) filter (where not (score between -1 and 1) or score is null "
             f"or abs(p_positive + p_neutral + p_negative - 1) > 1e-6 "
             f"or least(p_positive, p_neutral, p_negative) < 0), count(*) "
-            f"from {NEWS_SENTIMENT_TABLE}"
+            f"from {tables.NEWS_SENTIMENT}"
         ).fetchone()
     return dg.AssetCheckResult(
         passed=bad == 0,
@@ -67,8 +64,8 @@ def no_sentiment_before_publication(warehouse_resource: WarehouseResource) -> dg
     close), and no article is counted on a day before its UTC publication day."""
     with warehouse_resource.connect(read_only=True) as con:
         timing = news_timing(con)
-        scores = warehouse.read_table(con, NEWS_SENTIMENT_TABLE)
-        daily = warehouse.read_table(con, DAILY_SENTIMENT_TABLE)
+        scores = warehouse.read_table(con, tables.NEWS_SENTIMENT)
+        daily = warehouse.read_table(con, tables.DAILY_SENTIMENT)
     usable = timing.with_usable_date(scores.select("symbol", "published_at"))
     early = usable.filter(
         pl.col("date") < pl.col("published_at").dt.convert_time_zone("UTC").dt.date()

@@ -6,23 +6,13 @@ from datetime import UTC, date, datetime
 import dagster as dg
 import polars as pl
 
+from portfolio_pipeline import tables
 from portfolio_pipeline.core import warehouse
 from portfolio_pipeline.core.market import market_context
 from portfolio_pipeline.core.windows import first_forecast_test_start, windows_from_settings
 from portfolio_pipeline.metadata import png_markdown, preview_markdown, table_metadata
 from portfolio_pipeline.resources import WarehouseResource
 from portfolio_pipeline.settings import load_settings
-
-RAW_OHLCV_TABLE = "market.raw_ohlcv"
-FEATURES_TABLE = "features.market_features"
-DAILY_SENTIMENT_TABLE = "features.daily_sentiment"
-BACKTEST_TABLE = "ml.forecast_backtest"
-FOLDS_TABLE = "ml.forecast_folds"
-EVALUATION_TABLE = "ml.forecast_evaluation"
-RETURN_FORECASTS_TABLE = "ml.return_forecasts"
-VOLATILITY_FORECASTS_TABLE = "ml.volatility_forecasts"
-VOLATILITY_EVALUATION_TABLE = "ml.volatility_evaluation"
-REGISTRY_TABLE = "ml.model_registry"
 
 INPUT_DEPS = ["raw_ohlcv", "market_features", "daily_sentiment"]
 
@@ -73,12 +63,12 @@ def _first_test_start(settings: ForecastSettings, ohlcv: pl.DataFrame) -> date:
 
 
 def _inputs(con, settings: ForecastSettings):
-    ohlcv = warehouse.read_table(con, RAW_OHLCV_TABLE)
-    features = warehouse.read_table(con, FEATURES_TABLE)
+    ohlcv = warehouse.read_table(con, tables.RAW_OHLCV)
+    features = warehouse.read_table(con, tables.MARKET_FEATURES)
     sentiment = None
-    if settings.use_sentiment and warehouse.table_exists(con, DAILY_SENTIMENT_TABLE):
+    if settings.use_sentiment and warehouse.table_exists(con, tables.DAILY_SENTIMENT):
         sentiment = warehouse.read_frame(
-            con, f"select * from {DAILY_SENTIMENT_TABLE} where symbol <> 'MARKET'"
+            con, f"select * from {tables.DAILY_SENTIMENT} where symbol <> 'MARKET'"
         )
     return ohlcv, features, sentiment
 
@@ -89,7 +79,11 @@ def _registry(con, rows: list[dict]) -> None:
     )
     versions = frame["model_version"].to_list()
     warehouse.replace_rows(
-        con, REGISTRY_TABLE, frame, where="list_contains(?, model_version)", params=(versions,)
+        con,
+        tables.MODEL_REGISTRY,
+        frame,
+        where="list_contains(?, model_version)",
+        params=(versions,),
     )
 
 
@@ -105,7 +99,7 @@ def _registry(con, rows: list[dict]) -> None:
             "training label overlaps its test window), with the realized return (null while "
             "not known yet: a forecast is issued at every date), table ml.forecast_backtest. "
             "horizon_days counts bars of each symbol's calendar (crypto days, equity sessions).",
-            metadata={"table": BACKTEST_TABLE},
+            metadata={"table": tables.FORECAST_BACKTEST},
         ),
         dg.AssetSpec(
             "forecast_folds",
@@ -115,7 +109,7 @@ def _registry(con, rows: list[dict]) -> None:
             description="One row per (fold, horizon): train and test windows of the "
             "walk-forward and train_label_end, the day the last training label is known "
             "(<= test_start), table ml.forecast_folds. horizon_days counts bars.",
-            metadata={"table": FOLDS_TABLE},
+            metadata={"table": tables.FORECAST_FOLDS},
         ),
         dg.AssetSpec(
             "forecast_evaluation",
@@ -125,7 +119,7 @@ def _registry(con, rows: list[dict]) -> None:
             description="One row per symbol (and ALL) and horizon: MAPE of the implied price "
             "vs the naive forecast, improvement %, directional accuracy, rank IC, q10-q90 "
             "coverage, pinball loss, n, table ml.forecast_evaluation.",
-            metadata={"table": EVALUATION_TABLE},
+            metadata={"table": tables.FORECAST_EVALUATION},
         ),
     ]
 )
@@ -163,9 +157,9 @@ def forecast_walk_forward(
     fold_frame = pl.concat(folds, how="diagonal_relaxed")
     evaluation = evaluate_forecasts(backtest, ohlcv)
     with warehouse_resource.connect() as con:
-        warehouse.replace_table(con, BACKTEST_TABLE, backtest)
-        warehouse.replace_table(con, FOLDS_TABLE, fold_frame)
-        warehouse.replace_table(con, EVALUATION_TABLE, evaluation)
+        warehouse.replace_table(con, tables.FORECAST_BACKTEST, backtest)
+        warehouse.replace_table(con, tables.FORECAST_FOLDS, fold_frame)
+        warehouse.replace_table(con, tables.FORECAST_EVALUATION, evaluation)
     benchmark = model_config.market_symbol
     overall = evaluation.filter(pl.col("symbol").is_in(["ALL", benchmark])).sort(
         "horizon_days", "symbol"
@@ -174,7 +168,9 @@ def forecast_walk_forward(
         asset_key="forecast_backtest",
         metadata={
             **table_metadata(
-                backtest.sort("as_of", descending=True), BACKTEST_TABLE, date_column="as_of"
+                backtest.sort("as_of", descending=True),
+                tables.FORECAST_BACKTEST,
+                date_column="as_of",
             ),
             **{
                 f"benchmark_interval_h{h}": png_markdown(
@@ -192,12 +188,12 @@ def forecast_walk_forward(
     )
     yield dg.MaterializeResult(
         asset_key="forecast_folds",
-        metadata=table_metadata(fold_frame, FOLDS_TABLE, preview_rows=30),
+        metadata=table_metadata(fold_frame, tables.FORECAST_FOLDS, preview_rows=30),
     )
     yield dg.MaterializeResult(
         asset_key="forecast_evaluation",
         metadata={
-            **table_metadata(evaluation, EVALUATION_TABLE, preview=overall),
+            **table_metadata(evaluation, tables.FORECAST_EVALUATION, preview=overall),
             **{
                 f"mape_improvement_pct_all_h{r['horizon_days']}": float(r["mape_improvement_pct"])
                 for r in evaluation.filter(pl.col("symbol") == "ALL").iter_rows(named=True)
@@ -210,7 +206,7 @@ def forecast_walk_forward(
     group_name="forecasting",
     deps=INPUT_DEPS,
     kinds={"catboost", "duckdb"},
-    metadata={"table": RETURN_FORECASTS_TABLE},
+    metadata={"table": tables.RETURN_FORECASTS},
 )
 def return_forecasts(
     context: dg.AssetExecutionContext,
@@ -229,8 +225,8 @@ def return_forecasts(
     with warehouse_resource.connect() as con:
         ohlcv, features, sentiment = _inputs(con, config)
         evaluation = (
-            warehouse.read_table(con, EVALUATION_TABLE)
-            if warehouse.table_exists(con, EVALUATION_TABLE)
+            warehouse.read_table(con, tables.FORECAST_EVALUATION)
+            if warehouse.table_exists(con, tables.FORECAST_EVALUATION)
             else None
         )
     model_config = _config(config, ohlcv)
@@ -257,12 +253,12 @@ def return_forecasts(
     frame = pl.concat(frames)
     with warehouse_resource.connect() as con:
         warehouse.replace_rows(
-            con, RETURN_FORECASTS_TABLE, frame, where="as_of = ?", params=(as_of,)
+            con, tables.RETURN_FORECASTS, frame, where="as_of = ?", params=(as_of,)
         )
         _registry(con, registry)
     return dg.MaterializeResult(
         metadata={
-            **table_metadata(frame, RETURN_FORECASTS_TABLE, date_column="as_of", preview_rows=25),
+            **table_metadata(frame, tables.RETURN_FORECASTS, date_column="as_of", preview_rows=25),
             **importance_md,
             "model_versions": ", ".join(r["model_version"] for r in registry),
         }
@@ -273,7 +269,7 @@ def return_forecasts(
     group_name="forecasting",
     deps=INPUT_DEPS,
     kinds={"catboost", "duckdb"},
-    metadata={"table": VOLATILITY_FORECASTS_TABLE},
+    metadata={"table": tables.VOLATILITY_FORECASTS},
 )
 def volatility_forecasts(
     context: dg.AssetExecutionContext,
@@ -318,15 +314,15 @@ def volatility_forecasts(
     )
     with warehouse_resource.connect() as con:
         warehouse.replace_rows(
-            con, VOLATILITY_FORECASTS_TABLE, frame, where="as_of = ?", params=(as_of,)
+            con, tables.VOLATILITY_FORECASTS, frame, where="as_of = ?", params=(as_of,)
         )
-        warehouse.replace_table(con, VOLATILITY_EVALUATION_TABLE, evaluation)
+        warehouse.replace_table(con, tables.VOLATILITY_EVALUATION, evaluation)
         _registry(con, [row])
     context.log.info(f"volatility model {model.model_version} trained at {datetime.now(UTC)}")
     return dg.MaterializeResult(
         metadata={
             **table_metadata(
-                frame, VOLATILITY_FORECASTS_TABLE, date_column="as_of", preview_rows=25
+                frame, tables.VOLATILITY_FORECASTS, date_column="as_of", preview_rows=25
             ),
             "evaluation": dg.MetadataValue.md(preview_markdown(evaluation, 25)),
             "model_version": model.model_version,

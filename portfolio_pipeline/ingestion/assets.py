@@ -6,15 +6,13 @@ from datetime import UTC, datetime
 import dagster as dg
 import polars as pl
 
+from portfolio_pipeline import tables
 from portfolio_pipeline.core import quality, warehouse
 from portfolio_pipeline.core.sources.base import SourceError
 from portfolio_pipeline.ingestion.partitions import daily_partitions, partition_window
 from portfolio_pipeline.ingestion.resources import NewsSourceResource, OhlcvSourceResource
 from portfolio_pipeline.metadata import names, table_metadata
 from portfolio_pipeline.resources import WarehouseResource
-
-RAW_OHLCV_TABLE = "market.raw_ohlcv"
-RAW_NEWS_TABLE = "news.raw_news"
 
 RAW_OHLCV_DDL = """
     symbol VARCHAR NOT NULL, date DATE NOT NULL,
@@ -70,7 +68,7 @@ def _fetch(fetch, what: str, start, end):
     backfill_policy=dg.BackfillPolicy.single_run(),
     check_specs=_check_specs(quality.OHLCV_RULES, "raw_ohlcv"),
     kinds={"duckdb", "polars"},
-    metadata={"table": RAW_OHLCV_TABLE},
+    metadata={"table": tables.RAW_OHLCV},
 )
 def raw_ohlcv(
     context: dg.AssetExecutionContext,
@@ -100,20 +98,20 @@ def raw_ohlcv(
     with warehouse_resource.connect() as con:
         deleted = warehouse.replace_rows(
             con,
-            RAW_OHLCV_TABLE,
+            tables.RAW_OHLCV,
             frame,
             where="date between ? and ? and list_contains(?, symbol)",
             params=(start, end, symbols),
             ddl_columns=RAW_OHLCV_DDL,
         )
-        total = con.execute(f"select count(*) from {RAW_OHLCV_TABLE}").fetchone()[0]
+        total = con.execute(f"select count(*) from {tables.RAW_OHLCV}").fetchone()[0]
     context.log.info(
         f"raw_ohlcv {start}..{end} from {client.name}: wrote {frame.height} rows, "
         f"replaced {deleted}"
     )
     yield dg.MaterializeResult(
         metadata={
-            **table_metadata(frame, RAW_OHLCV_TABLE, date_column="date"),
+            **table_metadata(frame, tables.RAW_OHLCV, date_column="date"),
             "source": client.name,
             "rows_replaced": deleted,
             "table_rows_total": int(total),
@@ -128,7 +126,7 @@ def raw_ohlcv(
     backfill_policy=dg.BackfillPolicy.single_run(),
     check_specs=_check_specs(quality.NEWS_RULES, "raw_news"),
     kinds={"duckdb", "polars"},
-    metadata={"table": RAW_NEWS_TABLE},
+    metadata={"table": tables.RAW_NEWS},
 )
 def raw_news(
     context: dg.AssetExecutionContext,
@@ -153,19 +151,19 @@ def raw_news(
     with warehouse_resource.connect() as con:
         deleted = warehouse.replace_rows(
             con,
-            RAW_NEWS_TABLE,
+            tables.RAW_NEWS,
             frame,
             where="cast(published_at as date) between ? and ?",
             params=(start, end),
             ddl_columns=RAW_NEWS_DDL,
         )
-        total = con.execute(f"select count(*) from {RAW_NEWS_TABLE}").fetchone()[0]
+        total = con.execute(f"select count(*) from {tables.RAW_NEWS}").fetchone()[0]
     context.log.info(f"raw_news {start}..{end} from {client.name}: {frame.height} articles")
     yield dg.MaterializeResult(
         metadata={
             **table_metadata(
                 frame.select("published_at", "title", "source", "symbols"),
-                RAW_NEWS_TABLE,
+                tables.RAW_NEWS,
                 date_column="published_at",
             ),
             "source": client.name,

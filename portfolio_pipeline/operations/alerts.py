@@ -17,6 +17,7 @@ from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_START_TAG,
 )
 
+from portfolio_pipeline import tables
 from portfolio_pipeline.core import alerts
 from portfolio_pipeline.core.warehouse import WarehouseError, table_exists
 from portfolio_pipeline.ingestion.resources import NewsSourceResource, OhlcvSourceResource
@@ -25,7 +26,6 @@ from portfolio_pipeline.operations.sensors import sensor_status
 from portfolio_pipeline.resources import WarehouseResource
 
 UI_URL_ENV = "PORTFOLIO_PIPELINE_UI_URL"
-RISK_METRICS_TABLE = "portfolio.risk_metrics"
 
 
 def _ui_url() -> str:
@@ -112,11 +112,11 @@ def risk_limit_sensor(context: dg.SensorEvaluationContext, warehouse_resource: W
     limits = alerts.RiskLimits.from_env()
     try:
         with warehouse_resource.connect(read_only=True) as con:
-            if not table_exists(con, RISK_METRICS_TABLE):
-                return dg.SkipReason(f"{RISK_METRICS_TABLE} does not exist yet")
+            if not table_exists(con, tables.RISK_METRICS):
+                return dg.SkipReason(f"{tables.RISK_METRICS} does not exist yet")
             latest = con.execute(
-                f"select * from {RISK_METRICS_TABLE} "
-                f"where as_of = (select max(as_of) from {RISK_METRICS_TABLE})"
+                f"select * from {tables.RISK_METRICS} "
+                f"where as_of = (select max(as_of) from {tables.RISK_METRICS})"
             ).pl()
     except WarehouseError as exc:  # no file yet, or a path that is not a DuckDB file
         return dg.SkipReason(f"warehouse not readable now: {exc}")

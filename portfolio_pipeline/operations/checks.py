@@ -12,8 +12,8 @@ from datetime import timedelta
 
 import dagster as dg
 
+from portfolio_pipeline import tables
 from portfolio_pipeline.core.alerts import DEFAULT_MAX_AGE, Freshness, assess_freshness
-from portfolio_pipeline.ingestion.assets import RAW_NEWS_TABLE, RAW_OHLCV_TABLE
 from portfolio_pipeline.ingestion.resources import NewsSourceResource, OhlcvSourceResource
 from portfolio_pipeline.resources import WarehouseResource
 
@@ -41,9 +41,9 @@ def ohlcv_freshness(
 
     newest = None
     with warehouse_resource.connect(read_only=True) as con:
-        if table_exists(con, RAW_OHLCV_TABLE):
+        if table_exists(con, tables.RAW_OHLCV):
             newest = con.execute(
-                f"select max(date) from {RAW_OHLCV_TABLE} where list_contains(?, symbol)",
+                f"select max(date) from {tables.RAW_OHLCV} where list_contains(?, symbol)",
                 [list(ohlcv_source.symbols)],
             ).fetchone()[0]
     return assess_freshness(
@@ -63,8 +63,8 @@ def news_freshness(
 
     newest = None
     with warehouse_resource.connect(read_only=True) as con:
-        if table_exists(con, RAW_NEWS_TABLE):
-            newest = con.execute(f"select max(published_at) from {RAW_NEWS_TABLE}").fetchone()[0]
+        if table_exists(con, tables.RAW_NEWS):
+            newest = con.execute(f"select max(published_at) from {tables.RAW_NEWS}").fetchone()[0]
     return assess_freshness(
         "raw_news",
         newest,

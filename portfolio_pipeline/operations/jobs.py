@@ -25,13 +25,9 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
+from portfolio_pipeline import tables
 from portfolio_pipeline.core import inbox
-from portfolio_pipeline.ingestion.assets import (
-    RAW_NEWS_DDL,
-    RAW_NEWS_TABLE,
-    RAW_OHLCV_DDL,
-    RAW_OHLCV_TABLE,
-)
+from portfolio_pipeline.ingestion.assets import RAW_NEWS_DDL, RAW_OHLCV_DDL
 from portfolio_pipeline.ingestion.partitions import daily_partitions
 from portfolio_pipeline.ingestion.resources import OhlcvSourceResource
 from portfolio_pipeline.resources import WarehouseResource
@@ -139,9 +135,9 @@ def ingest_inbox_file(
     if verdict.kind != config.kind:
         raise dg.Failure(f"{path.name}: is {verdict.kind}, the run expected {config.kind}")
     table, ddl, asset = (
-        (RAW_OHLCV_TABLE, RAW_OHLCV_DDL, "raw_ohlcv")
+        (tables.RAW_OHLCV, RAW_OHLCV_DDL, "raw_ohlcv")
         if verdict.kind == inbox.OHLCV
-        else (RAW_NEWS_TABLE, RAW_NEWS_DDL, "raw_news")
+        else (tables.RAW_NEWS, RAW_NEWS_DDL, "raw_news")
     )
     frame = verdict.frame.with_columns(pl.lit(datetime.now(UTC)).alias("ingested_at"))
     with warehouse_resource.connect() as con:

@@ -7,21 +7,13 @@ from datetime import date, timedelta
 import dagster as dg
 import polars as pl
 
+from portfolio_pipeline import tables
 from portfolio_pipeline.core import warehouse
 from portfolio_pipeline.core.market import market_context
 from portfolio_pipeline.core.windows import windows_from_settings
 from portfolio_pipeline.metadata import png_markdown, preview_markdown, table_metadata
 from portfolio_pipeline.resources import WarehouseResource
 from portfolio_pipeline.settings import load_settings
-
-RAW_OHLCV_TABLE = "market.raw_ohlcv"
-FEATURES_TABLE = "features.market_features"
-DAILY_SENTIMENT_TABLE = "features.daily_sentiment"
-FORECAST_BACKTEST_TABLE = "ml.forecast_backtest"
-REGISTRY_TABLE = "ml.policy_registry"
-TRIALS_TABLE = "ml.policy_search_trials"
-EVALUATION_TABLE = "ml.policy_evaluation"
-WEIGHTS_TABLE = "ml.policy_weights"
 
 
 class PolicySettings(dg.Config):
@@ -123,7 +115,7 @@ def _plot_test_equity(test_returns: pl.DataFrame) -> bytes:
     group_name="policies",
     deps=["raw_ohlcv", "market_features", "daily_sentiment", "forecast_backtest"],
     kinds={"ray", "pytorch", "duckdb"},
-    metadata={"table": REGISTRY_TABLE},
+    metadata={"table": tables.POLICY_REGISTRY},
 )
 def drl_policy(
     context: dg.AssetExecutionContext, config: PolicySettings, warehouse_resource: WarehouseResource
@@ -156,22 +148,22 @@ def drl_policy(
     settings = load_settings()
     profile = policy_profile(config, settings.profile)
     with warehouse_resource.connect() as con:
-        ohlcv = warehouse.read_table(con, RAW_OHLCV_TABLE)
-        features = warehouse.read_table(con, FEATURES_TABLE)
+        ohlcv = warehouse.read_table(con, tables.RAW_OHLCV)
+        features = warehouse.read_table(con, tables.MARKET_FEATURES)
         sentiment = (
             warehouse.read_frame(
-                con, f"select * from {DAILY_SENTIMENT_TABLE} where symbol <> 'MARKET'"
+                con, f"select * from {tables.DAILY_SENTIMENT} where symbol <> 'MARKET'"
             ).select("symbol", "date", "sentiment_ewm", "news_count", "market_sentiment_ewm")
-            if config.use_sentiment and warehouse.table_exists(con, DAILY_SENTIMENT_TABLE)
+            if config.use_sentiment and warehouse.table_exists(con, tables.DAILY_SENTIMENT)
             else None
         )
         forecasts = (
             warehouse.read_frame(
                 con,
-                f"select * from {FORECAST_BACKTEST_TABLE} where horizon_days = ?",
+                f"select * from {tables.FORECAST_BACKTEST} where horizon_days = ?",
                 (config.forecast_horizon,),
             )
-            if config.use_forecasts and warehouse.table_exists(con, FORECAST_BACKTEST_TABLE)
+            if config.use_forecasts and warehouse.table_exists(con, tables.FORECAST_BACKTEST)
             else None
         )
     market = market_context(ohlcv, settings)
@@ -244,16 +236,16 @@ def drl_policy(
         pl.lit(search.wall_seconds).alias("search_wall_seconds"),
     )
     with warehouse_resource.connect() as con:
-        warehouse.append_rows(con, REGISTRY_TABLE, registry)
-        warehouse.append_rows(con, TRIALS_TABLE, trials)
+        warehouse.append_rows(con, tables.POLICY_REGISTRY, registry)
+        warehouse.append_rows(con, tables.POLICY_SEARCH_TRIALS, trials)
         warehouse.replace_table(
             con,
-            EVALUATION_TABLE,
+            tables.POLICY_EVALUATION,
             seeds.comparison.with_columns(
                 pl.lit(market.calendar.periods_per_year).alias("periods_per_year")
             ),
         )
-        warehouse.replace_table(con, WEIGHTS_TABLE, weights)
+        warehouse.replace_table(con, tables.POLICY_WEIGHTS, weights)
     test = seeds.comparison.filter(pl.col("window") == "test").select(
         "name", "kind", "seed", "sharpe", "total_return", "mean_turnover"
     )
@@ -272,7 +264,7 @@ def drl_policy(
                     "device",
                     "artifact_path",
                 ),
-                REGISTRY_TABLE,
+                tables.POLICY_REGISTRY,
             ),
             "search_trials": dg.MetadataValue.md(
                 preview_markdown(
