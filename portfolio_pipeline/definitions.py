@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from portfolio_pipeline import groups
 from portfolio_pipeline.features import assets as feature_assets
 from portfolio_pipeline.features import checks as feature_checks
 from portfolio_pipeline.features.resources import SentimentModelResource
@@ -45,18 +46,35 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
     }
 
 
+ASSET_MODULES_BY_GROUP = (
+    (groups.INGESTION, (ingestion_assets,)),
+    (groups.FEATURES, (feature_assets,)),
+    (groups.FORECASTING, (forecasting_assets,)),
+    (groups.POLICIES, (policy_assets,)),
+    (groups.PORTFOLIO, (portfolio_assets, recommendation_assets)),
+)
+
+
+def load_grouped_assets() -> list:
+    """Every asset once, its group assigned here per module (the jobs select by group).
+
+    A module that imports an upstream asset (features import the raw assets) would load it
+    again under its own group: the first module that defines a key keeps it.
+    """
+    loaded, seen = [], set()
+    for group, modules in ASSET_MODULES_BY_GROUP:
+        for asset in dg.load_assets_from_modules(list(modules), group_name=group):
+            keys = set(asset.keys) if hasattr(asset, "keys") else {asset.key}
+            if keys & seen:
+                continue
+            seen |= keys
+            loaded.append(asset)
+    return loaded
+
+
 def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     settings = settings or load_settings()
-    assets = dg.load_assets_from_modules(
-        [
-            ingestion_assets,
-            feature_assets,
-            forecasting_assets,
-            policy_assets,
-            portfolio_assets,
-            recommendation_assets,
-        ]
-    )
+    assets = load_grouped_assets()
     checks = dg.load_asset_checks_from_modules([feature_checks, portfolio_checks])
     operations = build_operations(assets, settings)
     return dg.Definitions(

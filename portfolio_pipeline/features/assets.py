@@ -19,7 +19,6 @@ from portfolio_pipeline.settings import load_settings
 
 
 @dg.asset(
-    group_name="features",
     deps=[raw_ohlcv],
     kinds={"duckdb", "polars"},
     metadata={"table": tables.MARKET_FEATURES},
@@ -50,7 +49,6 @@ def market_features(context: dg.AssetExecutionContext, warehouse_resource: Wareh
 
 
 @dg.asset(
-    group_name="features",
     deps=[raw_news],
     kinds={"duckdb", "polars"},
     metadata={"table": tables.NEWS_SENTIMENT},
@@ -127,7 +125,6 @@ def news_timing(con) -> NewsTiming:
 
 
 @dg.asset(
-    group_name="features",
     deps=[news_sentiment, raw_ohlcv],
     kinds={"duckdb", "polars"},
     metadata={"table": tables.DAILY_SENTIMENT},
@@ -174,7 +171,6 @@ def daily_sentiment(
 
 
 @dg.asset(
-    group_name="features",
     deps=[news_sentiment],
     kinds={"duckdb", "polars"},
     metadata={"table": tables.NEWS_DIGEST},

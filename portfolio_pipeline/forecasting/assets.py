@@ -91,7 +91,6 @@ def _registry(con, rows: list[dict]) -> None:
     specs=[
         dg.AssetSpec(
             "forecast_backtest",
-            group_name="forecasting",
             deps=INPUT_DEPS,
             kinds={"catboost", "duckdb"},
             description="One row per (as_of, symbol, horizon): out-of-sample q10/q50/q90 of "
@@ -103,7 +102,6 @@ def _registry(con, rows: list[dict]) -> None:
         ),
         dg.AssetSpec(
             "forecast_folds",
-            group_name="forecasting",
             deps=INPUT_DEPS,
             kinds={"duckdb"},
             description="One row per (fold, horizon): train and test windows of the "
@@ -113,7 +111,6 @@ def _registry(con, rows: list[dict]) -> None:
         ),
         dg.AssetSpec(
             "forecast_evaluation",
-            group_name="forecasting",
             deps=INPUT_DEPS,
             kinds={"duckdb"},
             description="One row per symbol (and ALL) and horizon: MAPE of the implied price "
@@ -203,7 +200,6 @@ def forecast_walk_forward(
 
 
 @dg.asset(
-    group_name="forecasting",
     deps=INPUT_DEPS,
     kinds={"catboost", "duckdb"},
     metadata={"table": tables.RETURN_FORECASTS},
@@ -266,7 +262,6 @@ def return_forecasts(
 
 
 @dg.asset(
-    group_name="forecasting",
     deps=INPUT_DEPS,
     kinds={"catboost", "duckdb"},
     metadata={"table": tables.VOLATILITY_FORECASTS},

@@ -63,7 +63,6 @@ def _fetch(fetch, what: str, start, end):
 
 
 @dg.asset(
-    group_name="ingestion",
     partitions_def=daily_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
     check_specs=_check_specs(quality.OHLCV_RULES, "raw_ohlcv"),
@@ -121,7 +120,6 @@ def raw_ohlcv(
 
 
 @dg.asset(
-    group_name="ingestion",
     partitions_def=daily_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
     check_specs=_check_specs(quality.NEWS_RULES, "raw_news"),

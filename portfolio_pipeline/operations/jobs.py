@@ -25,18 +25,18 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
-from portfolio_pipeline import tables
+from portfolio_pipeline import groups, tables
 from portfolio_pipeline.core import inbox
 from portfolio_pipeline.ingestion.assets import RAW_NEWS_DDL, RAW_OHLCV_DDL
 from portfolio_pipeline.ingestion.partitions import daily_partitions
 from portfolio_pipeline.ingestion.resources import OhlcvSourceResource
 from portfolio_pipeline.resources import WarehouseResource
 
-INGESTION_GROUP = "ingestion"
-FEATURES_GROUP = "features"
-FORECASTING_GROUP = "forecasting"
-POLICIES_GROUP = "policies"
-PORTFOLIO_GROUP = "portfolio"
+INGESTION_GROUP = groups.INGESTION
+FEATURES_GROUP = groups.FEATURES
+FORECASTING_GROUP = groups.FORECASTING
+POLICIES_GROUP = groups.POLICIES
+PORTFOLIO_GROUP = groups.PORTFOLIO
 HOLDINGS_REFRESH_ASSETS = ("holdings", "recommendations", "risk_metrics", "stress_tests")
 
 DAILY_REFRESH_JOB = "daily_refresh_job"

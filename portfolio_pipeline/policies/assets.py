@@ -112,7 +112,6 @@ def _plot_test_equity(test_returns: pl.DataFrame) -> bytes:
 
 
 @dg.asset(
-    group_name="policies",
     deps=["raw_ohlcv", "market_features", "daily_sentiment", "forecast_backtest"],
     kinds={"ray", "pytorch", "duckdb"},
     metadata={"table": tables.POLICY_REGISTRY},

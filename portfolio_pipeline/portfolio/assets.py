@@ -94,7 +94,7 @@ def _policy_weights(con) -> pl.DataFrame | None:
     return _optional_table(con, tables.POLICY_WEIGHTS)
 
 
-@dg.asset(group_name="portfolio", kinds={"duckdb", "polars"}, metadata={"table": tables.HOLDINGS})
+@dg.asset(kinds={"duckdb", "polars"}, metadata={"table": tables.HOLDINGS})
 def holdings(warehouse_resource: WarehouseResource):
     """One row per held symbol (cash as ``USDT``): quantity, from ``data/holdings.csv``, table
     ``portfolio.holdings``. Unknown symbols, negative or non-numeric quantities and duplicates
@@ -136,7 +136,6 @@ BACKTEST_OUTPUTS = {  # asset -> (table, description)
     specs=[
         dg.AssetSpec(
             name,
-            group_name="portfolio",
             deps=BACKTEST_DEPS,
             kinds={"duckdb"},
             description=f"{text} Table {table}.",
@@ -261,7 +260,6 @@ def backtests(
 
 
 @dg.asset(
-    group_name="portfolio",
     deps=["raw_ohlcv", "return_forecasts", "drl_policy"],
     kinds={"duckdb", "polars"},
     metadata={"table": tables.TARGET_WEIGHTS},
@@ -362,7 +360,6 @@ def _gate_settings(con, config: RecommendationConfig, ohlcv: pl.DataFrame, as_of
 
 
 @dg.asset(
-    group_name="portfolio",
     deps=[
         holdings,
         target_weights,
@@ -485,7 +482,6 @@ def recommendations(
     specs=[
         dg.AssetSpec(
             "risk_metrics",
-            group_name="portfolio",
             deps=[holdings, recommendations, target_weights, "volatility_forecasts"],
             kinds={"duckdb"},
             description="One row per (as_of, portfolio, metric): historical and Cornish-Fisher "
@@ -496,7 +492,6 @@ def recommendations(
         ),
         dg.AssetSpec(
             "stress_tests",
-            group_name="portfolio",
             deps=[holdings, recommendations, target_weights],
             kinds={"duckdb"},
             description="One row per (as_of, portfolio, scenario): P&L in % under historical "
@@ -506,7 +501,6 @@ def recommendations(
         ),
         dg.AssetSpec(
             "liquidity",
-            group_name="portfolio",
             deps=[holdings],
             kinds={"duckdb"},
             description="One row per symbol: days needed to sell the position at 10% of its "

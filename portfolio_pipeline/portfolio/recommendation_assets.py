@@ -64,7 +64,6 @@ SIMULATION_OUTPUTS = {  # asset -> (table, description)
     specs=[
         dg.AssetSpec(
             name,
-            group_name="portfolio",
             deps=[
                 "raw_ohlcv",
                 "forecast_backtest",
@@ -212,7 +211,6 @@ def recommendation_backtest(
 
 
 @dg.asset(
-    group_name="portfolio",
     deps=["recommendations", "raw_ohlcv"],
     kinds={"duckdb", "polars"},
     metadata={"table": tables.RECOMMENDATION_OUTCOMES},
