@@ -351,12 +351,9 @@ def select_default_strategy(
 
 def plot_equity_curves(equity: pl.DataFrame, title: str = "Backtest") -> bytes:
     """PNG of equity curves (top) and drawdowns (bottom) per strategy, for asset metadata."""
-    import io
+    from portfolio_pipeline.core.plots import figure_png, pyplot
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 7), sharex=True, height_ratios=[2, 1])
     for name in sorted(equity.get_column("strategy").unique().to_list()):
@@ -372,8 +369,4 @@ def plot_equity_curves(equity: pl.DataFrame, title: str = "Backtest") -> bytes:
     top.grid(alpha=0.3)
     bottom.set_ylabel("drawdown")
     bottom.grid(alpha=0.3)
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=90)
-    plt.close(fig)
-    return buffer.getvalue()
+    return figure_png(fig)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
-import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -412,14 +411,11 @@ def train_policy(
 
 
 def annualised_sharpe(returns: np.ndarray, periods_per_year: int) -> float:
-    """``mean / std (ddof=1) * sqrt(periods_per_year)`` of per-period returns; 0 if flat."""
-    values = np.asarray(returns, dtype=np.float64)
-    if values.size < 2:
-        return 0.0
-    std = float(values.std(ddof=1))
-    if not std > 1e-15:
-        return 0.0
-    return float(values.mean() / std * math.sqrt(periods_per_year))
+    """:func:`~portfolio_pipeline.core.metrics.sharpe_ratio` with 0 for a flat series: the
+    search ranks every trial, and an all-cash policy ranks as zero, not as missing."""
+    from portfolio_pipeline.core.metrics import sharpe_ratio
+
+    return sharpe_ratio(returns, periods_per_year, flat=0.0)
 
 
 def _evaluation_env(

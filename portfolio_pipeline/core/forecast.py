@@ -39,7 +39,6 @@ Walk-forward evaluation lives in :mod:`portfolio_pipeline.core.walkforward`.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import math
 from collections.abc import Sequence
@@ -939,10 +938,9 @@ def plot_interval(
     backtest: pl.DataFrame, symbol: str = "BTCUSDT", horizon_days: int | None = None
 ) -> bytes:
     """PNG of the q10..q90 band, q50 and the realized log return for one symbol and horizon."""
-    import matplotlib
+    from portfolio_pipeline.core.plots import figure_png, pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     if horizon_days is None:
         horizon_days = int(backtest["horizon_days"].max())
@@ -959,8 +957,4 @@ def plot_interval(
     covered = ((rows["realized"] >= rows["q10"]) & (rows["realized"] <= rows["q90"])).mean()
     ax.set_title(f"{symbol} {horizon_days}-bar log return, out of sample (coverage {covered:.0%})")
     ax.legend(loc="upper left")
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    plt.close(fig)
-    return buffer.getvalue()
+    return figure_png(fig, dpi=100)

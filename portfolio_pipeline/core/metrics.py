@@ -29,10 +29,32 @@ from __future__ import annotations
 
 import math
 from datetime import date
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
 import polars as pl
+
+# Half the 10-90% range of a unit normal (1.28155): turns a q10..q90 band into a sigma.
+Z_10_90 = NormalDist().inv_cdf(0.9)
+# A standard deviation below this is a flat series (float noise, not risk).
+FLAT_STD = 1e-15
+
+
+def sharpe_ratio(returns: Any, periods_per_year: int, *, flat: float = float("nan")) -> float:
+    """``mean / std (ddof=1) * sqrt(periods_per_year)`` of per-period returns, risk-free 0.
+
+    ``flat`` is returned when the Sharpe ratio is undefined (fewer than 2 returns, or a flat
+    series): NaN in reports; a caller that must rank candidates (the DRL search) passes 0.
+    """
+    values = np.asarray(returns, dtype=np.float64)
+    if values.size < 2:
+        return flat
+    std = float(values.std(ddof=1))
+    if not std > FLAT_STD:
+        return flat
+    return float(values.mean() / std * math.sqrt(periods_per_year))
+
 
 METRIC_KEYS: tuple[str, ...] = (
     "start",
@@ -178,7 +200,7 @@ def performance_summary(
     std = float(np.std(r, ddof=1)) if n > 1 else nan
     mean = float(np.mean(r))
     ann_vol = std * math.sqrt(periods_per_year) if n > 1 else nan
-    sharpe = mean / std * math.sqrt(periods_per_year) if n > 1 and std > 0 else nan
+    sharpe = sharpe_ratio(r, periods_per_year)
     downside = float(np.sqrt(np.mean(np.minimum(r, 0.0) ** 2)))
     sortino = mean / downside * math.sqrt(periods_per_year) if downside > 0 else nan
     mdd = max_drawdown(r)

@@ -631,3 +631,19 @@ def no_buy_of_untradable(frame: pl.DataFrame, tradable: Iterable[str]) -> CheckO
             False, f"BUY of untradable symbol(s): {sorted(bad.get_column('symbol').to_list())}"
         )
     return CheckOutcome(True, "no BUY of an untradable symbol")
+
+
+RECOMMENDATION_CHECKS: dict[str, str] = {
+    "weights_sum_to_one": "post-trade target weights (cash included) sum to 1 within 1e-9",
+    "weights_in_unit_interval": "every post-trade target weight is in [0, 1]",
+    "no_buy_of_untradable": "no BUY of a symbol that stopped trading or lacks liquidity",
+}
+
+
+def check_recommendations(frame: pl.DataFrame, tradable: Iterable[str]) -> dict[str, CheckOutcome]:
+    """Every blocking check of :data:`RECOMMENDATION_CHECKS` on one run's rows."""
+    return {
+        "weights_sum_to_one": weights_sum_to_one(frame),
+        "weights_in_unit_interval": weights_in_unit_interval(frame),
+        "no_buy_of_untradable": no_buy_of_untradable(frame, tradable),
+    }

@@ -56,12 +56,11 @@ from statistics import NormalDist
 import numpy as np
 import polars as pl
 
-from portfolio_pipeline.core.metrics import historical_cvar, historical_var, max_drawdown
+from portfolio_pipeline.core.metrics import Z_10_90, historical_cvar, historical_var, max_drawdown
 from portfolio_pipeline.core.strategies import MarketPanel
 from portfolio_pipeline.settings import CASH_SYMBOL
 
 PROXY_SYMBOL = "BTCUSDT"  # the crypto default; the pipeline passes the benchmark setting
-Z_10_90 = NormalDist().inv_cdf(0.9)  # 1.28155: half the 10-90% range of a unit normal
 
 
 @dataclass(frozen=True)

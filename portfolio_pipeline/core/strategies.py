@@ -45,6 +45,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from portfolio_pipeline.core.metrics import Z_10_90
 from portfolio_pipeline.settings import CASH_SYMBOL
 
 DEFAULT_LOOKBACK_DAYS = 365
@@ -536,9 +537,7 @@ class ForecastMeanVariance(_SkfolioStrategy):
         latest = self._latest(day, symbols)
         if latest.is_empty():
             return {}
-        sigma = (
-            (pl.col("q90") - pl.col("q10")) / (2 * 1.2815515655446004) / np.sqrt(self.horizon_days)
-        )
+        sigma = (pl.col("q90") - pl.col("q10")) / (2 * Z_10_90) / np.sqrt(self.horizon_days)
         rows = latest.select("symbol", sigma.alias("sigma")).drop_nulls().iter_rows()
         return {s: float(v) for s, v in rows if np.isfinite(v) and v > 0}
 

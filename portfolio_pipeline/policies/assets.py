@@ -85,12 +85,9 @@ def _launchpad(config: PolicySettings) -> dict[str, object]:
 
 
 def _plot_test_equity(test_returns: pl.DataFrame) -> bytes:
-    import io
+    from portfolio_pipeline.core.plots import figure_png, pyplot
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(9, 4))
     for (name,), frame in test_returns.sort("date").partition_by("name", as_dict=True).items():
@@ -104,11 +101,7 @@ def _plot_test_equity(test_returns: pl.DataFrame) -> bytes:
     ax.set_title("DRL policies vs equal weight and buy-and-hold benchmark, test window, net")
     ax.set_ylabel("equity")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=90)
-    plt.close(fig)
-    return buffer.getvalue()
+    return figure_png(fig)
 
 
 @dg.asset(

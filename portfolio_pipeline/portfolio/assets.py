@@ -12,6 +12,7 @@ from portfolio_pipeline.core import backtest as bt
 from portfolio_pipeline.core import warehouse
 from portfolio_pipeline.core.holdings import latest_prices, load_holdings, value_holdings
 from portfolio_pipeline.core.market import market_context
+from portfolio_pipeline.core.recommend import RECOMMENDATION_CHECKS
 from portfolio_pipeline.core.windows import (
     EvaluationWindows,
     windows_from_settings,
@@ -322,13 +323,6 @@ def _selected_strategy(con, config: RecommendationConfig) -> tuple[str, str]:
     return str(validation["strategy"][0]), "best validation-window Sharpe"
 
 
-RECOMMENDATION_CHECKS = (
-    ("weights_sum_to_one", "post-trade target weights (cash included) sum to 1 within 1e-9"),
-    ("weights_in_unit_interval", "every post-trade target weight is in [0, 1]"),
-    ("no_buy_of_untradable", "no BUY of a symbol that stopped trading or lacks liquidity"),
-)
-
-
 def _gate_settings(con, config: RecommendationConfig, ohlcv: pl.DataFrame, as_of: date):
     """Calibration of the forecasts up to ``as_of`` and the confidence level to use."""
     from portfolio_pipeline.core.gate import ForecastHistory
@@ -373,7 +367,7 @@ def _gate_settings(con, config: RecommendationConfig, ohlcv: pl.DataFrame, as_of
     metadata={"table": tables.RECOMMENDATIONS},
     check_specs=[
         dg.AssetCheckSpec(name, asset="recommendations", description=text, blocking=True)
-        for name, text in RECOMMENDATION_CHECKS
+        for name, text in RECOMMENDATION_CHECKS.items()
     ],
 )
 def recommendations(
@@ -441,11 +435,7 @@ def recommendations(
             .join(liquidity.filter(pl.col("adv_quote") > 0).select("symbol"), on="symbol")["symbol"]
             .to_list()
         )
-        outcomes = {
-            "weights_sum_to_one": rec.weights_sum_to_one(frame),
-            "weights_in_unit_interval": rec.weights_in_unit_interval(frame),
-            "no_buy_of_untradable": rec.no_buy_of_untradable(frame, tradable),
-        }
+        outcomes = rec.check_recommendations(frame, tradable)
         for name, outcome in outcomes.items():
             yield dg.AssetCheckResult(
                 check_name=name, passed=outcome.passed, description=outcome.detail
