@@ -27,8 +27,12 @@ from portfolio_pipeline.sqlite_tuning import install as install_sqlite_tuning
 install_sqlite_tuning()
 
 
-def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
+def build_resources(settings: Settings) -> dict[str, object]:
+    """Every resource, built from one :class:`Settings`: the assets read the settings through
+    the ``settings`` resource, never from the environment, so ``build_definitions(settings)``
+    decides everything."""
     return {
+        "settings": settings,
         "warehouse_resource": WarehouseResource(path=str(settings.warehouse_path)),
         "ohlcv_source": OhlcvSourceResource(
             kind=settings.ohlcv_source,

@@ -15,7 +15,7 @@ from portfolio_pipeline.ingestion.assets import raw_news, raw_ohlcv
 from portfolio_pipeline.ingestion.resources import OhlcvSourceResource
 from portfolio_pipeline.metadata import table_metadata
 from portfolio_pipeline.resources import WarehouseResource
-from portfolio_pipeline.settings import load_settings
+from portfolio_pipeline.settings import Settings
 
 
 @dg.asset(
@@ -23,14 +23,18 @@ from portfolio_pipeline.settings import load_settings
     kinds={"duckdb", "polars"},
     metadata={"table": tables.MARKET_FEATURES},
 )
-def market_features(context: dg.AssetExecutionContext, warehouse_resource: WarehouseResource):
+def market_features(
+    context: dg.AssetExecutionContext,
+    warehouse_resource: WarehouseResource,
+    settings: dg.ResourceParam[Settings],
+):
     """One row per symbol and UTC day: returns (1/5/20/60/120 days), annualised volatility
     (20/60 days), RSI-14 and ATR-14 (Wilder), MACD 12/26/9, Bollinger %b (20, 2σ), volume
     z-score, 60-day drawdown, calendar features and cross-sectional ranks, table
     ``features.market_features``. Strictly causal: the row for day d uses candles up to d."""
     with warehouse_resource.connect() as con:
         ohlcv = warehouse.read_table(con, tables.RAW_OHLCV)
-        market = market_context(ohlcv, load_settings())
+        market = market_context(ohlcv, settings)
         features = compute_market_features(ohlcv, periods_per_year=market.calendar.periods_per_year)
         warehouse.replace_table(con, tables.MARKET_FEATURES, features)
     context.log.info(f"market_features: {features.height} rows, {features.width} columns")
@@ -115,9 +119,8 @@ def news_sentiment(
     )
 
 
-def news_timing(con) -> NewsTiming:
+def news_timing(con, settings: Settings) -> NewsTiming:
     """Crypto: the UTC day; equities: the sessions of market.raw_ohlcv and the close setting."""
-    settings = load_settings()
     if not settings.market_close:
         return NewsTiming()
     sessions = warehouse.read_frame(con, f"select distinct date from {tables.RAW_OHLCV}")
@@ -131,6 +134,7 @@ def news_timing(con) -> NewsTiming:
 )
 def daily_sentiment(
     warehouse_resource: WarehouseResource,
+    settings: dg.ResourceParam[Settings],
     ohlcv_source: OhlcvSourceResource,
     sentiment_model: SentimentModelResource,
 ):
@@ -143,7 +147,7 @@ def daily_sentiment(
     with warehouse_resource.connect() as con:
         scores = warehouse.read_table(con, tables.NEWS_SENTIMENT)
         start, end = con.execute(f"select min(date), max(date) from {tables.RAW_OHLCV}").fetchone()
-        timing = news_timing(con)
+        timing = news_timing(con, settings)
         frame = build_daily_sentiment(
             scores,
             ohlcv_source.symbols,
@@ -175,14 +179,14 @@ def daily_sentiment(
     kinds={"duckdb", "polars"},
     metadata={"table": tables.NEWS_DIGEST},
 )
-def news_digest(warehouse_resource: WarehouseResource):
+def news_digest(warehouse_resource: WarehouseResource, settings: dg.ResourceParam[Settings]):
     """Per symbol and day, the three headlines that moved the sentiment score most (by
     |score|), with their scores and links, table ``features.news_digest``: what to read
     instead of the raw news."""
     with warehouse_resource.connect() as con:
         news = warehouse.read_table(con, tables.RAW_NEWS)
         scores = warehouse.read_table(con, tables.NEWS_SENTIMENT)
-        digest = build_news_digest(news, scores, top_n=3, timing=news_timing(con))
+        digest = build_news_digest(news, scores, top_n=3, timing=news_timing(con, settings))
         warehouse.replace_table(con, tables.NEWS_DIGEST, digest)
     return dg.MaterializeResult(
         metadata=table_metadata(

@@ -13,6 +13,7 @@ from portfolio_pipeline.features.assets import (
     news_timing,
 )
 from portfolio_pipeline.resources import WarehouseResource
+from portfolio_pipeline.settings import Settings
 
 
 @dg.asset_check(asset=market_features, blocking=True)
@@ -58,12 +59,14 @@ def sentiment_within_bounds(warehouse_resource: WarehouseResource) -> dg.AssetCh
 
 
 @dg.asset_check(asset=daily_sentiment, blocking=True)
-def no_sentiment_before_publication(warehouse_resource: WarehouseResource) -> dg.AssetCheckResult:
+def no_sentiment_before_publication(
+    warehouse_resource: WarehouseResource, settings: dg.ResourceParam[Settings]
+) -> dg.AssetCheckResult:
     """Each day's news count equals the articles usable that very day (crypto: published that
     UTC day; equities: the first session at or after publication, next session after the
     close), and no article is counted on a day before its UTC publication day."""
     with warehouse_resource.connect(read_only=True) as con:
-        timing = news_timing(con)
+        timing = news_timing(con, settings)
         scores = warehouse.read_table(con, tables.NEWS_SENTIMENT)
         daily = warehouse.read_table(con, tables.DAILY_SENTIMENT)
     usable = timing.with_usable_date(scores.select("symbol", "published_at"))

@@ -12,7 +12,7 @@ from portfolio_pipeline.core.market import market_context
 from portfolio_pipeline.core.windows import first_forecast_test_start, windows_from_settings
 from portfolio_pipeline.metadata import png_markdown, preview_markdown, table_metadata
 from portfolio_pipeline.resources import WarehouseResource
-from portfolio_pipeline.settings import load_settings
+from portfolio_pipeline.settings import Settings
 
 INPUT_DEPS = ["raw_ohlcv", "market_features", "daily_sentiment"]
 
@@ -38,11 +38,11 @@ class ForecastSettings(dg.Config):
     use_sentiment: bool = True
 
 
-def _config(settings: ForecastSettings, ohlcv: pl.DataFrame):
+def _config(settings: ForecastSettings, ohlcv: pl.DataFrame, project: Settings):
     """Model settings plus what the data says: its calendar and its benchmark symbol."""
     from portfolio_pipeline.core.forecast import ForecastConfig
 
-    market = market_context(ohlcv, load_settings())
+    market = market_context(ohlcv, project)
     return ForecastConfig(
         iterations=settings.iterations,
         depth=settings.depth,
@@ -55,11 +55,11 @@ def _config(settings: ForecastSettings, ohlcv: pl.DataFrame):
     )
 
 
-def _first_test_start(settings: ForecastSettings, ohlcv: pl.DataFrame) -> date:
+def _first_test_start(settings: ForecastSettings, ohlcv: pl.DataFrame, project: Settings) -> date:
     if settings.first_test_start:
         return date.fromisoformat(settings.first_test_start)
     dates = ohlcv.get_column("date").unique().to_list()
-    return first_forecast_test_start(min(dates), windows_from_settings(dates, load_settings()))
+    return first_forecast_test_start(min(dates), windows_from_settings(dates, project))
 
 
 def _inputs(con, settings: ForecastSettings):
@@ -124,6 +124,7 @@ def forecast_walk_forward(
     context: dg.AssetExecutionContext,
     config: ForecastSettings,
     warehouse_resource: WarehouseResource,
+    settings: dg.ResourceParam[Settings],
 ):
     """Walk-forward evaluation of the CatBoost quantile model for every horizon."""
     from portfolio_pipeline.core.forecast import plot_interval
@@ -131,8 +132,8 @@ def forecast_walk_forward(
 
     with warehouse_resource.connect() as con:
         ohlcv, features, sentiment = _inputs(con, config)
-    model_config = _config(config, ohlcv)
-    first_test = _first_test_start(config, ohlcv)
+    model_config = _config(config, ohlcv, settings)
+    first_test = _first_test_start(config, ohlcv, settings)
     backtests, folds = [], []
     for horizon in config.horizons:
         backtest, fold_frame = walk_forward(
@@ -208,6 +209,7 @@ def return_forecasts(
     context: dg.AssetExecutionContext,
     config: ForecastSettings,
     warehouse_resource: WarehouseResource,
+    settings: dg.ResourceParam[Settings],
 ):
     """One row per (as_of, symbol, horizon): q10/q50/q90 of the log return over the next H
     bars (``horizon_days`` counts bars of the symbol's calendar: crypto days, equity sessions),
@@ -217,7 +219,6 @@ def return_forecasts(
     ``data/models/`` and registered in ``ml.model_registry``."""
     from portfolio_pipeline.core import forecast
 
-    settings = load_settings()
     with warehouse_resource.connect() as con:
         ohlcv, features, sentiment = _inputs(con, config)
         evaluation = (
@@ -225,7 +226,7 @@ def return_forecasts(
             if warehouse.table_exists(con, tables.FORECAST_EVALUATION)
             else None
         )
-    model_config = _config(config, ohlcv)
+    model_config = _config(config, ohlcv, settings)
     as_of = features["date"].max()
     frames, registry, importance_md = [], [], {}
     for horizon in config.horizons:
@@ -270,6 +271,7 @@ def volatility_forecasts(
     context: dg.AssetExecutionContext,
     config: ForecastSettings,
     warehouse_resource: WarehouseResource,
+    settings: dg.ResourceParam[Settings],
 ):
     """One row per (as_of, symbol): annualised realized volatility forecast over the next H
     bars (CatBoost, same inputs and machinery as the return model) next to the trailing
@@ -282,11 +284,10 @@ def volatility_forecasts(
         walk_forward_volatility,
     )
 
-    settings = load_settings()
     horizon = config.volatility_horizon
     with warehouse_resource.connect() as con:
         ohlcv, features, sentiment = _inputs(con, config)
-    model_config = _config(config, ohlcv)
+    model_config = _config(config, ohlcv, settings)
     as_of = features["date"].max()
     backtest, _ = walk_forward_volatility(
         features,
@@ -294,7 +295,7 @@ def volatility_forecasts(
         horizon,
         sentiment=sentiment,
         config=model_config,
-        first_test_start=_first_test_start(config, ohlcv),
+        first_test_start=_first_test_start(config, ohlcv, settings),
         retrain_every_days=config.retrain_every_days,
     )
     evaluation = evaluate_volatility_forecasts(backtest)

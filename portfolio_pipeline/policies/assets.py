@@ -13,7 +13,7 @@ from portfolio_pipeline.core.market import market_context
 from portfolio_pipeline.core.windows import windows_from_settings
 from portfolio_pipeline.metadata import png_markdown, preview_markdown, table_metadata
 from portfolio_pipeline.resources import WarehouseResource
-from portfolio_pipeline.settings import load_settings
+from portfolio_pipeline.settings import Settings
 
 
 class PolicySettings(dg.Config):
@@ -110,7 +110,10 @@ def _plot_test_equity(test_returns: pl.DataFrame) -> bytes:
     metadata={"table": tables.POLICY_REGISTRY},
 )
 def drl_policy(
-    context: dg.AssetExecutionContext, config: PolicySettings, warehouse_resource: WarehouseResource
+    context: dg.AssetExecutionContext,
+    config: PolicySettings,
+    warehouse_resource: WarehouseResource,
+    settings: dg.ResourceParam[Settings],
 ):
     """One ``ml.policy_registry`` row per seed: a stable-baselines3 policy (PPO, A2C, SAC or
     DDPG) whose algorithm and hyperparameters were chosen by a Ray Tune search (ASHA) on the
@@ -137,7 +140,6 @@ def drl_policy(
         train_best_with_seeds,
     )
 
-    settings = load_settings()
     profile = policy_profile(config, settings.profile)
     with warehouse_resource.connect() as con:
         ohlcv = warehouse.read_table(con, tables.RAW_OHLCV)

@@ -20,7 +20,7 @@ from portfolio_pipeline.core.windows import (
 )
 from portfolio_pipeline.metadata import png_markdown, preview_markdown, table_metadata
 from portfolio_pipeline.resources import WarehouseResource
-from portfolio_pipeline.settings import load_settings
+from portfolio_pipeline.settings import Settings
 
 
 class PortfolioConfig(dg.Config):
@@ -96,11 +96,10 @@ def _policy_weights(con) -> pl.DataFrame | None:
 
 
 @dg.asset(kinds={"duckdb", "polars"}, metadata={"table": tables.HOLDINGS})
-def holdings(warehouse_resource: WarehouseResource):
+def holdings(warehouse_resource: WarehouseResource, settings: dg.ResourceParam[Settings]):
     """One row per held symbol (cash as ``USDT``): quantity, from ``data/holdings.csv``, table
     ``portfolio.holdings``. Unknown symbols, negative or non-numeric quantities and duplicates
     fail with the file, line and symbol."""
-    settings = load_settings()
     frame = load_holdings(settings.holdings_path, settings.symbols, settings.cash_symbol)
     with warehouse_resource.connect() as con:
         warehouse.replace_table(con, tables.HOLDINGS, frame)
@@ -149,10 +148,10 @@ def backtests(
     context: dg.AssetExecutionContext,
     config: PortfolioConfig,
     warehouse_resource: WarehouseResource,
+    settings: dg.ResourceParam[Settings],
 ):
     """Walk-forward backtests of every strategy with costs: validation window (strategy
     selection) and held-out test window, plus the frequency x cost sensitivity grid."""
-    settings = load_settings()
     with warehouse_resource.connect() as con:
         ohlcv = _ohlcv(con)
         forecasts = _optional_table(
@@ -265,7 +264,11 @@ def backtests(
     kinds={"duckdb", "polars"},
     metadata={"table": tables.TARGET_WEIGHTS},
 )
-def target_weights(context: dg.AssetExecutionContext, warehouse_resource: WarehouseResource):
+def target_weights(
+    context: dg.AssetExecutionContext,
+    warehouse_resource: WarehouseResource,
+    settings: dg.ResourceParam[Settings],
+):
     """One row per (as_of, strategy, symbol): each strategy's target weights (cash ``USDT``
     included, summing to 1) for the latest market day ``as_of``, decided at ``decided_at``:
     the first trading day of the current week (targets are refreshed weekly, like the
@@ -292,7 +295,7 @@ def target_weights(context: dg.AssetExecutionContext, warehouse_resource: Wareho
         refresh_row = bt.period_start_row(dates, len(dates) - 1, DEFAULT_TARGET_REFRESH)
         decided_at = dates[refresh_row].astype(date)
         frame = compute_target_weights(
-            ohlcv, strategies, decided_at, cash_symbol=load_settings().cash_symbol
+            ohlcv, strategies, decided_at, cash_symbol=settings.cash_symbol
         ).with_columns(pl.lit(as_of).alias("as_of"), pl.lit(decided_at).alias("decided_at"))
         warehouse.replace_rows(
             con, tables.TARGET_WEIGHTS, frame, where="as_of = ?", params=(as_of,)
@@ -374,6 +377,7 @@ def recommendations(
     context: dg.AssetExecutionContext,
     config: RecommendationConfig,
     warehouse_resource: WarehouseResource,
+    settings: dg.ResourceParam[Settings],
 ):
     """One row per symbol (and cash) per run: BUY/SELL/HOLD with quantity, notional, price,
     the forecast and a reason, moving the current holdings toward the selected strategy's
@@ -384,7 +388,6 @@ def recommendations(
     from portfolio_pipeline.core import recommend as rec
     from portfolio_pipeline.core.risk import compute_liquidity
 
-    settings = load_settings()
     with warehouse_resource.connect() as con:
         ohlcv = _ohlcv(con)
         as_of = ohlcv["date"].max()
@@ -499,7 +502,11 @@ def recommendations(
         ),
     ]
 )
-def risk_report(context: dg.AssetExecutionContext, warehouse_resource: WarehouseResource):
+def risk_report(
+    context: dg.AssetExecutionContext,
+    warehouse_resource: WarehouseResource,
+    settings: dg.ResourceParam[Settings],
+):
     """Risk of the current holdings, the recommended portfolio and each strategy target."""
     from portfolio_pipeline.core.risk import (
         compute_liquidity,
@@ -509,7 +516,6 @@ def risk_report(context: dg.AssetExecutionContext, warehouse_resource: Warehouse
         scenarios_for,
     )
 
-    settings = load_settings()
     cash = settings.cash_symbol
     with warehouse_resource.connect() as con:
         ohlcv = _ohlcv(con)

@@ -20,7 +20,7 @@ from portfolio_pipeline.portfolio.assets import (
     _strategies,
 )
 from portfolio_pipeline.resources import WarehouseResource
-from portfolio_pipeline.settings import load_settings
+from portfolio_pipeline.settings import Settings
 
 
 class RecommendationBacktestConfig(RecommendationConfig):
@@ -82,11 +82,11 @@ def recommendation_backtest(
     context: dg.AssetExecutionContext,
     config: RecommendationBacktestConfig,
     warehouse_resource: WarehouseResource,
+    settings: dg.ResourceParam[Settings],
 ):
     """Replays the recommendations on the validation and test windows (see the tables)."""
     from portfolio_pipeline.core import recommendation_backtest as rb
 
-    settings = load_settings()
     with warehouse_resource.connect() as con:
         ohlcv = _ohlcv(con)
         history = _optional_table(
