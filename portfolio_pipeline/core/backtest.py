@@ -119,6 +119,19 @@ def period_start_row(dates: np.ndarray, row: int, frequency: str) -> int:
     return start
 
 
+def window_rows(panel: MarketPanel, start: date, end: date, what: str) -> tuple[int, int]:
+    """Panel rows of the first and last day of ``[start, end]``; the row before the first is
+    the first decision, so it must exist. ``what`` names the caller in the error."""
+    first_row = int(np.searchsorted(panel.dates, np.datetime64(start, "D"), side="left"))
+    last_row = int(np.searchsorted(panel.dates, np.datetime64(end, "D"), side="right")) - 1
+    if first_row < 1 or first_row > last_row:
+        raise ValueError(
+            f"{what}: need prices on the day before {start} and within "
+            f"[{start}, {end}]; panel covers {panel.dates[0]}..{panel.dates[-1]}"
+        )
+    return first_row, last_row
+
+
 def _as_panel(ohlcv: pl.DataFrame | MarketPanel, end: date) -> MarketPanel:
     if isinstance(ohlcv, MarketPanel):
         return ohlcv
@@ -168,13 +181,7 @@ def run_backtest(
         raise ValueError(f"backtest window is empty: start {start} >= end {end}")
     panel = _as_panel(ohlcv, end)
     cache = cache if cache is not None else EstimationCache()
-    first_row = int(np.searchsorted(panel.dates, np.datetime64(start, "D"), side="left"))
-    last_row = int(np.searchsorted(panel.dates, np.datetime64(end, "D"), side="right")) - 1
-    if first_row < 1 or first_row > last_row:
-        raise ValueError(
-            f"backtest {strategy.name}: need prices on the day before {start} and within "
-            f"[{start}, {end}]; panel covers {panel.dates[0]}..{panel.dates[-1]}"
-        )
+    first_row, last_row = window_rows(panel, start, end, f"backtest {strategy.name}")
     rebalance = strategy.rebalance_frequency or rebalance
     if rebalance not in REBALANCE_FREQUENCIES:
         raise ValueError(

@@ -45,7 +45,7 @@ from datetime import UTC, date, datetime
 import numpy as np
 import polars as pl
 
-from portfolio_pipeline.core.backtest import period_start_row
+from portfolio_pipeline.core.backtest import period_start_row, window_rows
 from portfolio_pipeline.core.gate import ForecastHistory
 from portfolio_pipeline.core.metrics import METRIC_KEYS, performance_summary
 from portfolio_pipeline.core.recommend import (
@@ -273,13 +273,7 @@ def _forecasts_by_issue_date(
 
 def _window_rows(panel: MarketPanel, start: date, end: date, window: str) -> range:
     """Decision rows: the day before ``start`` .. the day before ``end``."""
-    first = int(np.searchsorted(panel.dates, np.datetime64(start, "D"), side="left"))
-    last = int(np.searchsorted(panel.dates, np.datetime64(end, "D"), side="right")) - 1
-    if first < 1 or first > last:
-        raise ValueError(
-            f"recommendation backtest {window}: need prices on the day before {start} and "
-            f"within [{start}, {end}]; the data covers {panel.dates[0]}..{panel.dates[-1]}"
-        )
+    first, last = window_rows(panel, start, end, f"recommendation backtest {window}")
     return range(first - 1, last)
 
 
