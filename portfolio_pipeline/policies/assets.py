@@ -1,7 +1,6 @@
 """Deep-RL allocation policies: Ray Tune search, multi-seed retraining, registry, weights."""
 
 import os
-from dataclasses import replace
 from datetime import date, timedelta
 
 import dagster as dg
@@ -128,17 +127,8 @@ def drl_policy(
     TUNE-window Sharpe (``ml.policy_weights``, strategy ``drl_<algorithm>``), which the
     backtests (rebalanced daily, as the policy acts) and recommendations use. Device: cuda
     when available, recorded per row."""
-    from portfolio_pipeline.core.drl import (
-        Splits,
-        TrainedPolicy,
-        decision_window,
-        policy_target_weights,
-    )
+    from portfolio_pipeline.core.deployment import policy_splits, search_train_deploy
     from portfolio_pipeline.core.env import build_env_data
-    from portfolio_pipeline.core.tuning import (
-        run_policy_search,
-        train_best_with_seeds,
-    )
 
     profile = policy_profile(config, settings.profile)
     with warehouse_resource.connect() as con:
@@ -160,16 +150,17 @@ def drl_policy(
             if config.use_forecasts and warehouse.table_exists(con, tables.FORECAST_BACKTEST)
             else None
         )
+    if forecasts is not None and forecasts.is_empty():
+        forecasts = None
     market = market_context(ohlcv, settings)
     windows = windows_from_settings(
         ohlcv.get_column("date").unique().to_list(), settings, launchpad=_launchpad(config)
     )
-    if forecasts is not None and forecasts.height:
-        first_forecast = forecasts["as_of"].min()
-        windows = replace(windows, train_start=max(windows.train_start, first_forecast))
-    splits = Splits.from_windows(windows)
-    if config.tune_start:
-        splits = replace(splits, tune_start=date.fromisoformat(config.tune_start))
+    splits = policy_splits(
+        windows,
+        forecasts["as_of"].min() if forecasts is not None else None,
+        date.fromisoformat(config.tune_start) if config.tune_start else None,
+    )
     env_data = build_env_data(
         ohlcv,
         features,
@@ -187,60 +178,24 @@ def drl_policy(
         f"forecasts={'yes' if forecasts is not None else 'no'}, "
         f"ray={'cluster ' + os.environ['RAY_ADDRESS'] if os.environ.get('RAY_ADDRESS') else 'local'}"
     )
-    search = run_policy_search(
+    result = search_train_deploy(
         env_data,
-        settings.models_dir / "ray_results",
-        profile=profile,
-        splits=splits,
+        splits,
+        profile,
+        models_dir=settings.models_dir,
+        seeds=config.seeds,
         num_cpus=config.num_cpus,
         periods_per_year=market.calendar.periods_per_year,
+        benchmark_symbol=market.benchmark.symbol,
+        log=context.log.info,
     )
-    context.log.info(
-        f"search took {search.wall_seconds:.1f}s; best {search.best_config['algorithm']} "
-        f"tune Sharpe {search.best_tune_sharpe:.3f}"
-    )
-    seeds = train_best_with_seeds(
-        search.best_config,
-        env_data,
-        seeds=tuple(config.seeds),
-        splits=splits,
-        artifact_dir=settings.models_dir / "policies",
-        periods_per_year=market.calendar.periods_per_year,
-    )
-    # The annualisation of val/test Sharpe and the buy-and-hold reference, next to them.
-    registry = seeds.registry.with_columns(
-        pl.lit(market.calendar.periods_per_year).alias("periods_per_year"),
-        pl.lit(market.benchmark.symbol).alias("benchmark"),
-    )
-    registry = seeds.registry
-    deployed = registry.filter(pl.col("deployed")).row(0, named=True)
-    strategy = f"drl_{str(deployed['algorithm']).lower()}"
-    # From the decision before the validation window's first day, as the backtest replays it.
-    weights = policy_target_weights(
-        TrainedPolicy.load(deployed["artifact_path"]),
-        env_data,
-        decision_window((splits.train_end, None)),
-    ).with_columns(
-        pl.lit(strategy).alias("strategy"), pl.lit(deployed["policy_id"]).alias("policy_id")
-    )
-    search_id = os.path.basename(search.storage_path)
-    trials = search.trials.with_columns(
-        pl.lit(search_id).alias("search_id"),
-        pl.lit(profile.name).alias("profile"),
-        pl.lit(search.wall_seconds).alias("search_wall_seconds"),
-    )
+    registry, trials, deployed = result.registry, result.trials, result.deployed
     with warehouse_resource.connect() as con:
         warehouse.append_rows(con, tables.POLICY_REGISTRY, registry)
         warehouse.append_rows(con, tables.POLICY_SEARCH_TRIALS, trials)
-        warehouse.replace_table(
-            con,
-            tables.POLICY_EVALUATION,
-            seeds.comparison.with_columns(
-                pl.lit(market.calendar.periods_per_year).alias("periods_per_year")
-            ),
-        )
-        warehouse.replace_table(con, tables.POLICY_WEIGHTS, weights)
-    test = seeds.comparison.filter(pl.col("window") == "test").select(
+        warehouse.replace_table(con, tables.POLICY_EVALUATION, result.comparison)
+        warehouse.replace_table(con, tables.POLICY_WEIGHTS, result.weights)
+    test = result.comparison.filter(pl.col("window") == "test").select(
         "name", "kind", "seed", "sharpe", "total_return", "mean_turnover"
     )
     return dg.MaterializeResult(
@@ -267,11 +222,11 @@ def drl_policy(
                 )
             ),
             "test_window_comparison": dg.MetadataValue.md(preview_markdown(test, 20)),
-            "test_equity": png_markdown(_plot_test_equity(seeds.test_returns), "test equity"),
-            "search_wall_seconds": round(search.wall_seconds, 1),
+            "test_equity": png_markdown(_plot_test_equity(result.test_returns), "test equity"),
+            "search_wall_seconds": round(result.search_wall_seconds, 1),
             "profile": profile.name,
             "deployed_policy": deployed["policy_id"],
-            "deployed_strategy_name": strategy,
+            "deployed_strategy_name": result.strategy,
             "device": str(deployed["device"]),
             **windows.as_metadata(),
             **market.as_metadata(),
