@@ -117,12 +117,7 @@ def recommendation_backtest(
         },
     )
     windows = {"validation": evaluation.validation, "test": evaluation.test}
-    levels = sorted(
-        {*config.confidence_grid, *([config.gate_confidence] if config.gate_confidence else [])}
-    )
-    grid_specs = [rb.gated_at(c) for c in levels]
-    others = [n for n in rb.PROCESS_NAMES if n != "recommended"]
-    result = rb.simulate_recommendations(
+    replay = rb.replay_with_confidence_grid(
         ohlcv,
         strategies[strategy_name],
         history,
@@ -138,21 +133,17 @@ def recommendation_backtest(
             periods_per_year=market.calendar.periods_per_year,
             cash_symbol=settings.cash_symbol,
         ),
-        processes=[*grid_specs, *others],
+        levels=config.confidence_grid,
+        configured_confidence=config.gate_confidence,
     )
-    gate_table = rb.confidence_grid_table(result.metrics, levels)
-    confidence = config.gate_confidence or rb.select_confidence(gate_table)
-    daily, metrics = rb.name_recommended(result, confidence)
-    context_columns = {"strategy": strategy_name, "gate_confidence": confidence}
-    daily = daily.with_columns(*(pl.lit(v).alias(k) for k, v in context_columns.items()))
-    metrics = with_window_columns(
-        metrics.with_columns(*(pl.lit(v).alias(k) for k, v in context_columns.items())),
-        evaluation,
-    )
-    gate_table = gate_table.with_columns(
-        (pl.col("confidence") == confidence).alias("selected"),
+    confidence = replay.confidence
+    context_columns = [
         pl.lit(strategy_name).alias("strategy"),
-    )
+        pl.lit(confidence).alias("gate_confidence"),
+    ]
+    daily = replay.daily.with_columns(*context_columns)
+    metrics = with_window_columns(replay.metrics.with_columns(*context_columns), evaluation)
+    gate_table = replay.grid.with_columns(pl.lit(strategy_name).alias("strategy"))
     with warehouse_resource.connect() as con:
         warehouse.replace_table(con, tables.RECOMMENDATION_BACKTEST, daily)
         warehouse.replace_table(con, tables.RECOMMENDATION_BACKTEST_METRICS, metrics)
