@@ -50,6 +50,18 @@ CROSS_SECTIONAL_RANKED: tuple[str, ...] = (
     "log_dollar_volume_20d",
 )
 
+# The columns of features.market_features, in table order.
+MARKET_FEATURES_TABLE_COLUMNS: tuple[str, ...] = (
+    "symbol", "date", "close",
+    "ret_1d", "log_ret_1d", *[f"ret_{h}d" for h in RETURN_HORIZONS],
+    *[f"vol_{w}d" for w in VOLATILITY_WINDOWS],
+    "rsi_14", "macd", "macd_signal", "macd_hist", "macd_pct",
+    "bb_pct_b_20", "bb_width_20", "atr_14", "atr_pct_14", "volume_z_20",
+    "drawdown_60d", "log_dollar_volume_20d", "range_pct_1d", "history_days",
+    "day_of_week", "day_of_month", "month", "is_month_end", "is_weekend",
+    "xs_n_symbols", *[f"{name}_xs_rank" for name in CROSS_SECTIONAL_RANKED],
+)  # fmt: skip
+
 
 class FeatureInputError(ValueError):
     """The OHLCV input breaks a rule; the message names the rule, symbols and dates."""
@@ -250,9 +262,18 @@ def compute_market_features(ohlcv: pl.DataFrame, periods_per_year: int = 365) ->
     for stage in _per_symbol_expressions(periods_per_year):
         frame = frame.with_columns([expr.over("symbol") for expr in stage])
 
+    frame = frame.with_columns(_combined_expressions()).with_columns(
+        pl.len().over("date").cast(pl.Int32).alias("xs_n_symbols"),
+        *[_cross_sectional_rank(name) for name in CROSS_SECTIONAL_RANKED],
+    )
+    return frame.select(MARKET_FEATURES_TABLE_COLUMNS).collect()
+
+
+def _combined_expressions() -> list[pl.Expr]:
+    """Features combining the per-symbol stages' columns, and the calendar (row-wise only)."""
     band_width = 2.0 * BOLLINGER_STDS * pl.col("_bb_std")
     gain_plus_loss = pl.col("_avg_gain") + pl.col("_avg_loss")
-    frame = frame.with_columns(
+    return [
         (pl.col("macd") - pl.col("macd_signal")).alias("macd_hist"),
         (pl.col("macd") / pl.col("close")).alias("macd_pct"),
         pl.when(gain_plus_loss > 0)
@@ -274,22 +295,7 @@ def compute_market_features(ohlcv: pl.DataFrame, periods_per_year: int = 365) ->
         pl.col("date").dt.month().cast(pl.Int8).alias("month"),
         (pl.col("date") == pl.col("date").dt.month_end()).alias("is_month_end"),
         (pl.col("date").dt.weekday() >= 6).alias("is_weekend"),
-    )
-    frame = frame.with_columns(
-        pl.len().over("date").cast(pl.Int32).alias("xs_n_symbols"),
-        *[_cross_sectional_rank(name) for name in CROSS_SECTIONAL_RANKED],
-    )
-    output_columns = [
-        "symbol", "date", "close",
-        "ret_1d", "log_ret_1d", *[f"ret_{h}d" for h in RETURN_HORIZONS],
-        *[f"vol_{w}d" for w in VOLATILITY_WINDOWS],
-        "rsi_14", "macd", "macd_signal", "macd_hist", "macd_pct",
-        "bb_pct_b_20", "bb_width_20", "atr_14", "atr_pct_14", "volume_z_20",
-        "drawdown_60d", "log_dollar_volume_20d", "range_pct_1d", "history_days",
-        "day_of_week", "day_of_month", "month", "is_month_end", "is_weekend",
-        "xs_n_symbols", *[f"{name}_xs_rank" for name in CROSS_SECTIONAL_RANKED],
-    ]  # fmt: skip
-    return frame.select(output_columns).collect()
+    ]
 
 
 def _cross_sectional_rank(column: str) -> pl.Expr:
@@ -362,24 +368,7 @@ def returns_covariance(
     """
     if window < 2:
         raise ValueError(f"window must be >= 2 dates, got {window}")
-    if "log_ret_1d" in frame.columns:
-        returns = frame.select("symbol", "date", "log_ret_1d").filter(pl.col("date") <= as_of)
-    elif "close" in frame.columns:
-        returns = (
-            frame.filter(pl.col("date") <= as_of)
-            .sort("symbol", "date")
-            .select(
-                "symbol",
-                "date",
-                (pl.col("close") / pl.col("close").shift(1))
-                .log()
-                .over("symbol")
-                .alias("log_ret_1d"),
-            )
-        )
-    else:
-        raise FeatureInputError("returns_covariance needs a 'log_ret_1d' or a 'close' column")
-
+    returns = _log_returns_up_to(frame, as_of)
     window_dates = returns.get_column("date").unique().sort().tail(window)
     if window_dates.len() < window:
         raise FeatureInputError(
@@ -388,22 +377,7 @@ def returns_covariance(
     in_window = returns.filter(pl.col("date").is_in(window_dates.implode()))
     wide = in_window.pivot(on="symbol", index="date", values="log_ret_1d").sort("date")
     wide = pl.DataFrame({"date": window_dates}).join(wide, on="date", how="left")
-
-    if symbols is None:
-        chosen = sorted(c for c in wide.columns if c != "date" and wide[c].null_count() == 0)
-    else:
-        chosen = list(symbols)
-        for symbol in chosen:
-            if symbol not in wide.columns:
-                raise FeatureInputError(
-                    f"returns_covariance: {symbol} has no returns in {window_dates[0]}..{window_dates[-1]}"
-                )
-            missing = wide.filter(pl.col(symbol).is_null())["date"]
-            if missing.len():
-                raise FeatureInputError(
-                    f"returns_covariance: {symbol} lacks log returns on {missing.len()} of the "
-                    f"{window} window dates (first {missing[0]}, last {missing[-1]})"
-                )
+    chosen = _complete_symbols(wide, symbols, window)
     if not chosen:
         raise FeatureInputError(
             f"returns_covariance: no symbol has a complete window {window_dates[0]}..{window_dates[-1]}"
@@ -420,3 +394,43 @@ def returns_covariance(
         end=window_dates[-1],
         n_observations=window,
     )
+
+
+def _log_returns_up_to(frame: pl.DataFrame, as_of: date) -> pl.DataFrame:
+    """(symbol, date, log_ret_1d) up to ``as_of``, from features or from raw closes."""
+    if "log_ret_1d" in frame.columns:
+        return frame.select("symbol", "date", "log_ret_1d").filter(pl.col("date") <= as_of)
+    if "close" in frame.columns:
+        return (
+            frame.filter(pl.col("date") <= as_of)
+            .sort("symbol", "date")
+            .select(
+                "symbol",
+                "date",
+                (pl.col("close") / pl.col("close").shift(1))
+                .log()
+                .over("symbol")
+                .alias("log_ret_1d"),
+            )
+        )
+    raise FeatureInputError("returns_covariance needs a 'log_ret_1d' or a 'close' column")
+
+
+def _complete_symbols(wide: pl.DataFrame, symbols: Sequence[str] | None, window: int) -> list[str]:
+    """The requested symbols (each must be complete over the window), or every complete one."""
+    window_dates = wide.get_column("date")
+    if symbols is None:
+        return sorted(c for c in wide.columns if c != "date" and wide[c].null_count() == 0)
+    chosen = list(symbols)
+    for symbol in chosen:
+        if symbol not in wide.columns:
+            raise FeatureInputError(
+                f"returns_covariance: {symbol} has no returns in {window_dates[0]}..{window_dates[-1]}"
+            )
+        missing = wide.filter(pl.col(symbol).is_null())["date"]
+        if missing.len():
+            raise FeatureInputError(
+                f"returns_covariance: {symbol} lacks log returns on {missing.len()} of the "
+                f"{window} window dates (first {missing[0]}, last {missing[-1]})"
+            )
+    return chosen

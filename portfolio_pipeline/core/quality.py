@@ -161,8 +161,6 @@ def validate_ohlcv(
     frame: pl.DataFrame, *, today: date | None = None, max_examples: int = 10
 ) -> ValidationReport:
     """Validate a raw OHLCV frame (:data:`OHLCV_SCHEMA`) against :data:`OHLCV_RULES`."""
-    import great_expectations.expectations as gxe
-
     today = today or datetime.now(UTC).date()
     missing = _missing_columns(frame, OHLCV_SCHEMA)
     if missing:
@@ -175,6 +173,22 @@ def validate_ohlcv(
         .alias("_days_since_previous"),
         (pl.col("date") > today).alias("_is_future"),
     )
+    validation = _run_suite("raw_ohlcv", frame, _ohlcv_expectations())
+
+    def describe(row: dict) -> str:
+        gap = row.get("_days_since_previous")
+        extra = f" ({gap} days after the previous candle)" if gap not in (None, 1) else ""
+        return f"{row['symbol']} {row['date']}{extra}"
+
+    return ValidationReport(
+        "raw_ohlcv", _collect(OHLCV_RULES, validation, describe, frame, max_examples)
+    )
+
+
+def _ohlcv_expectations() -> list[tuple[Rule, object]]:
+    """One GX expectation per (rule, column) of :data:`OHLCV_RULES`."""
+    import great_expectations.expectations as gxe
+
     prices = ("open", "high", "low", "close")
     exp: list[tuple[Rule, object]] = []
     r = {rule.name: rule for rule in OHLCV_RULES}
@@ -242,16 +256,7 @@ def validate_ohlcv(
             ),
         )
     )
-    validation = _run_suite("raw_ohlcv", frame, exp)
-
-    def describe(row: dict) -> str:
-        gap = row.get("_days_since_previous")
-        extra = f" ({gap} days after the previous candle)" if gap not in (None, 1) else ""
-        return f"{row['symbol']} {row['date']}{extra}"
-
-    return ValidationReport(
-        "raw_ohlcv", _collect(OHLCV_RULES, validation, describe, frame, max_examples)
-    )
+    return exp
 
 
 def validate_news(

@@ -98,15 +98,7 @@ def recommendation_backtest(
     strategies = {s.name: s for s in _strategies(con, history, policy_weights)}
     if strategy_name not in strategies:
         raise dg.Failure(f"recommendation backtest: unknown strategy {strategy_name!r}")
-    valued = value_holdings(held, latest_prices(ohlcv, ohlcv["date"].max()), settings.cash_symbol)
-    if config.start_from not in ("target", "holdings"):
-        raise dg.Failure(f"start_from must be 'target' or 'holdings', got {config.start_from!r}")
-    start_weights = (
-        dict(valued.select("symbol", "weight").iter_rows())
-        if config.start_from == "holdings"
-        else None
-    )
-    start_value = config.start_value or float(valued["value"].sum())
+    start_weights, start_value = _replay_start(config, held, ohlcv, settings.cash_symbol)
     market = market_context(ohlcv, settings)
     evaluation = windows_from_settings(
         ohlcv.get_column("date").unique().to_list(),
@@ -124,22 +116,13 @@ def recommendation_backtest(
         windows,
         start_weights=start_weights,
         start_value=start_value,
-        settings=rb.SimulationSettings(
-            cost_bps=config.cost_bps,
-            min_notional=config.min_notional,
-            turnover_cap=config.turnover_cap,
-            horizon=config.forecast_horizon_days,
-            max_forecast_age_days=config.max_forecast_age_days,
-            periods_per_year=market.calendar.periods_per_year,
-            cash_symbol=settings.cash_symbol,
-        ),
+        settings=_simulation_settings(config, market.calendar.periods_per_year, settings),
         levels=config.confidence_grid,
         configured_confidence=config.gate_confidence,
     )
-    confidence = replay.confidence
     context_columns = [
         pl.lit(strategy_name).alias("strategy"),
-        pl.lit(confidence).alias("gate_confidence"),
+        pl.lit(replay.confidence).alias("gate_confidence"),
     ]
     daily = replay.daily.with_columns(*context_columns)
     metrics = with_window_columns(replay.metrics.with_columns(*context_columns), evaluation)
@@ -148,24 +131,84 @@ def recommendation_backtest(
         warehouse.replace_table(con, tables.RECOMMENDATION_BACKTEST, daily)
         warehouse.replace_table(con, tables.RECOMMENDATION_BACKTEST_METRICS, metrics)
         warehouse.replace_table(con, tables.GATE_VALIDATION, gate_table)
-    main = metrics.filter(pl.col("process").is_in(rb.PROCESS_NAMES)).sort("window", "process")
+    yield from _describe_replay(
+        daily,
+        metrics,
+        gate_table,
+        strategy=strategy_name,
+        run_facts={
+            "strategy": strategy_name,
+            "strategy_chosen_by": chosen_by,
+            "gate_confidence": replay.confidence,
+            "start_from": config.start_from,
+            **evaluation.as_metadata(),
+            "periods_per_year": market.calendar.periods_per_year,
+            "start_value": start_value,
+        },
+        windows=list(windows),
+        confidence_chosen_by="configured" if config.gate_confidence else "best validation Sharpe",
+    )
+
+
+def _replay_start(
+    config: RecommendationBacktestConfig, held: pl.DataFrame, ohlcv: pl.DataFrame, cash: str
+) -> tuple[dict[str, float] | None, float]:
+    """The replay's starting composition (None = the strategy's target) and value."""
+    if config.start_from not in ("target", "holdings"):
+        raise dg.Failure(f"start_from must be 'target' or 'holdings', got {config.start_from!r}")
+    valued = value_holdings(held, latest_prices(ohlcv, ohlcv["date"].max()), cash)
+    start_weights = (
+        dict(valued.select("symbol", "weight").iter_rows())
+        if config.start_from == "holdings"
+        else None
+    )
+    return start_weights, config.start_value or float(valued["value"].sum())
+
+
+def _simulation_settings(
+    config: RecommendationBacktestConfig, periods_per_year: float, settings: Settings
+):
+    from portfolio_pipeline.core.recommendation_backtest import SimulationSettings
+
+    return SimulationSettings(
+        cost_bps=config.cost_bps,
+        min_notional=config.min_notional,
+        turnover_cap=config.turnover_cap,
+        horizon=config.forecast_horizon_days,
+        max_forecast_age_days=config.max_forecast_age_days,
+        periods_per_year=periods_per_year,
+        cash_symbol=settings.cash_symbol,
+    )
+
+
+def _describe_replay(
+    daily: pl.DataFrame,
+    metrics: pl.DataFrame,
+    gate_table: pl.DataFrame,
+    *,
+    strategy: str,
+    run_facts: dict,
+    windows: list[str],
+    confidence_chosen_by: str,
+):
+    """The three materializations: tables, the test-window plot and the headline figures."""
+    from portfolio_pipeline.core.recommendation_backtest import PROCESS_NAMES
+
+    main = metrics.filter(pl.col("process").is_in(PROCESS_NAMES)).sort("window", "process")
     summary = main.select(
         "window", "process", "total_return", "sharpe", "max_drawdown", "turnover",
         "trading_days", "refused_turnover", "cost_paid",
     )  # fmt: skip
     test_curves = daily.filter(
-        (pl.col("window") == "test") & pl.col("process").is_in(rb.PROCESS_NAMES)
+        (pl.col("window") == "test") & pl.col("process").is_in(PROCESS_NAMES)
     ).select(pl.col("process").alias("strategy"), "date", "equity")
     plot = png_markdown(
-        bt.plot_equity_curves(test_curves, title=f"Recommendation process, test ({strategy_name})"),
+        bt.plot_equity_curves(test_curves, title=f"Recommendation process, test ({strategy})"),
         "recommendation process",
     )
+    recommended = main.filter(pl.col("process") == "recommended")
     trading_days = {
-        f"trading_days_{w}": int(
-            main.filter((pl.col("window") == w) & (pl.col("process") == "recommended"))[
-                "trading_days"
-            ][0]
-        )
+        f"trading_days_{w}": int(recommended.filter(pl.col("window") == w)["trading_days"][0])
         for w in windows
     }
     yield dg.MaterializeResult(
@@ -173,13 +216,7 @@ def recommendation_backtest(
         metadata={
             **table_metadata(daily, tables.RECOMMENDATION_BACKTEST, date_column="date"),
             "equity_test_window": plot,
-            "strategy": strategy_name,
-            "strategy_chosen_by": chosen_by,
-            "gate_confidence": confidence,
-            "start_from": config.start_from,
-            **evaluation.as_metadata(),
-            "periods_per_year": market.calendar.periods_per_year,
-            "start_value": start_value,
+            **run_facts,
             **trading_days,
         },
     )
@@ -195,8 +232,8 @@ def recommendation_backtest(
         asset_key="gate_validation",
         metadata={
             **table_metadata(gate_table, tables.GATE_VALIDATION, preview_rows=20),
-            "selected_confidence": confidence,
-            "chosen_by": "configured" if config.gate_confidence else "best validation Sharpe",
+            "selected_confidence": run_facts["gate_confidence"],
+            "chosen_by": confidence_chosen_by,
         },
     )
 
