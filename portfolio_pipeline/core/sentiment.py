@@ -774,42 +774,8 @@ def daily_sentiment(
     if missing:
         raise SentimentInputError(f"news_sentiment lacks required columns {missing}")
     universe = list(dict.fromkeys([*symbols, MARKET_SYMBOL]))
-    decay = 0.5 ** (1.0 / half_life_days)
-
-    timing = timing or NewsTiming()
-    daily = (
-        timing.with_usable_date(news_sentiment.filter(pl.col("symbol").is_in(universe)))
-        .lazy()
-        .filter(pl.col("date") <= end)
-        .group_by("symbol", "date")
-        .agg(
-            pl.col("score").mean().alias("sentiment"),
-            pl.len().cast(pl.Int32).alias("news_count"),
-        )
-        .collect()
-    )
-    first_news = daily["date"].min()
-    # The recursion starts one day before the earliest day it needs, at 0, so that the first
-    # news day contributes (1 - lambda) * s like any other (polars' adjust=False EWM would
-    # start at s instead).
-    grid_start = min(start, first_news) if isinstance(first_news, date) else start
-    grid_start -= timedelta(days=1)
-    dates = pl.date_range(grid_start, end, interval="1d", eager=True).alias("date")
-    grid = pl.DataFrame({"symbol": universe}).join(dates.to_frame(), how="cross")
-    frame = (
-        grid.join(daily, on=["symbol", "date"], how="left")
-        .with_columns(pl.col("news_count").fill_null(0))
-        .sort("symbol", "date")
-        .with_columns(
-            pl.when(pl.col("date") == grid_start)
-            .then(0.0)
-            .otherwise(pl.col("sentiment").fill_null(0.0))
-            .ewm_mean(alpha=1.0 - decay, adjust=False)
-            .over("symbol")
-            .alias("sentiment_ewm")
-        )
-        .filter(pl.col("date").is_between(start, end))
-    )
+    daily = _usable_daily_means(news_sentiment, universe, end, timing or NewsTiming())
+    frame = _decayed_daily_grid(daily, universe, start, end, decay=0.5 ** (1.0 / half_life_days))
     market = frame.filter(pl.col("symbol") == MARKET_SYMBOL).select(
         "date",
         pl.col("sentiment").alias("market_sentiment"),
@@ -827,6 +793,51 @@ def daily_sentiment(
             "market_sentiment_ewm",
         )
         .sort("symbol", "date")
+    )
+
+
+def _usable_daily_means(
+    news_sentiment: pl.DataFrame, universe: list[str], end: date, timing: NewsTiming
+) -> pl.DataFrame:
+    """(symbol, date, sentiment, news_count) on the days the articles became usable."""
+    return (
+        timing.with_usable_date(news_sentiment.filter(pl.col("symbol").is_in(universe)))
+        .lazy()
+        .filter(pl.col("date") <= end)
+        .group_by("symbol", "date")
+        .agg(
+            pl.col("score").mean().alias("sentiment"),
+            pl.len().cast(pl.Int32).alias("news_count"),
+        )
+        .collect()
+    )
+
+
+def _decayed_daily_grid(
+    daily: pl.DataFrame, universe: list[str], start: date, end: date, decay: float
+) -> pl.DataFrame:
+    """Every (symbol, day) in [start, end] with the day's news and the decayed average."""
+    first_news = daily["date"].min()
+    # The recursion starts one day before the earliest day it needs, at 0, so that the first
+    # news day contributes (1 - lambda) * s like any other (polars' adjust=False EWM would
+    # start at s instead).
+    grid_start = min(start, first_news) if isinstance(first_news, date) else start
+    grid_start -= timedelta(days=1)
+    dates = pl.date_range(grid_start, end, interval="1d", eager=True).alias("date")
+    grid = pl.DataFrame({"symbol": universe}).join(dates.to_frame(), how="cross")
+    return (
+        grid.join(daily, on=["symbol", "date"], how="left")
+        .with_columns(pl.col("news_count").fill_null(0))
+        .sort("symbol", "date")
+        .with_columns(
+            pl.when(pl.col("date") == grid_start)
+            .then(0.0)
+            .otherwise(pl.col("sentiment").fill_null(0.0))
+            .ewm_mean(alpha=1.0 - decay, adjust=False)
+            .over("symbol")
+            .alias("sentiment_ewm")
+        )
+        .filter(pl.col("date").is_between(start, end))
     )
 
 
