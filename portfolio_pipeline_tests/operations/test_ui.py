@@ -21,7 +21,7 @@ from portfolio_pipeline_tests.operations.servers import (
 )
 
 pytestmark = pytest.mark.slow
-PARTITION = "2024-01-02"
+PARTITION = "2024-01"  # one month: 21 symbols x 31 days
 
 WORKSPACE_QUERY = """{ workspaceOrError { __typename ... on Workspace { locationEntries {
   name loadStatus locationOrLoadError { __typename ... on PythonError { message } } } } } }"""
@@ -171,4 +171,4 @@ def test_dagster_dev_serves_the_graph_and_runs_a_partition(tmp_path):
     print(f"dagster dev test took {time.monotonic() - started:.1f}s")
     with warehouse.connection(store, read_only=True) as con:
         rows = con.execute("select count(*), min(date), max(date) from market.raw_ohlcv").fetchone()
-    assert rows[0] == 21 and str(rows[1]) == str(rows[2]) == PARTITION
+    assert rows[0] == 21 * 31 and (str(rows[1]), str(rows[2])) == ("2024-01-01", "2024-01-31")
