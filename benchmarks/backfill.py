@@ -19,6 +19,7 @@ Run alone: ``python -m benchmarks.backfill [--days N ...] [--sqlite MODE]``; the
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import tempfile
@@ -82,8 +83,9 @@ def _run_seconds(first: date, last: date, synchronous: str | None) -> dict[str, 
         import portfolio_pipeline.definitions  # noqa: F401
 
         wall, cpu = _clock()
-        for asset in ("raw_ohlcv", "raw_news"):
-            materialize(asset, f"{first}...{last}", settings)
+        with contextlib.redirect_stdout(sys.stderr):  # stdout carries only the JSON lines
+            for asset in ("raw_ohlcv", "raw_news"):
+                materialize(asset, f"{first}...{last}", settings)
         end_wall, end_cpu = _clock()
         data_wall, data_cpu = _data_seconds(settings, first, last, Path(tmp) / "direct.duckdb")
     os.environ.pop(SYNCHRONOUS_ENV, None)
