@@ -83,6 +83,7 @@ def raw_ohlcv(
     context: dg.AssetExecutionContext,
     warehouse_resource: WarehouseResource,
     ohlcv_source: OhlcvSourceResource,
+    settings: dg.ResourceParam[Settings],
 ):
     """One row per symbol and UTC day: daily candles (open, high, low, close, base volume,
     quote volume) from the configured source, table ``market.raw_ohlcv``.
@@ -94,7 +95,7 @@ def raw_ohlcv(
     symbols and dates, and writes nothing. A day on which the source has no candle is not
     an error.
     """
-    start, end = partition_window(context)
+    start, end = partition_window(context, settings.start_date)
     client = ohlcv_source.client()
     frame = _fetch(lambda: client.fetch(ohlcv_source.symbols, start, end), "raw_ohlcv", start, end)
     report = quality.validate_ohlcv(frame)
@@ -142,6 +143,7 @@ def raw_news(
     context: dg.AssetExecutionContext,
     warehouse_resource: WarehouseResource,
     news_source: NewsSourceResource,
+    settings: dg.ResourceParam[Settings],
 ):
     """One row per article published during the partition's UTC days: title, summary,
     source, url and the ``...USDT`` symbols it mentions, table ``news.raw_news``.
@@ -150,7 +152,7 @@ def raw_news(
     yesterday. A day without news writes nothing and is not an error. Re-materializing
     replaces exactly those days' articles; failed blocking rules write nothing.
     """
-    start, end = partition_window(context)
+    start, end = partition_window(context, settings.start_date)
     client = news_source.client()
     frame = _fetch(lambda: client.fetch(start, end), "raw_news", start, end)
     report = quality.validate_news(frame)

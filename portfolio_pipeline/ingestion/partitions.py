@@ -6,8 +6,9 @@ and with one partition per day that bookkeeping was nearly all of a first backfi
 still a small unit of replacement: re-materializing a partition re-reads and replaces that
 month, and the nightly run refreshes the current month to date (benchmarks/backfill.py).
 
-The partitions start with the month of ``PORTFOLIO_PIPELINE_START`` and end with the current
-month; a run never reads past yesterday (UTC), because a day is complete only after its close.
+The partitions start with the month of ``PORTFOLIO_PIPELINE_START`` (read from that day on)
+and end with the current month; a run never reads past yesterday (UTC), because a day is
+complete only after its close.
 The definitions are built from the settings passed to ``build_definitions``; the raw assets
 are declared with :data:`DEFAULT_PARTITIONS` (the default start) and re-partitioned there.
 """
@@ -60,12 +61,12 @@ def month_keys(first: date, last: date) -> list[str]:
     return keys
 
 
-def partition_window(context: dg.AssetExecutionContext) -> tuple[date, date]:
-    """First and last UTC day this run reads (one month or a backfill range of months),
-    ending at yesterday at the latest."""
+def partition_window(context: dg.AssetExecutionContext, first_day: date) -> tuple[date, date]:
+    """First and last UTC day this run reads (one month or a backfill range of months):
+    from ``first_day`` (the start setting) at the earliest to yesterday at the latest."""
     window = context.partition_time_window
     start, end = window.start.date(), (window.end - timedelta(days=1)).date()
-    end = min(end, yesterday_utc())
+    start, end = max(start, first_day), min(end, yesterday_utc())
     if end < start:
         keys = context.partition_key_range
         raise dg.Failure(

@@ -1,3 +1,4 @@
+import dataclasses
 from datetime import date
 
 import dagster as dg
@@ -128,9 +129,12 @@ def test_partitions_come_from_the_settings_given_to_build_definitions(monkeypatc
     assert raw_ohlcv.partitions_def.get_first_partition_key() == "2017-08"
 
 
-def test_a_month_is_read_up_to_yesterday_only(tmp_path, tmp_warehouse, monkeypatch, sample_ohlcv):
+def test_a_month_is_read_from_the_start_day_up_to_yesterday_only(
+    tmp_path, tmp_warehouse, monkeypatch, sample_ohlcv
+):
     """The month in progress is a partition; a day is complete only after its close, so a
-    run never stores the candle of today (here: pretend today is 2024-01-04)."""
+    run never stores the candle of today (here: pretend today is 2024-01-04). The first month
+    is read from the start setting's day (here 2024-01-02), not from the 1st."""
     folder = tmp_path / "files" / "ohlcv"
     folder.mkdir(parents=True)
     sample_ohlcv.filter(
@@ -140,10 +144,12 @@ def test_a_month_is_read_up_to_yesterday_only(tmp_path, tmp_warehouse, monkeypat
         folder / "prices.csv"
     )
     resources = _files_resources(tmp_path, tmp_warehouse, monkeypatch)
+    resources["settings"] = dataclasses.replace(resources["settings"], start_date=date(2024, 1, 2))
     monkeypatch.setattr(partitions, "yesterday_utc", lambda: date(2024, 1, 3))
     assert materialize_range([raw_ohlcv], "2024-01", "2024-01", resources).success
     stored = _stored(tmp_warehouse)
-    assert stored["date"].max() == date(2024, 1, 3) and stored.height == 6
+    assert (stored["date"].min(), stored["date"].max()) == (date(2024, 1, 2), date(2024, 1, 3))
+    assert stored.height == 4
     # A month with no complete day yet fails, naming the partition, and writes nothing.
     monkeypatch.setattr(partitions, "yesterday_utc", lambda: date(2023, 12, 31))
     result = materialize_range([raw_ohlcv], "2024-01", "2024-01", resources, raise_on_error=False)
