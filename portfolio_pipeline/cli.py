@@ -58,7 +58,24 @@ def _print_frame(frame: pl.DataFrame, fmt: str = "table") -> None:
 
 
 # --------------------------------------------------------------------------- materialize
+def _parse_day(value: str, partition: str | None, *, last: bool) -> date:
+    """A ``YYYY-MM-DD`` day, or a ``YYYY-MM`` month's first (or ``last``) day."""
+    try:
+        if len(value) == 7:
+            first = date.fromisoformat(f"{value}-01")
+            return (
+                (first + timedelta(days=32)).replace(day=1) - timedelta(days=1) if last else first
+            )
+        return date.fromisoformat(value)
+    except ValueError as exc:
+        raise CliError(
+            f"--partition {partition!r}: {value!r} is not a YYYY-MM-DD day or a YYYY-MM month"
+        ) from exc
+
+
 def _partition_bounds(settings: Settings, partition: str | None) -> tuple[str, str]:
+    """The first and last day asked for (``YYYY-MM-DD``), within the start setting and
+    yesterday."""
     if partition and "..." in partition:
         start, end = partition.split("...", 1)
     elif partition:
@@ -66,21 +83,31 @@ def _partition_bounds(settings: Settings, partition: str | None) -> tuple[str, s
     else:
         start = settings.start_date.isoformat()
         end = (datetime.now(UTC).date() - timedelta(days=1)).isoformat()
-    for value in (start, end):
-        try:
-            date.fromisoformat(value)
-        except ValueError as exc:
-            raise CliError(f"--partition {partition!r}: {value!r} is not a YYYY-MM-DD day") from exc
-    if start > end:
+    first, last = _parse_day(start, partition, last=False), _parse_day(end, partition, last=True)
+    if first > last:
         raise CliError(f"--partition {partition!r}: start is after end")
-    return start, end
+    yesterday = datetime.now(UTC).date() - timedelta(days=1)
+    last = min(last, yesterday) if len(end) == 7 else last  # a month asked for: to date
+    if last > yesterday:
+        raise CliError(
+            f"--partition {partition!r}: {last} is after yesterday ({yesterday} UTC), the newest "
+            "complete day"
+        )
+    if first.replace(day=1) < settings.start_date.replace(day=1):
+        raise CliError(
+            f"--partition {partition!r}: {first} is before the first partition (the month of "
+            f"{settings.start_date}, PORTFOLIO_PIPELINE_START)"
+        )
+    return first.isoformat(), last.isoformat()
 
 
 def materialize(
     selection: str, partition: str | None, settings: Settings, log_level: str = "WARNING"
 ) -> int:
-    """Materialize the selection: partitioned assets in one run over the partition range,
-    then the unpartitioned assets downstream of them in a second run (in process)."""
+    """Materialize the selection: partitioned assets in one run over the partition range
+    (the months holding the days asked for: whole months are re-read, the current one to
+    yesterday), then the unpartitioned assets downstream of them in a second run (in
+    process)."""
     bounds = _partition_bounds(settings, partition)  # fail fast on a malformed range
     ensure_dagster_home(settings)
     from portfolio_pipeline.core import warehouse, writer_lock
@@ -93,20 +120,24 @@ def materialize(
         on_wait=lambda text: print(f"portfolio-pipeline materialize: {text}", file=sys.stderr),
     )
     try:
-        return _materialize_locked(selection, bounds, log_level)
+        return _materialize_locked(selection, bounds, settings, log_level)
     finally:
         writer_lock.release(settings.warehouse_path)
 
 
-def _materialize_locked(selection: str, bounds: tuple[str, str], log_level: str) -> int:
+def _materialize_locked(
+    selection: str, bounds: tuple[str, str], settings: Settings, log_level: str
+) -> int:
     import dagster as dg
     from dagster._core.storage.tags import (
         ASSET_PARTITION_RANGE_END_TAG,
         ASSET_PARTITION_RANGE_START_TAG,
     )
 
-    from portfolio_pipeline.definitions import defs
+    from portfolio_pipeline.definitions import build_definitions
+    from portfolio_pipeline.ingestion.partitions import month_keys
 
+    defs = build_definitions(settings)  # partitions from these settings, not the import's
     graph = defs.resolve_asset_graph()
     try:
         keys = (
@@ -123,8 +154,13 @@ def _materialize_locked(selection: str, bounds: tuple[str, str], log_level: str)
     runs: list[tuple[list, dict[str, str], str]] = []
     if partitioned:
         start, end = bounds
-        tags = {ASSET_PARTITION_RANGE_START_TAG: start, ASSET_PARTITION_RANGE_END_TAG: end}
-        runs.append((partitioned, tags, f"partitions {start}...{end}"))
+        months = month_keys(date.fromisoformat(start), date.fromisoformat(end))
+        tags = {
+            ASSET_PARTITION_RANGE_START_TAG: months[0],
+            ASSET_PARTITION_RANGE_END_TAG: months[-1],
+        }
+        label = months[0] if len(months) == 1 else f"{months[0]}...{months[-1]}"
+        runs.append((partitioned, tags, f"days {start}...{end}: monthly partitions {label}"))
     if unpartitioned:
         runs.append((unpartitioned, {}, "unpartitioned"))
     for run_keys, tags, label in runs:
@@ -155,8 +191,9 @@ BULK_BACKFILL_DAYS = 31
 @contextlib.contextmanager
 def _bulk_backfill(tags: dict[str, str], bounds: tuple[str, str]):
     """During a partitioned run over more than a month of days, let the SQLite instance skip
-    fsyncs (``PRAGMA synchronous=OFF``, see sqlite_tuning): the run writes two events per day
-    and asset, and on a slow disk those fsyncs are nearly all of a first backfill's time. A
+    fsyncs (``PRAGMA synchronous=OFF``, see sqlite_tuning): the run writes a few events per
+    month and asset (two per day before the partitions were monthly), and on a slow disk
+    those fsyncs were most of a first backfill's time. A
     process crash is still safe; an OS crash or power cut during the backfill may damage the
     SQLite run history under $DAGSTER_HOME (never the DuckDB warehouse). An explicit
     PORTFOLIO_PIPELINE_SQLITE_SYNCHRONOUS is always respected; PostgreSQL is unaffected."""
@@ -399,8 +436,10 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument(
         "--partition",
         default=None,
-        help="a day (2024-01-01) or a range (2024-01-01...2024-01-31) for partitioned assets; "
-        "default: every day from the configured start to yesterday",
+        help="for the raw (monthly-partitioned) assets: a day (2024-01-05), a month (2024-01) or "
+        "a range (2024-01-05...2024-03-31, 2024-01...2024-03); the months holding those days "
+        "are replaced whole (the current month up to yesterday); "
+        "default: every month from the configured start to yesterday",
     )
     m.add_argument("--log-level", default="WARNING", help="Dagster console log level")
     q = sub.add_parser("query", help="run read-only SQL against the warehouse")

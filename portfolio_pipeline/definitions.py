@@ -78,7 +78,7 @@ def load_grouped_assets() -> list:
 
 def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     settings = settings or load_settings()
-    assets = load_grouped_assets()
+    assets = ingestion_assets.with_history_partitions(load_grouped_assets(), settings)
     checks = dg.load_asset_checks_from_modules([feature_checks, portfolio_checks])
     operations = build_operations(assets, settings)
     return dg.Definitions(

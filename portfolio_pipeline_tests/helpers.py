@@ -24,7 +24,8 @@ def pipeline_resources(warehouse_path: Path, monkeypatch, **env: str) -> dict:
 
 
 def materialize_range(assets, start: str, end: str, resources: dict, **kwargs):
-    """Materialize partitioned ``assets`` over ``start..end`` in one run."""
+    """Materialize partitioned ``assets`` over the months ``start..end`` (``YYYY-MM``
+    partition keys) in one run."""
     return dg.materialize(
         assets,
         resources=resources,

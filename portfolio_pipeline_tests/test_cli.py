@@ -1,6 +1,7 @@
 from datetime import date
 
 import polars as pl
+import pytest
 
 from portfolio_pipeline.cli import main
 from portfolio_pipeline.core import warehouse
@@ -72,3 +73,41 @@ def test_python_dash_m_keeps_the_exit_code(tmp_warehouse):
     )
     assert done.returncode == 1, done.stderr
     assert "error" in done.stderr
+
+
+def test_partition_days_and_months_map_to_the_monthly_partitions():
+    from datetime import UTC, datetime, timedelta
+
+    from portfolio_pipeline.cli import CliError, _partition_bounds
+    from portfolio_pipeline.settings import load_settings
+
+    settings = load_settings()  # start 2017-08-17: the first partition is 2017-08
+    assert _partition_bounds(settings, "2024-01-05") == ("2024-01-05", "2024-01-05")
+    assert _partition_bounds(settings, "2024-01...2024-03") == ("2024-01-01", "2024-03-31")
+    assert _partition_bounds(settings, "2017-08-01...2017-08-02") == ("2017-08-01", "2017-08-02")
+    yesterday = datetime.now(UTC).date() - timedelta(days=1)
+    this_month = yesterday.strftime("%Y-%m")
+    assert _partition_bounds(settings, this_month)[1] == yesterday.isoformat()  # to date
+    with pytest.raises(CliError, match="before the first partition .*PORTFOLIO_PIPELINE_START"):
+        _partition_bounds(settings, "2017-07-31...2017-08-20")
+    with pytest.raises(CliError, match="after yesterday"):
+        _partition_bounds(settings, f"2024-01-01...{yesterday + timedelta(days=1)}")
+    with pytest.raises(CliError, match="not a YYYY-MM-DD day or a YYYY-MM month"):
+        _partition_bounds(settings, "2024-1")
+
+
+def test_materialize_replaces_the_months_holding_the_days(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
+    (tmp_path / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    monkeypatch.setenv("PORTFOLIO_PIPELINE_WAREHOUSE", str(tmp_path / "warehouse.duckdb"))
+    monkeypatch.setenv("PORTFOLIO_PIPELINE_SYMBOLS", "BTCUSDT")
+    argv = ["materialize", "--select", "raw_ohlcv", "--partition", "2024-01-30...2024-02-02"]
+    for _ in range(2):  # again: replaced, not appended
+        assert main(argv) == 0
+        out = capsys.readouterr().out
+        assert "days 2024-01-30...2024-02-02: monthly partitions 2024-01...2024-02" in out
+        with warehouse.connection(tmp_path / "warehouse.duckdb", read_only=True) as con:
+            stored = con.execute(
+                "select count(*), min(date), max(date) from market.raw_ohlcv"
+            ).fetchone()
+        assert stored == (31 + 29, date(2024, 1, 1), date(2024, 2, 29))

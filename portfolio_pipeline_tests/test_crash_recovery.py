@@ -50,10 +50,9 @@ def test_a_run_killed_mid_write_leaves_the_warehouse_and_the_next_run_heals(tmp_
     # real CLI run dies inside raw_ohlcv's transaction (after its DELETE, before its INSERT).
     fault = "in_write:market.raw_ohlcv"
     path = tmp_path / "warehouse.duckdb"
-    seeded = _cli(tmp_path, "materialize", "--select", "raw_ohlcv", "--partition",
-                  "2024-01-01...2024-01-03")  # fmt: skip
+    seeded = _cli(tmp_path, "materialize", "--select", "raw_ohlcv", "--partition", "2023-12")
     assert seeded.returncode == 0, seeded.stderr
-    assert _counts(path) == (9, 9, "2024-01-03")
+    assert _counts(path) == (93, 93, "2023-12-31")
     before = hashlib.sha256(path.read_bytes()).hexdigest()
     analyst = subprocess.Popen(
         [sys.executable, "-c",
@@ -63,20 +62,20 @@ def test_a_run_killed_mid_write_leaves_the_warehouse_and_the_next_run_heals(tmp_
          "print(c.execute('select count(*) from market.raw_ohlcv').fetchone()[0], flush=True)"],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
-    assert analyst.stdout.readline().strip() == "9"
-    rng = ("--partition", "2024-01-02...2024-01-06")
+    assert analyst.stdout.readline().strip() == "93"
+    rng = ("--partition", "2023-12-15...2024-01-06")  # whole months: December and January
     killed = _cli(
         tmp_path, "materialize", "--select", "raw_ohlcv", *rng, PORTFOLIO_PIPELINE_FAULT=fault
     )
     assert killed.returncode == -9, killed.stderr  # SIGKILL inside the write path
     assert hashlib.sha256(path.read_bytes()).hexdigest() == before
-    assert _counts(path) == (9, 9, "2024-01-03")  # published file unchanged and readable
+    assert _counts(path) == (93, 93, "2023-12-31")  # published file unchanged and readable
     healed = _cli(tmp_path, "materialize", "--select", "raw_ohlcv", *rng)
     assert healed.returncode == 0, healed.stderr
-    assert _counts(path) == (18, 18, "2024-01-06")  # 3 symbols x 6 days: none lost or doubled
+    assert _counts(path) == (186, 186, "2024-01-31")  # 3 symbols x 62 days: none lost or doubled
     analyst.stdin.write("\n")
     analyst.stdin.flush()
-    assert analyst.stdout.readline().strip() == "9"  # held its snapshot through all of it
+    assert analyst.stdout.readline().strip() == "93"  # held its snapshot through all of it
     analyst.stdin.close()
     assert analyst.wait(timeout=30) == 0
 

@@ -18,6 +18,7 @@ import pytest
 
 from portfolio_pipeline.core import warehouse
 from portfolio_pipeline.examples.sp500 import write_files_source
+from portfolio_pipeline.ingestion.partitions import month_key
 from portfolio_pipeline_tests.helpers import materialize_range
 
 START, END = date(2021, 1, 4), date(2022, 12, 28)
@@ -73,8 +74,8 @@ def equities_run(tmp_path_factory):
     partitioned = [k for k in graph.toposorted_asset_keys if graph.get(k).is_partitioned]
     ingest = materialize_range(
         [defs.get_assets_def(k) for k in partitioned],
-        START.isoformat(),
-        END.isoformat(),
+        month_key(START),
+        month_key(END),
         resources=defs.resources,
     )
     assert ingest.success

@@ -1,4 +1,9 @@
-"""Raw daily OHLCV and news, one UTC day per partition, behind data-quality gates."""
+"""Raw daily OHLCV and news, one UTC calendar month per partition, behind data-quality gates.
+
+The assets are declared with the default partitions (``partitions.DEFAULT_PARTITIONS``);
+:func:`with_history_partitions` gives them the partitions of a :class:`Settings`' start date
+(``build_definitions`` calls it).
+"""
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -9,10 +14,15 @@ import polars as pl
 from portfolio_pipeline import tables
 from portfolio_pipeline.core import quality, warehouse
 from portfolio_pipeline.core.sources.base import SourceError
-from portfolio_pipeline.ingestion.partitions import daily_partitions, partition_window
+from portfolio_pipeline.ingestion.partitions import (
+    DEFAULT_PARTITIONS,
+    history_partitions,
+    partition_window,
+)
 from portfolio_pipeline.ingestion.resources import NewsSourceResource, OhlcvSourceResource
 from portfolio_pipeline.metadata import names, table_metadata
 from portfolio_pipeline.resources import WarehouseResource
+from portfolio_pipeline.settings import Settings
 
 RAW_OHLCV_DDL = """
     symbol VARCHAR NOT NULL, date DATE NOT NULL,
@@ -63,7 +73,7 @@ def _fetch(fetch, what: str, start, end):
 
 
 @dg.asset(
-    partitions_def=daily_partitions,
+    partitions_def=DEFAULT_PARTITIONS,
     backfill_policy=dg.BackfillPolicy.single_run(),
     check_specs=_check_specs(quality.OHLCV_RULES, "raw_ohlcv"),
     kinds={"duckdb", "polars"},
@@ -73,16 +83,19 @@ def raw_ohlcv(
     context: dg.AssetExecutionContext,
     warehouse_resource: WarehouseResource,
     ohlcv_source: OhlcvSourceResource,
+    settings: dg.ResourceParam[Settings],
 ):
     """One row per symbol and UTC day: daily candles (open, high, low, close, base volume,
     quote volume) from the configured source, table ``market.raw_ohlcv``.
 
-    Re-materializing a partition replaces exactly that partition's rows for the configured
-    universe, in one transaction. Great Expectations rules run before the write; a failed
-    blocking rule fails the run, names the rule, symbols and dates, and writes nothing.
-    A day on which the source has no candle is not an error.
+    Partitioned by calendar month (``YYYY-MM``, UTC); the current month is read up to
+    yesterday. Re-materializing a month (or a range of months, in one run) replaces exactly
+    those days' rows for the configured universe, in one transaction. Great Expectations
+    rules run before the write; a failed blocking rule fails the run, names the rule,
+    symbols and dates, and writes nothing. A day on which the source has no candle is not
+    an error.
     """
-    start, end = partition_window(context)
+    start, end = partition_window(context, settings.start_date)
     client = ohlcv_source.client()
     frame = _fetch(lambda: client.fetch(ohlcv_source.symbols, start, end), "raw_ohlcv", start, end)
     report = quality.validate_ohlcv(frame)
@@ -120,7 +133,7 @@ def raw_ohlcv(
 
 
 @dg.asset(
-    partitions_def=daily_partitions,
+    partitions_def=DEFAULT_PARTITIONS,
     backfill_policy=dg.BackfillPolicy.single_run(),
     check_specs=_check_specs(quality.NEWS_RULES, "raw_news"),
     kinds={"duckdb", "polars"},
@@ -130,15 +143,16 @@ def raw_news(
     context: dg.AssetExecutionContext,
     warehouse_resource: WarehouseResource,
     news_source: NewsSourceResource,
+    settings: dg.ResourceParam[Settings],
 ):
-    """One row per article published during the partition's UTC day(s): title, summary,
+    """One row per article published during the partition's UTC days: title, summary,
     source, url and the ``...USDT`` symbols it mentions, table ``news.raw_news``.
 
-    Partitioned by publication day (UTC). A day without news writes nothing and is not an
-    error. Re-materializing replaces exactly that day's articles; failed blocking rules
-    write nothing.
+    Partitioned by publication month (``YYYY-MM``, UTC); the current month is read up to
+    yesterday. A day without news writes nothing and is not an error. Re-materializing
+    replaces exactly those days' articles; failed blocking rules write nothing.
     """
-    start, end = partition_window(context)
+    start, end = partition_window(context, settings.start_date)
     client = news_source.client()
     frame = _fetch(lambda: client.fetch(start, end), "raw_news", start, end)
     report = quality.validate_news(frame)
@@ -169,3 +183,19 @@ def raw_news(
             "table_rows_total": int(total),
         }
     )
+
+
+def with_history_partitions(assets: list, settings: Settings) -> list:
+    """``assets`` with the raw assets re-partitioned from ``settings.start_date``'s month
+    (the others unchanged): partitions are a definition-time fact, so they come from the
+    settings given to ``build_definitions``, not from the environment at import."""
+    partitions = history_partitions(settings.start_date)
+    if partitions == DEFAULT_PARTITIONS:
+        return assets
+    raw = {raw_ohlcv.key, raw_news.key}
+    return [
+        asset.map_asset_specs(lambda spec: spec.replace_attributes(partitions_def=partitions))
+        if isinstance(asset, dg.AssetsDefinition) and set(asset.keys) & raw
+        else asset
+        for asset in assets
+    ]

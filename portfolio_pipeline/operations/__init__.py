@@ -41,7 +41,9 @@ def build_operations(assets: Iterable, settings: Settings) -> Operations:
     return Operations(
         jobs=[*asset_jobs.values(), jobs.inbox_ingest_job],
         schedules=[
-            schedules.build_nightly_refresh_schedule(asset_jobs[jobs.DAILY_REFRESH_JOB]),
+            schedules.build_nightly_refresh_schedule(
+                asset_jobs[jobs.DAILY_REFRESH_JOB], first_day=settings.start_date
+            ),
             schedules.build_policy_retraining_schedule(asset_jobs[jobs.POLICY_RETRAINING_JOB]),
         ],
         sensors=[

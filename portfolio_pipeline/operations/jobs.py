@@ -4,11 +4,11 @@ Asset jobs select by Dagster group so that an asset added to a group joins its j
 editing this file; a group or key that does not exist simply selects nothing.
 
 * ``daily_refresh_job``: everything except the deep-RL policy retraining (group
-  ``policies``): the raw partitions of the scheduled day(s), then features, sentiment,
-  forecasts, target weights, recommendations, risk. One run: Dagster runs the daily-partitioned
-  raw assets for the run's partition (or partition range) and the unpartitioned assets
-  downstream of them in the same run, in dependency order, and a failed quality gate stops
-  everything after it.
+  ``policies``): the raw partition(s) of the scheduled day(s) (the month to date), then
+  features, sentiment, forecasts, target weights, recommendations, risk. One run: Dagster runs
+  the monthly-partitioned raw assets for the run's partition (or partition range) and the
+  unpartitioned assets downstream of them in the same run, in dependency order, and a failed
+  quality gate stops everything after it.
 * ``policy_retraining_job``: the ``policies`` group and everything downstream of it, so that
   weights, backtests, recommendations and risk never disagree with the policy just trained.
 * ``full_backfill_job``: every asset (launch it over a partition range; the raw assets run that
@@ -19,7 +19,7 @@ editing this file; a group or key that does not exist simply selects nothing.
 """
 
 from collections.abc import Iterable
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -28,9 +28,10 @@ import polars as pl
 from portfolio_pipeline import groups, tables
 from portfolio_pipeline.core import inbox
 from portfolio_pipeline.ingestion.assets import RAW_NEWS_DDL, RAW_OHLCV_DDL
-from portfolio_pipeline.ingestion.partitions import daily_partitions
+from portfolio_pipeline.ingestion.partitions import month_key, yesterday_utc
 from portfolio_pipeline.ingestion.resources import OhlcvSourceResource
 from portfolio_pipeline.resources import WarehouseResource
+from portfolio_pipeline.settings import Settings
 
 INGESTION_GROUP = groups.INGESTION
 FEATURES_GROUP = groups.FEATURES
@@ -68,8 +69,9 @@ def build_asset_jobs(existing_keys: Iterable[str]) -> list:
         dg.define_asset_job(
             DAILY_REFRESH_JOB,
             selection=daily_refresh_selection(),
-            description="Nightly: yesterday's raw partitions, then features, sentiment, "
-            "forecasts, weights, recommendations and risk (everything but DRL retraining).",
+            description="Nightly: the raw month to date (yesterday's partition), then features, "
+            "sentiment, forecasts, weights, recommendations and risk (everything but DRL "
+            "retraining).",
             tags={"portfolio_pipeline/kind": "refresh"},
         ),
         dg.define_asset_job(
@@ -103,11 +105,12 @@ class InboxFileConfig(dg.Config):
     content_hash: str
 
 
-def _partition_keys(frame: pl.DataFrame, kind: str) -> list[str]:
+def _partition_keys(frame: pl.DataFrame, kind: str, first: date) -> list[str]:
+    """The monthly partitions of the raw asset holding the file's days (from the month of
+    ``first``, the settings' start, to yesterday's)."""
     days = frame["date"] if kind == inbox.OHLCV else frame["published_at"].dt.date()
-    first = daily_partitions.start.date()
-    last = datetime.now(UTC).date() - timedelta(days=1)  # the newest partition: yesterday
-    return sorted(d.isoformat() for d in days.unique().to_list() if first <= d <= last)
+    first, last = first.replace(day=1), yesterday_utc()
+    return sorted({month_key(d) for d in days.unique().to_list() if first <= d <= last})
 
 
 @dg.op(
@@ -120,6 +123,7 @@ def ingest_inbox_file(
     config: InboxFileConfig,
     warehouse_resource: WarehouseResource,
     ohlcv_source: OhlcvSourceResource,
+    settings: dg.ResourceParam[Settings],
 ):
     path = Path(config.path)
     if not path.exists():
@@ -143,8 +147,9 @@ def ingest_inbox_file(
     with warehouse_resource.connect() as con:
         replaced = inbox.replace_inbox_rows(con, verdict.kind, frame, table=table, ddl_columns=ddl)
     context.log.info(f"{verdict.summary()}: wrote {frame.height} row(s), replaced {replaced}")
-    # The partitions whose stored rows changed, so the UI and downstream staleness see them.
-    for key in _partition_keys(frame, verdict.kind):
+    # The (monthly) partitions whose stored rows changed, so the UI and downstream staleness
+    # see them.
+    for key in _partition_keys(frame, verdict.kind, settings.start_date):
         yield dg.AssetMaterialization(
             asset_key=asset,
             partition=key,

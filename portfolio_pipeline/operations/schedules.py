@@ -6,8 +6,10 @@ variable                                 default         meaning
 ``PORTFOLIO_PIPELINE_NIGHTLY_CRON``      ``30 0 * * *``  nightly refresh (00:30 UTC: yesterday's
                                                          candle closed at 00:00 UTC)
 ``PORTFOLIO_PIPELINE_RETRAIN_CRON``      ``0 2 * * 0``   weekly policy retraining (Sunday 02:00)
-``PORTFOLIO_PIPELINE_REFRESH_DAYS``      ``1``           raw partitions refreshed per night,
-                                                         ending yesterday (2+ heals a missed night)
+``PORTFOLIO_PIPELINE_REFRESH_DAYS``      ``1``           days ending yesterday whose raw month
+                                                         partitions are refreshed per night (the
+                                                         month to date; 2+ also re-reads the last
+                                                         month during a new month's first days)
 ``PORTFOLIO_PIPELINE_SCHEDULES_RUNNING`` ``0``           ``1``: schedules start RUNNING
 =======================================  ==============  ==========================================
 
@@ -18,7 +20,7 @@ the instance and wins over the default.
 """
 
 import os
-from datetime import UTC, timedelta
+from datetime import UTC, date, timedelta
 
 import dagster as dg
 from dagster._core.storage.tags import (
@@ -27,7 +29,8 @@ from dagster._core.storage.tags import (
 )
 from dagster._utils.schedules import is_valid_cron_string
 
-from portfolio_pipeline.ingestion.partitions import daily_partitions
+from portfolio_pipeline.ingestion.partitions import month_keys
+from portfolio_pipeline.settings import DEFAULT_START
 
 NIGHTLY_CRON_ENV = "PORTFOLIO_PIPELINE_NIGHTLY_CRON"
 RETRAIN_CRON_ENV = "PORTFOLIO_PIPELINE_RETRAIN_CRON"
@@ -63,8 +66,10 @@ def _schedule_status() -> dg.DefaultScheduleStatus:
 
 
 def build_nightly_refresh_schedule(
-    job, cron: str | None = None, refresh_days: int | None = None
+    job, cron: str | None = None, refresh_days: int | None = None, first_day: date = DEFAULT_START
 ) -> dg.ScheduleDefinition:
+    """The nightly run: the raw partitions (months) holding the ``refresh_days`` days ending
+    yesterday, none before ``first_day`` (the settings' start), and everything downstream."""
     cron = cron or cron_from_env(NIGHTLY_CRON_ENV, DEFAULT_NIGHTLY_CRON)
     refresh_days = refresh_days or refresh_days_from_env()
 
@@ -74,27 +79,28 @@ def build_nightly_refresh_schedule(
         cron_schedule=cron,
         execution_timezone="UTC",
         default_status=_schedule_status(),
-        description=f"Refresh yesterday's raw partition(s) ({refresh_days} day(s) ending "
-        f"yesterday) and everything downstream except DRL retraining; cron '{cron}' UTC.",
+        description=f"Refresh the raw month partition(s) holding the {refresh_days} day(s) ending "
+        f"yesterday (the month to date) and everything downstream except DRL retraining; "
+        f"cron '{cron}' UTC.",
     )
     def nightly_refresh_schedule(context: dg.ScheduleEvaluationContext):
-        # A daily candle is complete at 00:00 UTC of the next day: the newest complete
-        # partition at tick time is the day before the tick (UTC).
+        # A daily candle is complete at 00:00 UTC of the next day: the newest complete day at
+        # tick time is the day before the tick (UTC). Its month's partition is read to date.
         yesterday = context.scheduled_execution_time.astimezone(UTC).date() - timedelta(days=1)
-        first = yesterday - timedelta(days=refresh_days - 1)
-        start = max(first, daily_partitions.start.date())
+        start = max(yesterday - timedelta(days=refresh_days - 1), first_day)
         if yesterday < start:
             return dg.SkipReason(
-                f"no partition to refresh: yesterday ({yesterday}) is before the first "
-                f"partition ({daily_partitions.start.date()}, PORTFOLIO_PIPELINE_START)"
+                f"nothing to refresh: yesterday ({yesterday}) is before the first day "
+                f"({first_day}, PORTFOLIO_PIPELINE_START)"
             )
-        if start == yesterday:
-            return dg.RunRequest(run_key=yesterday.isoformat(), partition_key=yesterday.isoformat())
+        keys = month_keys(start, yesterday)
+        if len(keys) == 1:
+            return dg.RunRequest(run_key=yesterday.isoformat(), partition_key=keys[0])
         return dg.RunRequest(
             run_key=f"{start}...{yesterday}",
             tags={
-                ASSET_PARTITION_RANGE_START_TAG: start.isoformat(),
-                ASSET_PARTITION_RANGE_END_TAG: yesterday.isoformat(),
+                ASSET_PARTITION_RANGE_START_TAG: keys[0],
+                ASSET_PARTITION_RANGE_END_TAG: keys[-1],
             },
         )
 

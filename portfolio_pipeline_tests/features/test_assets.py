@@ -20,7 +20,7 @@ def test_features_and_sentiment_materialize_with_checks(tmp_warehouse, monkeypat
         PORTFOLIO_PIPELINE_SENTIMENT_MODEL="lexicon",
         PORTFOLIO_PIPELINE_SYMBOLS="BTCUSDT,ETHUSDT,SOLUSDT",
     )
-    assert materialize_range([raw_ohlcv, raw_news], "2021-06-01", "2022-01-31", resources).success
+    assert materialize_range([raw_ohlcv, raw_news], "2021-06", "2022-01", resources).success
     downstream = [market_features, news_sentiment, daily_sentiment, news_digest]
     defs = dg.Definitions(
         assets=[raw_ohlcv, raw_news, *downstream],

@@ -101,7 +101,7 @@ def test_failed_run_is_posted_with_the_failing_rule(
     ).resolve_implicit_global_asset_job_def()
     result = job.execute_in_process(
         asset_selection=[raw_ohlcv.key],
-        partition_key="2024-01-03",
+        partition_key="2024-01",
         instance=instance,
         raise_on_error=False,
     )
@@ -115,7 +115,7 @@ def test_failed_run_is_posted_with_the_failing_rule(
     ).for_run_failure()
     run_failure_alert_sensor(context)
     [text] = webhook_env.texts
-    assert "run FAILED: assets raw_ohlcv, partition 2024-01-03" in text and result.run_id in text
+    assert "run FAILED: assets raw_ohlcv, partition 2024-01" in text and result.run_id in text
     assert "ohlcv_high_ge_open_close" in text and "ETHUSDT 2024-01-03" in text
     assert f"http://127.0.0.1:3000/runs/{result.run_id}" in text
 
@@ -289,7 +289,7 @@ def _store_candles(path, sample_ohlcv, last_day: date):
 def test_freshness_check_runs_with_raw_ohlcv_and_exempts_the_sample(tmp_warehouse, monkeypatch):
     resources = pipeline_resources(tmp_warehouse, monkeypatch)
     result = materialize_range(
-        [raw_ohlcv, checks.raw_ohlcv_is_fresh], "2024-01-01", "2024-01-05", resources
+        [raw_ohlcv, checks.raw_ohlcv_is_fresh], "2024-01", "2024-01", resources
     )
     assert result.success
     [evaluation] = [

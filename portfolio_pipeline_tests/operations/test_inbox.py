@@ -124,7 +124,7 @@ def test_valid_file_is_ingested_once_replacing_exactly_its_rows(setup):
     partitions = sorted(
         m.partition for m in result.asset_materializations_for_node("ingest_inbox_file")
     )
-    assert partitions == ["2024-01-03", "2024-01-04", "2024-01-05"]
+    assert partitions == ["2024-01"]  # the monthly partition holding the file's days
 
     # The same bytes again (even under another name): no second run, nothing written.
     revised.write_csv(setup["inbox"] / "corrections_again.csv")

@@ -19,6 +19,7 @@ from dagster._core.instance.ref import InstanceRef
 from portfolio_pipeline.core import warehouse
 from portfolio_pipeline.definitions import build_resources
 from portfolio_pipeline.ingestion.assets import raw_ohlcv
+from portfolio_pipeline.ingestion.partitions import month_key
 from portfolio_pipeline.settings import load_settings
 from portfolio_pipeline_tests.conftest import DATA_DIR
 from portfolio_pipeline_tests.operations.servers import (
@@ -87,12 +88,12 @@ def test_postgres_instance_materialization_schedule_and_sensor_ticks(
     result = dg.materialize(
         [raw_ohlcv],
         resources=build_resources(load_settings()),
-        partition_key="2024-01-02",
+        partition_key="2023-12",
         instance=instance,
     )
     assert result.success
     event = instance.get_latest_materialization_event(raw_ohlcv.key)
-    assert event.run_id == result.run_id and event.asset_materialization.partition == "2024-01-02"
+    assert event.run_id == result.run_id and event.asset_materialization.partition == "2023-12"
     assert postgres.query("select status from runs where run_id = %s", (result.run_id,)) == [
         ("SUCCESS",)
     ]
@@ -146,14 +147,19 @@ def test_postgres_instance_materialization_schedule_and_sensor_ticks(
         days = con.execute(
             "select distinct cast(date as varchar) from market.raw_ohlcv order by 1"
         ).fetchall()
-    assert [d for (d,) in days] == ["2024-01-02", "2024-01-03", "2024-01-04"]
+    # December 2023 from the partition, then the inbox file's two January days.
+    assert len(days) == 33 and [d for (d,) in days][-3:] == [
+        "2023-12-31",
+        "2024-01-03",
+        "2024-01-04",
+    ]
     assert (project["home"] / "data" / "inbox" / "processed").is_dir() and not inbox_file.exists()
 
     run = scheduled[0]
     today = datetime.now(UTC).date()
     assert run.job_name == "daily_refresh_job"
-    # Yesterday relative to the tick (the day before, if midnight passed since).
-    assert run.tags["dagster/partition"] in {str(today - timedelta(days=n)) for n in (1, 2)}
+    # Yesterday's month relative to the tick (the day before, if midnight passed since).
+    assert run.tags["dagster/partition"] in {month_key(today - timedelta(days=n)) for n in (1, 2)}
     assert run.status == dg.DagsterRunStatus.QUEUED  # held by the test's tag limit
     # Tick history (schedule and sensor state) is stored in PostgreSQL too.
     kinds = dict(postgres.query("select type, count(*) from job_ticks group by type"))

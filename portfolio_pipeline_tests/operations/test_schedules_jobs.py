@@ -1,6 +1,6 @@
 """Jobs select the right assets; schedules ask for the right partitions, in UTC."""
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 import dagster as dg
@@ -14,6 +14,7 @@ from dagster._utils.schedules import schedule_execution_time_iterator
 
 from portfolio_pipeline.core import warehouse
 from portfolio_pipeline.definitions import build_resources
+from portfolio_pipeline.ingestion import partitions
 from portfolio_pipeline.ingestion.assets import raw_news, raw_ohlcv
 from portfolio_pipeline.operations import build_operations, jobs, schedules
 from portfolio_pipeline.resources import WarehouseResource
@@ -129,8 +130,10 @@ def test_project_definitions_register_operations():
     assert "raw_ohlcv" in daily and not daily & policies
 
 
-def test_one_run_mixes_the_daily_partition_and_unpartitioned_downstream(tmp_warehouse, monkeypatch):
-    """What the nightly run does: the raw partition, then unpartitioned assets reading it."""
+def test_one_run_mixes_the_monthly_partitions_and_unpartitioned_downstream(
+    tmp_warehouse, monkeypatch
+):
+    """What the nightly run does: the raw partition(s), then unpartitioned assets reading it."""
     resources = pipeline_resources(tmp_warehouse, monkeypatch)
 
     @dg.asset(group_name="features", deps=[raw_ohlcv])
@@ -144,20 +147,23 @@ def test_one_run_mixes_the_daily_partition_and_unpartitioned_downstream(tmp_ware
     job = jobs.build_asset_jobs({"raw_ohlcv", "symbols_seen"})[0]
     defs = dg.Definitions(assets=[raw_ohlcv, symbols_seen], jobs=[job], resources=resources)
     tick = schedules.build_nightly_refresh_schedule(job, cron="30 0 * * *", refresh_days=3)
+    # 2 March: the three days ending yesterday span February and March.
     request = tick.evaluate_tick(
-        dg.build_schedule_context(scheduled_execution_time=datetime(2024, 3, 10, 0, 30, tzinfo=UTC))
+        dg.build_schedule_context(scheduled_execution_time=datetime(2024, 3, 2, 0, 30, tzinfo=UTC))
     ).run_requests[0]
+    monkeypatch.setattr(partitions, "yesterday_utc", lambda: date(2024, 3, 1))
     result = defs.resolve_job_def(jobs.DAILY_REFRESH_JOB).execute_in_process(
         tags=request.tags, instance=dg.DagsterInstance.ephemeral()
     )
     assert result.success
     with warehouse.connection(tmp_warehouse, read_only=True) as con:
         stored = con.execute(
-            "select min(date), max(date), count(*) from market.raw_ohlcv"
+            "select min(date), max(date), count(distinct symbol) from market.raw_ohlcv"
         ).fetchone()
         seen = con.execute("select * from features.symbols_seen").pl()
-    assert [str(stored[0]), str(stored[1])] == ["2024-03-07", "2024-03-09"]
-    assert seen.row(0) == (stored[2] // 3, stored[1])
+    # February and March to date (yesterday at tick time), in one run.
+    assert [str(stored[0]), str(stored[1])] == ["2024-02-01", "2024-03-01"]
+    assert seen.row(0) == (stored[2], stored[1])
     materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
     assert materialized == {"raw_ohlcv", "symbols_seen"}
 
@@ -191,21 +197,25 @@ def test_nightly_schedule_targets_yesterday_in_utc(stub_defs):
     tick = datetime(2024, 3, 10, 0, 30, tzinfo=UTC)
     for when in (tick, tick.astimezone(ZoneInfo("America/New_York"))):
         request = _evaluate(schedule, when).run_requests[0]
-        assert request.partition_key == "2024-03-09"
+        assert request.partition_key == "2024-03"  # the month to date, up to 9 March
         assert request.run_key == "2024-03-09"
-    # Before the first partition there is nothing to refresh.
+    # Before the first day there is nothing to refresh.
     early = _evaluate(schedule, datetime(2017, 8, 17, 0, 30, tzinfo=UTC))
-    assert not early.run_requests and "before the first partition" in early.skip_message
+    assert not early.run_requests and "before the first day" in early.skip_message
 
 
 def test_nightly_schedule_can_refresh_a_window_ending_yesterday(stub_defs, monkeypatch):
     monkeypatch.setenv("PORTFOLIO_PIPELINE_REFRESH_DAYS", "3")
     job = _asset_job(jobs.DAILY_REFRESH_JOB)
-    request = _evaluate(
-        schedules.build_nightly_refresh_schedule(job), datetime(2024, 3, 1, 0, 30, tzinfo=UTC)
-    ).run_requests[0]
-    assert request.tags[ASSET_PARTITION_RANGE_START_TAG] == "2024-02-27"
-    assert request.tags[ASSET_PARTITION_RANGE_END_TAG] == "2024-02-29"
+    schedule = schedules.build_nightly_refresh_schedule(job)
+    # 27..29 February: one month.
+    request = _evaluate(schedule, datetime(2024, 3, 1, 0, 30, tzinfo=UTC)).run_requests[0]
+    assert request.partition_key == "2024-02" and request.run_key == "2024-02-29"
+    # 28 February..1 March: both months, in one run.
+    request = _evaluate(schedule, datetime(2024, 3, 2, 0, 30, tzinfo=UTC)).run_requests[0]
+    assert request.run_key == "2024-02-28...2024-03-01"
+    assert request.tags[ASSET_PARTITION_RANGE_START_TAG] == "2024-02"
+    assert request.tags[ASSET_PARTITION_RANGE_END_TAG] == "2024-03"
     monkeypatch.setenv("PORTFOLIO_PIPELINE_REFRESH_DAYS", "zero")
     with pytest.raises(ValueError, match="PORTFOLIO_PIPELINE_REFRESH_DAYS"):
         schedules.build_nightly_refresh_schedule(job)

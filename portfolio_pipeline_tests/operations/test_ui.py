@@ -21,7 +21,7 @@ from portfolio_pipeline_tests.operations.servers import (
 )
 
 pytestmark = pytest.mark.slow
-PARTITION = "2024-01-02"
+PARTITION = "2024-01"  # one month: 21 symbols x 31 days
 
 WORKSPACE_QUERY = """{ workspaceOrError { __typename ... on Workspace { locationEntries {
   name loadStatus locationOrLoadError { __typename ... on PythonError { message } } } } } }"""
@@ -40,6 +40,16 @@ LAUNCH = """mutation($params: ExecutionParams!) { launchRun(executionParams: $pa
   ... on RunConfigValidationInvalid { errors { message } } ... on InvalidSubsetError { message } } }"""
 
 RUN_QUERY = """query($id: ID!) { runOrError(runId: $id) { __typename ... on Run { status } } }"""
+
+# What the UI's "Materialize" over a partition range sends: an asset backfill.
+LAUNCH_BACKFILL = """mutation($params: LaunchBackfillParams!) {
+  launchPartitionBackfill(backfillParams: $params) {
+  __typename ... on LaunchBackfillSuccess { backfillId } ... on PythonError { message }
+  ... on InvalidSubsetError { message } } }"""
+
+BACKFILL_QUERY = """query($id: String!) { partitionBackfillOrError(backfillId: $id) {
+  __typename ... on PartitionBackfill { status runs { runId status } } } }"""
+BACKFILL_MONTHS = ["2023-11", "2023-12"]
 
 
 def _graphql(url: str, query: str, variables: dict | None = None) -> dict:
@@ -167,8 +177,39 @@ def test_dagster_dev_serves_the_graph_and_runs_a_partition(tmp_path):
         )
         status = _graphql(url, RUN_QUERY, {"id": run_id})["runOrError"]["status"]
         assert finished and status == "SUCCESS", (tmp_path / "dagster_dev.log").read_text()[-4000:]
+
+        # An asset backfill of two months: one run (BackfillPolicy.single_run()), run by the
+        # daemon that `dagster dev` starts.
+        backfill_params = {
+            "assetSelection": [{"path": ["raw_ohlcv"]}],
+            "partitionNames": BACKFILL_MONTHS,
+        }
+        launched = _graphql(url, LAUNCH_BACKFILL, {"params": backfill_params})
+        launched = launched["launchPartitionBackfill"]
+        assert launched["__typename"] == "LaunchBackfillSuccess", launched
+        backfill_id = launched["backfillId"]
+
+        def backfill():
+            return _graphql(url, BACKFILL_QUERY, {"id": backfill_id})["partitionBackfillOrError"]
+
+        wait_for(
+            lambda: (
+                backfill()["status"]
+                in ("COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED")
+            ),
+            180,
+            f"backfill {backfill_id} to finish",
+        )
+        done = backfill()
+        assert done["status"] in ("COMPLETED", "COMPLETED_SUCCESS"), (
+            done,
+            (tmp_path / "dagster_dev.log").read_text()[-4000:],
+        )
+        assert [r["status"] for r in done["runs"]] == ["SUCCESS"]  # one run for both months
     assert proc.returncode is not None  # stopped, with its process group
     print(f"dagster dev test took {time.monotonic() - started:.1f}s")
     with warehouse.connection(store, read_only=True) as con:
         rows = con.execute("select count(*), min(date), max(date) from market.raw_ohlcv").fetchone()
-    assert rows[0] == 21 and str(rows[1]) == str(rows[2]) == PARTITION
+    # January 2024 from the run, November and December 2023 from the backfill.
+    assert rows[0] == 21 * (31 + 30 + 31)
+    assert (str(rows[1]), str(rows[2])) == ("2023-11-01", "2024-01-31")
