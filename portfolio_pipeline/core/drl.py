@@ -49,8 +49,12 @@ DEFAULT_ENV_KWARGS: dict[str, Any] = {
 DEFAULT_TRAINING_EPISODE_LENGTH = 256
 # Keys of ``params`` that are not SB3 constructor arguments.
 SPECIAL_PARAMS: frozenset[str] = frozenset(
-    {"net_arch", "action_noise_sigma", "episode_length", "n_envs"}
+    {"net_arch", "action_noise_sigma", "episode_length", "n_envs", "policy_architecture"}
 )
+# "mlp": SB3's MlpPolicy on the flat observation (its first layer grows with N x lookback);
+# "shared_encoder": one set of weights applied to every asset (core.policy_net, EIIE-style).
+POLICY_ARCHITECTURES: tuple[str, ...] = ("mlp", "shared_encoder")
+DEFAULT_POLICY_ARCHITECTURE = "mlp"
 FIXED_WEIGHT_REFERENCES: tuple[str, ...] = ("equal_weight", "buy_btc")
 BTC_SYMBOL = "BTCUSDT"
 
@@ -317,6 +321,9 @@ def build_model(
     :class:`~portfolio_pipeline.core.vec_env.BatchedPortfolioEnv` of that many environments
     (PPO/A2C roll out ``n_steps`` per environment; SAC/DDPG collect one transition per
     environment per step), 1 on a single :class:`PortfolioEnv`.
+    ``params["policy_architecture"]``: ``"mlp"`` (default, SB3's ``MlpPolicy`` on the flat
+    observation) or ``"shared_encoder"`` (one network applied to every asset, its size
+    independent of N: :mod:`portfolio_pipeline.core.policy_net`); ``net_arch`` sizes its heads.
     """
     algorithm = algorithm.upper()
     cls = _algorithm_class(algorithm)
@@ -343,15 +350,27 @@ def build_model(
     else:
         raise ValueError(f"n_envs must be >= 1, got {n_envs}")
     n_actions = int(env.action_space.shape[0])
-    model = cls(
-        "MlpPolicy",
-        env,
-        seed=seed,
-        device=resolved,
-        verbose=0,
-        **algorithm_kwargs(algorithm, params, total_timesteps, n_actions),
-    )
+    kwargs = algorithm_kwargs(algorithm, params, total_timesteps, n_actions)
+    policy: Any = "MlpPolicy"
+    if policy_architecture(params) == "shared_encoder":
+        from portfolio_pipeline.core.policy_net import shared_encoder_policy
+
+        layout = getattr(env, "template", env).observation_layout
+        policy, kwargs["policy_kwargs"] = shared_encoder_policy(
+            algorithm, layout, kwargs.get("policy_kwargs")
+        )
+    model = cls(policy, env, seed=seed, device=resolved, verbose=0, **kwargs)
     return model, settings, resolved
+
+
+def policy_architecture(params: Mapping[str, Any]) -> str:
+    """``params["policy_architecture"]`` (default :data:`DEFAULT_POLICY_ARCHITECTURE`), checked."""
+    architecture = str(params.get("policy_architecture") or DEFAULT_POLICY_ARCHITECTURE)
+    if architecture not in POLICY_ARCHITECTURES:
+        raise ValueError(
+            f"policy_architecture {architecture!r} is not one of {', '.join(POLICY_ARCHITECTURES)}"
+        )
+    return architecture
 
 
 def train_policy(

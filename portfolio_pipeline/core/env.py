@@ -14,7 +14,7 @@ known by the close of ``t``; the weights chosen at ``t`` earn ``close[t+1] / clo
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import date
 from typing import Any
 
@@ -57,6 +57,55 @@ DateLike = date | str | np.datetime64 | int | None
 
 class EnvDataError(ValueError):
     """An input frame breaks a rule of :func:`build_env_data`; the message names it."""
+
+
+@dataclass(frozen=True)
+class ObservationLayout:
+    """Where each part of a :class:`PortfolioEnv` observation lies (see its docstring).
+
+    In order: the window ``(lookback, n_assets, n_channels)`` flattened date-major; the
+    ``n_assets + 1`` weights (cash last); one ``(n_assets, k)`` block per entry ``k`` of
+    ``per_asset_blocks``, flattened asset-major (forecasts, then sentiment); then
+    ``covariance_width`` cross-asset numbers. A policy that reads the observation per asset
+    (:mod:`portfolio_pipeline.core.policy_net`) cuts it with this.
+    """
+
+    n_assets: int
+    lookback: int
+    n_channels: int
+    per_asset_blocks: tuple[int, ...] = ()
+    covariance_width: int = 0
+
+    @property
+    def window_width(self) -> int:
+        return self.lookback * self.n_assets * self.n_channels
+
+    @property
+    def token_width(self) -> int:
+        """Numbers about one asset: its window, its weight and its per-date channels."""
+        return self.lookback * self.n_channels + 1 + sum(self.per_asset_blocks)
+
+    @property
+    def size(self) -> int:
+        return (
+            self.window_width
+            + self.n_assets
+            + 1
+            + self.n_assets * sum(self.per_asset_blocks)
+            + self.covariance_width
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain ints and lists (what a saved policy keeps)."""
+        out = asdict(self)
+        out["per_asset_blocks"] = list(self.per_asset_blocks)
+        return out
+
+    @classmethod
+    def from_dict(cls, values: Any) -> ObservationLayout:
+        if isinstance(values, ObservationLayout):
+            return values
+        return cls(**{**values, "per_asset_blocks": tuple(values.get("per_asset_blocks", ()))})
 
 
 @dataclass(frozen=True, eq=False)  # arrays: identity equality, no element-wise __eq__
@@ -580,18 +629,30 @@ class PortfolioEnv(gym.Env):
         self._window_width = self.lookback * channels.shape[1]
 
         per_date: list[np.ndarray] = []
+        blocks: list[int] = []
         if include_forecasts and data.forecasts is not None:
             per_date.append(data.forecasts.reshape(n_dates, -1))
+            blocks.append(data.forecasts.shape[2])
         if include_sentiment and data.sentiment is not None:
             per_date.append(data.sentiment.reshape(n_dates, -1))
+            blocks.append(data.sentiment.shape[2])
+        covariance_width = 0
         if include_covariance:
             per_date.append(self._rolling_covariance(data.prices, periods_per_year))
+            covariance_width = per_date[-1].shape[1]
         self._per_date = (
             np.concatenate(per_date, axis=1).astype(np.float32)
             if per_date
             else np.zeros((n_dates, 0), np.float32)
         )
         self._observation_size = self._window_width + n_assets + 1 + self._per_date.shape[1]
+        self.observation_layout = ObservationLayout(
+            n_assets=n_assets,
+            lookback=self.lookback,
+            n_channels=channels.shape[1] // n_assets,
+            per_asset_blocks=tuple(blocks),
+            covariance_width=covariance_width,
+        )
 
         self._tradable = listed  # buyable at t: priced at t (no knowledge of t+1)
         self._all_tradable = listed.all(axis=1)
