@@ -374,6 +374,44 @@ def build_env_data(
         Missing columns, duplicate keys, non-positive prices or unknown symbols; the message
         names the rule, the symbols and the dates.
     """
+    ohlcv, universe = _universe_ohlcv(ohlcv, symbols)
+    dates = ohlcv.select(pl.col("date").cast(pl.Date)).unique().sort("date")
+    grid = dates.join(pl.DataFrame({"symbol": universe}), how="cross").sort(
+        "date", pl.col("symbol").cast(pl.Enum(universe))
+    )
+    prices = _pivot(grid, ohlcv, "date", ["close"])[:, :, 0]
+    feature_array, columns = _feature_array(
+        ohlcv, features, feature_columns, universe, grid, normalisation_window
+    )
+    forecast_array = None
+    if forecasts is not None:
+        forecast_array = _forecast_array(
+            forecasts, forecast_horizon, universe, grid, normalisation_window
+        )
+    sentiment_array, sentiment_names = None, ()
+    if sentiment is not None:
+        sentiment_array, sentiment_names = _sentiment_array(
+            sentiment, sentiment_columns, universe, grid, normalisation_window
+        )
+    return EnvData(
+        dates=dates["date"].to_numpy().astype("datetime64[D]"),
+        symbols=tuple(universe),
+        prices=prices,
+        features=feature_array,
+        feature_names=tuple(columns),
+        forecasts=forecast_array,
+        sentiment=sentiment_array,
+        sentiment_names=sentiment_names,
+        cash_symbol=cash_symbol,
+        benchmark_symbol=benchmark_symbol,
+    )
+
+
+def _universe_ohlcv(
+    ohlcv: pl.DataFrame, symbols: Sequence[str] | None
+) -> tuple[pl.DataFrame, list[str]]:
+    """The OHLCV rows of the universe (default: every symbol, sorted), checked: known and
+    unique symbols, one row per (symbol, date), positive closes."""
     _require_columns(ohlcv, ("symbol", "date", "close"), "OHLCV frame")
     ohlcv = ohlcv.with_columns(pl.col("symbol").cast(pl.String))
     available = sorted(ohlcv["symbol"].unique().to_list())
@@ -391,13 +429,19 @@ def build_env_data(
     if bad.height:
         shown = ", ".join(f"{r['symbol']} {r['date']}" for r in bad.head(5).iter_rows(named=True))
         raise EnvDataError(f"OHLCV close must be a positive number: {shown}")
+    return ohlcv, universe
 
-    dates = ohlcv.select(pl.col("date").cast(pl.Date)).unique().sort("date")
-    grid = dates.join(pl.DataFrame({"symbol": universe}), how="cross").sort(
-        "date", pl.col("symbol").cast(pl.Enum(universe))
-    )
-    prices = _pivot(grid, ohlcv, "date", ["close"])[:, :, 0]
 
+def _feature_array(
+    ohlcv: pl.DataFrame,
+    features: pl.DataFrame | None,
+    feature_columns: Sequence[str] | None,
+    universe: list[str],
+    grid: pl.DataFrame,
+    normalisation_window: int,
+) -> tuple[np.ndarray, list[str]]:
+    """(T, N, F) z-scored features and their names (the built-in set when ``features`` is
+    None, else the SPEC market features or ``feature_columns``)."""
     if features is None:
         features = simple_price_features(ohlcv)
         default_columns = [c for c in features.columns if c not in ("symbol", "date")]
@@ -407,62 +451,60 @@ def build_env_data(
     _require_columns(features, ("symbol", "date", *columns), "features frame")
     features = features.filter(pl.col("symbol").cast(pl.String).is_in(universe))
     _check_unique(features, ("symbol", "date"), "features frame")
-    feature_array = causal_zscore(_pivot(grid, features, "date", columns), normalisation_window)
+    return causal_zscore(_pivot(grid, features, "date", columns), normalisation_window), columns
 
-    forecast_array = None
-    if forecasts is not None:
-        _require_columns(
-            forecasts, ("as_of", "symbol", "horizon_days", *FORECAST_QUANTILES), "forecasts frame"
-        )
-        horizons = sorted(forecasts["horizon_days"].unique().drop_nulls().to_list())
-        if not horizons:
-            raise EnvDataError("forecasts frame has no horizon_days")
-        horizon = forecast_horizon if forecast_horizon is not None else horizons[0]
-        if horizon not in horizons:
-            raise EnvDataError(f"forecast horizon {horizon} not in forecasts ({horizons})")
-        chosen = forecasts.filter(
-            (pl.col("horizon_days") == horizon) & pl.col("symbol").cast(pl.String).is_in(universe)
-        )
-        _check_unique(chosen, ("symbol", "as_of"), f"forecasts frame (horizon {horizon})")
-        forecast_array = causal_zscore(
-            _pivot(grid, chosen, "as_of", FORECAST_QUANTILES), normalisation_window
-        )
 
-    sentiment_array = None
-    sentiment_names: tuple[str, ...] = ()
-    if sentiment is not None:
-        _require_columns(sentiment, ("symbol", "date"), "sentiment frame")
-        names = (
-            list(sentiment_columns)
-            if sentiment_columns is not None
-            else [
-                c
-                for c, dtype in sentiment.schema.items()
-                if c not in ("symbol", "date") and dtype.is_numeric()
-            ]
-        )
-        _require_columns(sentiment, names, "sentiment frame")
-        if not names:
-            raise EnvDataError("sentiment frame has no numeric columns besides symbol, date")
-        chosen = sentiment.filter(pl.col("symbol").cast(pl.String).is_in(universe))
-        _check_unique(chosen, ("symbol", "date"), "sentiment frame")
-        raw = _pivot(grid, chosen, "date", names)
-        # No news is information too: 0 count / neutral score, not "unknown".
-        sentiment_array = causal_zscore(np.nan_to_num(raw, nan=0.0), normalisation_window)
-        sentiment_names = tuple(names)
-
-    return EnvData(
-        dates=dates["date"].to_numpy().astype("datetime64[D]"),
-        symbols=tuple(universe),
-        prices=prices,
-        features=feature_array,
-        feature_names=tuple(columns),
-        forecasts=forecast_array,
-        sentiment=sentiment_array,
-        sentiment_names=sentiment_names,
-        cash_symbol=cash_symbol,
-        benchmark_symbol=benchmark_symbol,
+def _forecast_array(
+    forecasts: pl.DataFrame,
+    forecast_horizon: int | None,
+    universe: list[str],
+    grid: pl.DataFrame,
+    normalisation_window: int,
+) -> np.ndarray:
+    """(T, N, 3) z-scored q10/q50/q90 of one horizon (default: the shortest), observed at
+    their ``as_of``."""
+    _require_columns(
+        forecasts, ("as_of", "symbol", "horizon_days", *FORECAST_QUANTILES), "forecasts frame"
     )
+    horizons = sorted(forecasts["horizon_days"].unique().drop_nulls().to_list())
+    if not horizons:
+        raise EnvDataError("forecasts frame has no horizon_days")
+    horizon = forecast_horizon if forecast_horizon is not None else horizons[0]
+    if horizon not in horizons:
+        raise EnvDataError(f"forecast horizon {horizon} not in forecasts ({horizons})")
+    chosen = forecasts.filter(
+        (pl.col("horizon_days") == horizon) & pl.col("symbol").cast(pl.String).is_in(universe)
+    )
+    _check_unique(chosen, ("symbol", "as_of"), f"forecasts frame (horizon {horizon})")
+    return causal_zscore(_pivot(grid, chosen, "as_of", FORECAST_QUANTILES), normalisation_window)
+
+
+def _sentiment_array(
+    sentiment: pl.DataFrame,
+    sentiment_columns: Sequence[str] | None,
+    universe: list[str],
+    grid: pl.DataFrame,
+    normalisation_window: int,
+) -> tuple[np.ndarray, tuple[str, ...]]:
+    """(T, N, k) z-scored sentiment columns (default: every numeric one), 0 without news."""
+    _require_columns(sentiment, ("symbol", "date"), "sentiment frame")
+    names = (
+        list(sentiment_columns)
+        if sentiment_columns is not None
+        else [
+            c
+            for c, dtype in sentiment.schema.items()
+            if c not in ("symbol", "date") and dtype.is_numeric()
+        ]
+    )
+    _require_columns(sentiment, names, "sentiment frame")
+    if not names:
+        raise EnvDataError("sentiment frame has no numeric columns besides symbol, date")
+    chosen = sentiment.filter(pl.col("symbol").cast(pl.String).is_in(universe))
+    _check_unique(chosen, ("symbol", "date"), "sentiment frame")
+    raw = _pivot(grid, chosen, "date", names)
+    # No news is information too: 0 count / neutral score, not "unknown".
+    return causal_zscore(np.nan_to_num(raw, nan=0.0), normalisation_window), tuple(names)
 
 
 def actions_to_weights(action: np.ndarray) -> np.ndarray:

@@ -206,4 +206,4 @@ def test_trained_shared_encoder_policy_saves_and_reloads(data: EnvData, tmp_path
     window = (date(2023, 9, 1), date(2023, 11, 1))
     first = drl.evaluate_policy_window(policy, data, window)
     second = drl.evaluate_policy_window(reloaded, data, window)
-    np.testing.assert_array_equal(first["weights"], second["weights"])
+    np.testing.assert_array_equal(first.weights, second.weights)
