@@ -17,17 +17,20 @@ cash entry and the value do not change.
 Layout (:class:`~portfolio_pipeline.core.env.ObservationLayout`, the env's
 ``_observation``): the window ``(lookback, N, C)`` flattened date-major, the ``N + 1`` drifted
 weights (cash last), then per-date blocks ``(N, k)`` flattened asset-major (forecasts,
-sentiment). :class:`SharedAssetEncoder` cuts the observation into one token per asset,
-``[its window (lookback x C, date-major), its weight, its per-date channels]``, encodes each
-with the same MLP into ``embedding_dim`` numbers, and adds a global part: the mean of the
-embeddings (DeepSets pooling, order-free) and the cash weight. The heads read the tokens
-with the global part:
+sentiment). :class:`SharedAssetEncoder` reads each asset's numbers (its window, its weight,
+its per-date channels; :func:`split_observation` shows them as one token per asset) with the
+same small network (EIIE's shared per-asset weights; a dense layer over the window) into
+``embedding_dim`` numbers, and adds a global part: the mean of the embeddings (DeepSets
+pooling, order-free) and the cash weight. The heads read the embeddings with the global part:
 
-- actor (PPO/A2C mean, SAC mean and log-std, DDPG action): a shared MLP per asset -> one score
-  per asset; a linear map of the global part -> the cash score; the ``N + 1`` scores go
-  through the env's existing action map (``relu`` then normalise, cash last);
-- critic (PPO/A2C value, SAC/DDPG Q): a shared MLP per asset (with that asset's action for a
-  Q), mean-pooled, then an MLP with the global part (and the cash action) -> one number.
+- actor (PPO/A2C mean, SAC mean and log-std, DDPG action): a shared layer per asset -> one
+  score per asset; a linear map of the global part -> the cash score; the ``N + 1`` scores
+  go through the env's existing action map (``relu`` then normalise, cash last);
+- critic (PPO/A2C value, SAC/DDPG Q): a shared layer per asset (with that asset's action for a
+  Q), mean-pooled, then an MLP (``net_arch``) with the global part (and the cash action).
+
+Per-asset layers run N times per sample, so they are narrow and fixed; ``net_arch`` sizes
+only the pooled layers, which run once per sample.
 
 The covariance channel (``include_covariance``) is cross-asset and grows as N^2: this
 architecture refuses it. The only N-sized parameters left are PPO/A2C's state-independent
@@ -36,6 +39,7 @@ Gaussian log-std, one per action entry (N + 1 numbers, not a network weight).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -51,6 +55,9 @@ from portfolio_pipeline.core.env import ObservationLayout
 
 DEFAULT_EMBEDDING_DIM = 32
 DEFAULT_ENCODER_HIDDEN = 64
+# Width of the per-asset layers of the heads: they run N times per sample, so they stay
+# narrow; ``net_arch`` sizes the pooled (once per sample) layers instead.
+PER_ASSET_HIDDEN = 32
 DEFAULT_HEAD_ARCH: tuple[int, ...] = (64, 64)
 
 
@@ -62,36 +69,64 @@ def _mlp(sizes: Sequence[int], activation: type[nn.Module] = nn.ReLU) -> nn.Sequ
     return nn.Sequential(*layers)
 
 
+def _check_width(obs: th.Tensor, layout: ObservationLayout) -> None:
+    if obs.shape[1] != layout.size:
+        raise ValueError(
+            f"observation width {obs.shape[1]} does not match the layout's {layout.size} "
+            f"({layout.n_assets} assets, lookback {layout.lookback}, {layout.n_channels} "
+            f"channels, per-asset blocks {layout.per_asset_blocks})"
+        )
+
+
+def asset_windows(obs: th.Tensor, layout: ObservationLayout) -> th.Tensor:
+    """(B, lookback, N, C) view of the window part: ``[:, l, i, :]`` = asset i's channels at
+    the l-th date of the window (oldest first). No copy."""
+    _check_width(obs, layout)
+    return obs[:, : layout.window_width].reshape(
+        obs.shape[0], layout.lookback, layout.n_assets, layout.n_channels
+    )
+
+
+def asset_extras(obs: th.Tensor, layout: ObservationLayout) -> th.Tensor:
+    """(B, N, 1 + sum(blocks)): each asset's weight, then its per-date channels in order."""
+    _check_width(obs, layout)
+    batch, n, offset = obs.shape[0], layout.n_assets, layout.window_width
+    parts = [obs[:, offset : offset + n, None]]
+    offset += n + 1
+    for width in layout.per_asset_blocks:
+        parts.append(obs[:, offset : offset + n * width].reshape(batch, n, width))
+        offset += n * width
+    return th.cat(parts, dim=2)
+
+
+def cash_weight(obs: th.Tensor, layout: ObservationLayout) -> th.Tensor:
+    """(B, 1): the cash weight (the last of the N + 1 weights)."""
+    start = layout.window_width + layout.n_assets
+    return obs[:, start : start + 1]
+
+
 def split_observation(obs: th.Tensor, layout: ObservationLayout) -> tuple[th.Tensor, th.Tensor]:
     """Cut (B, D) observations into per-asset tokens (B, N, W) and the cash weight (B, 1).
 
     Token ``i`` is ``[window of asset i (lookback x C, date-major), weight of asset i, its
     per-date channels (each block in order)]``, ``W = lookback x C + 1 + sum(blocks)``: the
-    inverse of the env's observation layout (``PortfolioEnv._observation``).
+    inverse of the env's observation layout (``PortfolioEnv._observation``). The encoder reads
+    the same numbers through :func:`asset_windows` and :func:`asset_extras` without
+    building the tokens (a copy of the whole window).
     """
-    batch, n = obs.shape[0], layout.n_assets
-    if obs.shape[1] != layout.size:
-        raise ValueError(
-            f"observation width {obs.shape[1]} does not match the layout's {layout.size} "
-            f"({n} assets, lookback {layout.lookback}, {layout.n_channels} channels, "
-            f"per-asset blocks {layout.per_asset_blocks})"
-        )
-    window_width = layout.window_width
-    window = obs[:, :window_width].reshape(batch, layout.lookback, n, layout.n_channels)
-    parts = [
-        window.permute(0, 2, 1, 3).reshape(batch, n, layout.lookback * layout.n_channels),
-        obs[:, window_width : window_width + n, None],
-    ]
-    offset = window_width + n + 1
-    for width in layout.per_asset_blocks:
-        parts.append(obs[:, offset : offset + n * width].reshape(batch, n, width))
-        offset += n * width
-    cash = obs[:, window_width + n : window_width + n + 1]
-    return th.cat(parts, dim=2), cash
+    windows = asset_windows(obs, layout).permute(0, 2, 1, 3)
+    tokens = windows.reshape(obs.shape[0], layout.n_assets, layout.lookback * layout.n_channels)
+    return th.cat([tokens, asset_extras(obs, layout)], dim=2), cash_weight(obs, layout)
 
 
 class SharedAssetEncoder(BaseFeaturesExtractor):
-    """SB3 features extractor: the same MLP encodes every asset's token.
+    """SB3 features extractor: the same network encodes every asset's numbers.
+
+    Per asset: a dense layer over its window (``lookback x C`` weights per hidden unit, the
+    same for every asset, applied by one ``einsum`` to the (B, lookback, N, C) window in its
+    own memory order, so the window is never reordered or copied into tokens), plus a dense
+    layer over its weight and per-date channels, then ReLU and a linear map to
+    ``embedding_dim`` (ReLU).
 
     Output features, shape (B, N x E + E + 1): the N embeddings (asset-major), their mean
     over assets and the cash weight. ``E`` = ``embedding_dim``.
@@ -103,7 +138,7 @@ class SharedAssetEncoder(BaseFeaturesExtractor):
     layout : mapping
         :meth:`ObservationLayout.as_dict` of the env (plain ints, so a saved policy reloads).
     embedding_dim, hidden : int
-        Encoder sizes: token (W) -> hidden -> embedding_dim.
+        Encoder sizes: asset numbers -> hidden -> embedding_dim.
     """
 
     def __init__(
@@ -122,7 +157,13 @@ class SharedAssetEncoder(BaseFeaturesExtractor):
         super().__init__(observation_space, parsed.n_assets * embedding_dim + embedding_dim + 1)
         self.layout = parsed
         self.embedding_dim = int(embedding_dim)
-        self.encoder = _mlp([parsed.token_width, int(hidden), self.embedding_dim])
+        # nn.Linear's default initialisation, for fan_in = lookback x C.
+        bound = 1.0 / math.sqrt(parsed.lookback * parsed.n_channels)
+        self.window_weight = nn.Parameter(
+            th.empty(parsed.lookback, parsed.n_channels, hidden).uniform_(-bound, bound)
+        )
+        self.extras = nn.Linear(1 + sum(parsed.per_asset_blocks), hidden)
+        self.embed_out = nn.Sequential(nn.ReLU(), nn.Linear(hidden, embedding_dim), nn.ReLU())
 
     @property
     def n_assets(self) -> int:
@@ -134,14 +175,16 @@ class SharedAssetEncoder(BaseFeaturesExtractor):
         return self.embedding_dim + 1
 
     def embed(self, obs: th.Tensor) -> th.Tensor:
-        """(B, N, E) embeddings of the assets' tokens."""
-        tokens, _cash = split_observation(obs, self.layout)
-        return self.encoder(tokens)
+        """(B, N, E) embeddings, asset ``i`` from asset ``i``'s numbers only."""
+        windows = asset_windows(obs, self.layout)  # (B, L, N, C)
+        hidden = th.einsum("blnc,lch->bnh", windows, self.window_weight)
+        return self.embed_out(hidden + self.extras(asset_extras(obs, self.layout)))
 
     def forward(self, obs: th.Tensor) -> th.Tensor:
-        tokens, cash = split_observation(obs, self.layout)
-        embeddings = self.encoder(tokens)
-        return th.cat([embeddings.flatten(1), embeddings.mean(dim=1), cash], dim=1)
+        embeddings = self.embed(obs)
+        return th.cat(
+            [embeddings.flatten(1), embeddings.mean(dim=1), cash_weight(obs, self.layout)], dim=1
+        )
 
 
 def unflatten_features(
@@ -155,13 +198,11 @@ def unflatten_features(
 class AssetScores(nn.Module):
     """Per-asset scores from a shared MLP, plus a cash score: (B, features) -> (B, N + 1)."""
 
-    def __init__(
-        self, n_assets: int, embedding_dim: int, global_dim: int, head_arch: Sequence[int]
-    ) -> None:
+    def __init__(self, n_assets: int, embedding_dim: int, global_dim: int) -> None:
         super().__init__()
         self.n_assets, self.embedding_dim = n_assets, embedding_dim
-        self.trunk = _mlp([embedding_dim + global_dim, *head_arch])
-        self.score = nn.Linear(([embedding_dim + global_dim, *head_arch])[-1], 1)
+        self.trunk = _mlp([embedding_dim + global_dim, PER_ASSET_HIDDEN])
+        self.score = nn.Linear(PER_ASSET_HIDDEN, 1)
         self.cash = nn.Linear(global_dim, 1)  # EIIE's cash bias, here also reading the context
 
     def forward(self, features: th.Tensor) -> th.Tensor:
@@ -172,7 +213,8 @@ class AssetScores(nn.Module):
 
 
 class PooledValue(nn.Module):
-    """A shared MLP per asset, mean-pooled, then an MLP with the global part: -> (B, out).
+    """A shared layer per asset, mean-pooled, then an MLP (``head_arch``) with the global
+    part: -> (B, out_dim), or the last hidden layer when ``out_dim`` is None.
 
     With ``with_actions`` the input is ``cat(features, actions)`` (SB3's critic convention)
     and each asset's token carries its own action; the cash action joins the global part.
@@ -192,26 +234,19 @@ class PooledValue(nn.Module):
         self.n_assets, self.embedding_dim = n_assets, embedding_dim
         self.with_actions = with_actions
         extra = 1 if with_actions else 0
-        arch = list(head_arch) or [embedding_dim]
-        self.per_asset = _mlp([embedding_dim + global_dim + 2 * extra, arch[0]])
-        self.pooled = _mlp([arch[0] + global_dim + extra, *arch[1:]])
-        last = ([arch[0] + global_dim + extra, *arch[1:]])[-1]
-        self.out = nn.Linear(last, out_dim) if out_dim is not None else nn.Identity()
-        self.latent_dim = out_dim if out_dim is not None else last
+        self.per_asset = _mlp([embedding_dim + global_dim + 2 * extra, PER_ASSET_HIDDEN])
+        pooled_sizes = [PER_ASSET_HIDDEN + global_dim + extra, *head_arch]
+        self.pooled = _mlp(pooled_sizes)
+        self.out = nn.Linear(pooled_sizes[-1], out_dim) if out_dim is not None else nn.Identity()
+        self.latent_dim = out_dim if out_dim is not None else pooled_sizes[-1]
 
     def forward(self, inputs: th.Tensor) -> th.Tensor:
-        n, width = self.n_assets, self.n_assets * self.embedding_dim
+        n = self.n_assets
+        features, actions = inputs, None
         if self.with_actions:
             features, actions = inputs[:, : -(n + 1)], inputs[:, -(n + 1) :]
-        else:
-            features, actions = inputs, None
-        embeddings, context = (
-            features[:, :width].reshape(-1, n, self.embedding_dim),
-            features[:, width:],
-        )
-        shared = context
-        if actions is not None:
-            shared = th.cat([context, actions[:, n:]], dim=1)  # the cash action
+        embeddings, context = unflatten_features(features, n, self.embedding_dim)
+        shared = context if actions is None else th.cat([context, actions[:, n:]], dim=1)
         parts = [embeddings, shared[:, None, :].expand(-1, n, -1)]
         if actions is not None:
             parts.append(actions[:, :n, None])
@@ -233,7 +268,7 @@ class _SharedExtractorHeads(nn.Module):
     def __init__(self, extractor: SharedAssetEncoder, net_arch: Any) -> None:
         super().__init__()
         sizes = (extractor.n_assets, extractor.embedding_dim, extractor.global_dim)
-        self.policy_net = AssetScores(*sizes, _head_arch(net_arch, "pi"))
+        self.policy_net = AssetScores(*sizes)
         self.value_net = PooledValue(*sizes, _head_arch(net_arch, "vf"), out_dim=None)
         self.latent_dim_pi = extractor.n_assets + 1
         self.latent_dim_vf = self.value_net.latent_dim
@@ -250,7 +285,7 @@ class _SharedExtractorHeads(nn.Module):
 
 class SharedEncoderActorCriticPolicy(ActorCriticPolicy):
     """PPO/A2C policy: :class:`SharedAssetEncoder` features, per-asset action means, a pooled
-    value. ``net_arch`` (list, or dict with ``pi``/``vf``) sizes the shared heads."""
+    value. ``net_arch`` (list, or dict's ``vf``) sizes the pooled value MLP."""
 
     def _build_mlp_extractor(self) -> None:
         if not isinstance(self.features_extractor, SharedAssetEncoder):
@@ -293,10 +328,10 @@ class SharedEncoderSACPolicy(SACPolicy):
         actor = super().make_actor(features_extractor)
         if actor.use_sde:
             raise ValueError("policy_architecture 'shared_encoder' does not support SAC's gSDE")
-        sizes, arch = _actor_sizes(actor), list(actor.net_arch) or list(DEFAULT_HEAD_ARCH)
+        sizes = _actor_sizes(actor)
         actor.latent_pi = nn.Identity()
-        actor.mu = AssetScores(*sizes, arch)
-        actor.log_std = AssetScores(*sizes, arch)
+        actor.mu = AssetScores(*sizes)
+        actor.log_std = AssetScores(*sizes)
         return actor.to(self.device)
 
     def make_critic(self, features_extractor: BaseFeaturesExtractor | None = None) -> Any:
@@ -309,8 +344,7 @@ class SharedEncoderTD3Policy(TD3Policy):
 
     def make_actor(self, features_extractor: BaseFeaturesExtractor | None = None) -> Any:
         actor = super().make_actor(features_extractor)
-        arch = list(actor.net_arch) or list(DEFAULT_HEAD_ARCH)
-        actor.mu = nn.Sequential(AssetScores(*_actor_sizes(actor), arch), nn.Tanh())
+        actor.mu = nn.Sequential(AssetScores(*_actor_sizes(actor)), nn.Tanh())
         return actor.to(self.device)
 
     def make_critic(self, features_extractor: BaseFeaturesExtractor | None = None) -> Any:
