@@ -141,3 +141,14 @@ def test_best_config_retrained_with_seeds(search: tuning.SearchResult, env_data,
         tuning.train_best_with_seeds(
             search.best_config, env_data, seeds=(0, 1), splits=SPLITS, artifact_dir=tmp_path
         )
+
+
+def test_policy_architecture_reaches_every_trial():
+    shared = tuning.with_budget("quick", policy_architecture="shared_encoder")
+    assert tuning.search_space(shared, seed=0)["policy_architecture"] == "shared_encoder"
+    assert tuning.PROFILES["quick"].policy_architecture == drl.DEFAULT_POLICY_ARCHITECTURE
+    for algorithm in drl.ALGORITHMS:
+        config = {"algorithm": algorithm, "policy_architecture": "shared_encoder"}
+        assert tuning.trial_params(config) == (algorithm, {"policy_architecture": "shared_encoder"})
+    with pytest.raises(ValueError, match="policy_architecture 'cnn' is not one of"):
+        tuning.search_space(tuning.with_budget("quick", policy_architecture="cnn"), seed=0)
