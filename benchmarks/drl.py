@@ -11,9 +11,9 @@
    (wall time, next to the one-environment 4,000-timestep search it replaces, same run)
    fitted on 2018-2021 and tuned on 2022, then the best configuration retrained
    with ``--seeds`` seeds (default 5) and scored on the validation (2023) and held-out test
-   (2024-2025) windows, next to equal weight and buy-and-hold BTC run through the same
-   environment and costs, and the classic strategies backtested over the same test days
-   (daily, 10 bps).
+   (2024-2025) windows, next to equal weight and buy-and-hold of the benchmark
+   (``buy_benchmark``) run through the same environment and costs, and the classic
+   strategies backtested over the same test days (daily, 10 bps).
 
     python -m benchmarks.drl                 # both parts
     python -m benchmarks.drl --throughput-only

@@ -9,7 +9,8 @@ timesteps, lookback 10, the pipeline's sentiment columns (``sentiment_ewm``, ``n
 placebo shuffles the sentiment values across coins and days of the news period (see
 ``benchmarks.sentiment_value``). Figures: test Sharpe (net of 10 bps costs) and total return
 per variant (mean and per seed), the mean paired difference to "without", and equal
-weight and buy-and-hold BTC through the same environment for scale.
+weight and buy-and-hold of the benchmark (``buy_benchmark``) through the same environment for
+scale.
 """
 
 from __future__ import annotations
