@@ -325,7 +325,8 @@ def build_model(
     environment per step), 1 on a single :class:`PortfolioEnv`.
     ``params["policy_architecture"]``: ``"mlp"`` (default, SB3's ``MlpPolicy`` on the flat
     observation) or ``"shared_encoder"`` (one network applied to every asset, its size
-    independent of N: :mod:`portfolio_pipeline.core.policy_net`); ``net_arch`` sizes its heads.
+    independent of N: :mod:`portfolio_pipeline.core.policy_net`; ``net_arch`` sizes its
+    pooled layers).
     """
     algorithm = algorithm.upper()
     cls = _algorithm_class(algorithm)
