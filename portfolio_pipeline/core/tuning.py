@@ -155,6 +155,9 @@ class TuningProfile:
     env_kwargs: Mapping[str, Any] = field(default_factory=dict)
     policy_architecture: str = drl.DEFAULT_POLICY_ARCHITECTURE
 
+    def __post_init__(self) -> None:
+        drl.policy_architecture({"policy_architecture": self.policy_architecture})  # names it
+
     @property
     def n_reports(self) -> int:
         return -(-self.total_timesteps // self.report_every)
@@ -222,9 +225,7 @@ def search_space(profile: TuningProfile, seed: int) -> dict[str, Any]:
         "episode_length": tune.choice([128, 256, 365]),
         "n_envs": n_envs,
         "off_policy_n_envs": min(n_envs, OFF_POLICY_MAX_ENVS),
-        "policy_architecture": drl.policy_architecture(
-            {"policy_architecture": profile.policy_architecture}
-        ),
+        "policy_architecture": profile.policy_architecture,
         "seed": seed,
     }
 

@@ -151,4 +151,4 @@ def test_policy_architecture_reaches_every_trial():
         config = {"algorithm": algorithm, "policy_architecture": "shared_encoder"}
         assert tuning.trial_params(config) == (algorithm, {"policy_architecture": "shared_encoder"})
     with pytest.raises(ValueError, match="policy_architecture 'cnn' is not one of"):
-        tuning.search_space(tuning.with_budget("quick", policy_architecture="cnn"), seed=0)
+        tuning.with_budget("quick", policy_architecture="cnn")
