@@ -11,13 +11,30 @@
    (wall time, next to the one-environment 4,000-timestep search it replaces, same run)
    fitted on 2018-2021 and tuned on 2022, then the best configuration retrained
    with ``--seeds`` seeds (default 5) and scored on the validation (2023) and held-out test
-   (2024-2025) windows, next to equal weight and buy-and-hold BTC run through the same
-   environment and costs, and the classic strategies backtested over the same test days
-   (daily, 10 bps).
+   (2024-2025) windows, next to equal weight and buy-and-hold of the benchmark
+   (``buy_benchmark``) run through the same environment and costs, and the classic
+   strategies backtested over the same test days (daily, 10 bps).
 
     python -m benchmarks.drl                 # both parts
     python -m benchmarks.drl --throughput-only
     python -m benchmarks.drl --full-rates    # full-profile training rates, wall-time bound
+    python -m benchmarks.drl --n-assets 10 100   # training rate against the number of assets
+    python -m benchmarks.drl --compare-architectures  # mlp vs shared_encoder, tune window
+
+3. ``--n-assets``: training timesteps/s of PPO (the profiles' 64 environments, 32 steps,
+   minibatches of 512, 3 epochs) and SAC (4 environments, minibatches of 128, one gradient
+   step per vector step) at each N, on a block-bootstrapped panel of the sample's real rows
+   (the generator of ``benchmarks.features``, N symbols x ``--days`` days, the SPEC market
+   features, lookback 30), for each ``--policy-architecture`` (``mlp``: SB3's MlpPolicy on
+   the flat observation; ``shared_encoder``: one set of weights applied to every asset,
+   :mod:`portfolio_pipeline.core.policy_net`), with the policy's parameter count, and the
+   ratio of the rate at the smallest N to the rate at the largest (``throughput_drop``).
+4. ``--compare-architectures``: the ``quick`` search and the 3-seed retraining on the real
+   sample (every symbol, the SPEC market features) once per policy architecture, same seeds:
+   the best trial's tune-window Sharpe and the seeds' tune-window Sharpe (mean, each). Only
+   the tune window (inside the training window) is reported: it is what decides the default
+   architecture, as it decides everything else about the DRL; the validation and test
+   windows stay unseen.
 """
 
 from __future__ import annotations
@@ -86,6 +103,98 @@ def training_throughput(ohlcv: pl.DataFrame) -> None:
         batched = _throughput(data, algorithm, N_ENVS, budgets[(algorithm, N_ENVS)])
         emit(BENCHMARK, "train_speedup", round(batched[0] / single[0], 2), "x",
              algorithm=algorithm, n_envs=N_ENVS, cpu_time_speedup=round(batched[1] / single[1], 2))  # fmt: skip
+
+
+SCALING_SETTINGS = {
+    # (params, timesteps): the batched settings of the tuning profiles (tuning.search_space).
+    "PPO": ({"n_steps": 32, "batch_size": 512, "n_epochs": 3, "n_envs": N_ENVS}, 8_192),
+    "SAC": ({"batch_size": 128, "train_freq": 1, "n_envs": tuning.OFF_POLICY_MAX_ENVS}, 1_200),
+}
+
+
+def _scaling_env_data(sample: pl.DataFrame, n_assets: int, days: int):
+    from benchmarks.features import synthetic_panel
+
+    panel = synthetic_panel(sample, n_assets, days)
+    return build_env_data(panel, _market_features(panel))
+
+
+def assets_scaling(
+    sample: pl.DataFrame,
+    n_assets: list[int],
+    architectures: list[str],
+    algorithms: list[str],
+    days: int,
+    lookback: int = 30,
+) -> None:
+    """Training throughput against the number of assets (part 3 of the module docstring)."""
+    import torch
+
+    torch.set_num_threads(1)
+    rates: dict[tuple[str, str, int], tuple[float, float]] = {}  # (wall, CPU-time) rates
+    for n in n_assets:
+        data = _scaling_env_data(sample, n, days)
+        for architecture in architectures:
+            for algorithm in algorithms:
+                params, budget = SCALING_SETTINGS[algorithm]
+                params = {**params, "policy_architecture": architecture}
+                model, _settings, device = drl.build_model(
+                    algorithm, data, drl.Splits.from_dates(data.dates).fit, params, budget,
+                    seed=0, env_kwargs={"lookback": lookback, "include_forecasts": False,
+                                        "include_sentiment": False},
+                )  # fmt: skip
+                n_parameters = sum(p.numel() for p in model.policy.parameters())
+                started, cpu_started = time.perf_counter(), time.process_time()
+                model.learn(total_timesteps=budget)
+                wall = time.perf_counter() - started
+                cpu = time.process_time() - cpu_started
+                rate = model.num_timesteps / wall
+                rates[(architecture, algorithm, n)] = (rate, model.num_timesteps / cpu)
+                emit(BENCHMARK, "train_timesteps_per_second", round(rate, 1), "timesteps/s",
+                     n_assets=n, algorithm=algorithm, policy_architecture=architecture,
+                     n_envs=params["n_envs"], device=device, torch_threads=1, lookback=lookback,
+                     observation_size=int(model.observation_space.shape[0]),
+                     timesteps=int(model.num_timesteps),
+                     cpu_rate=round(model.num_timesteps / cpu, 1))  # fmt: skip
+                emit(BENCHMARK, "policy_parameters", n_parameters, "parameters", n_assets=n,
+                     algorithm=algorithm, policy_architecture=architecture)  # fmt: skip
+                del model
+    low, high = min(n_assets), max(n_assets)
+    if low == high:
+        return
+    for architecture in architectures:
+        for algorithm in algorithms:
+            (wall_low, cpu_low) = rates[(architecture, algorithm, low)]
+            (wall_high, cpu_high) = rates[(architecture, algorithm, high)]
+            # The CPU-time ratio is the steadier one on a shared machine.
+            emit(BENCHMARK, "throughput_drop", round(wall_low / wall_high, 2), "x",
+                 algorithm=algorithm, policy_architecture=architecture, from_n_assets=low,
+                 to_n_assets=high, cpu_time_drop=round(cpu_low / cpu_high, 2))  # fmt: skip
+
+
+def compare_architectures(ohlcv: pl.DataFrame, storage: str, seeds: tuple[int, ...]) -> None:
+    """Part 4 of the module docstring."""
+    data = build_env_data(ohlcv, _market_features(ohlcv))
+    splits = drl.Splits.from_dates(data.dates)
+    for architecture in drl.POLICY_ARCHITECTURES:
+        profile = tuning.with_budget("quick", policy_architecture=architecture)
+        search = tuning.run_policy_search(
+            data, f"{storage}/{architecture}", profile, splits=splits, seed=0, num_cpus=2
+        )
+        emit(BENCHMARK, "architecture_best_trial_tune_sharpe", round(search.best_tune_sharpe, 3),
+             "sharpe", policy_architecture=architecture, best=search.best_config["algorithm"],
+             trials=search.trials.height, search_wall_seconds=round(search.wall_seconds, 1),
+             symbols=data.n_assets, trial_tune_sharpes=[round(v, 3) for v in search.trials[tuning.METRIC]])  # fmt: skip
+        started = time.perf_counter()
+        results = tuning.train_best_with_seeds(
+            search.best_config, data, seeds=seeds, splits=splits,
+            artifact_dir=f"{storage}/{architecture}/policies",
+        )  # fmt: skip
+        tune = results.registry["tune_sharpe"].to_numpy()
+        emit(BENCHMARK, "architecture_seed_tune_sharpe_mean", round(float(np.mean(tune)), 3),
+             "sharpe", policy_architecture=architecture, per_seed=[round(v, 3) for v in tune],
+             std=round(float(np.std(tune, ddof=1)), 3), seeds=len(seeds),
+             retraining_wall_seconds=round(time.perf_counter() - started, 1))  # fmt: skip
 
 
 def full_profile_rates(ohlcv: pl.DataFrame) -> None:
@@ -216,8 +325,20 @@ def main() -> None:
     parser.add_argument("--profile-only", action="store_true")
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--full-rates", action="store_true", help="only the full-profile rates")
+    parser.add_argument("--n-assets", type=int, nargs="+", help="only the rate against N assets")
+    parser.add_argument("--days", type=int, default=1500, help="panel days with --n-assets")
+    parser.add_argument("--compare-architectures", action="store_true")
+    parser.add_argument("--algorithms", nargs="+", default=list(SCALING_SETTINGS))
+    parser.add_argument("--policy-architecture", nargs="+", default=list(drl.POLICY_ARCHITECTURES))
     args = parser.parse_args()
     ohlcv = pl.read_parquet(load_settings().sample_ohlcv_path)
+    if args.compare_architectures:
+        with tempfile.TemporaryDirectory(prefix="drl_arch_") as storage:
+            compare_architectures(ohlcv, storage, tuple(range(args.seeds)))
+        return
+    if args.n_assets:
+        assets_scaling(ohlcv, args.n_assets, args.policy_architecture, args.algorithms, args.days)
+        return
     if args.full_rates:
         full_profile_rates(ohlcv)
         return

@@ -9,7 +9,8 @@ timesteps, lookback 10, the pipeline's sentiment columns (``sentiment_ewm``, ``n
 placebo shuffles the sentiment values across coins and days of the news period (see
 ``benchmarks.sentiment_value``). Figures: test Sharpe (net of 10 bps costs) and total return
 per variant (mean and per seed), the mean paired difference to "without", and equal
-weight and buy-and-hold BTC through the same environment for scale.
+weight and buy-and-hold of the benchmark (``buy_benchmark``) through the same environment for
+scale.
 """
 
 from __future__ import annotations
@@ -55,8 +56,8 @@ def main(argv: list[str] | None = None) -> None:
         if frame is None:
             for reference in drl.FIXED_WEIGHT_REFERENCES:
                 result = drl.evaluate_fixed_weights(data, TEST, reference, env_kwargs=ENV_KWARGS)
-                emit(NAME, f"{reference}_test_sharpe", round(float(result["sharpe"]), 3),
-                     "ratio", total_return=round(float(result["total_return"]), 4))  # fmt: skip
+                emit(NAME, f"{reference}_test_sharpe", round(float(result.sharpe), 3),
+                     "ratio", total_return=round(float(result.total_return), 4))  # fmt: skip
         sharpes[variant], returns = [], []
         for seed in SEEDS:
             policy = drl.train_policy(
@@ -64,8 +65,8 @@ def main(argv: list[str] | None = None) -> None:
                 env_kwargs=ENV_KWARGS,
             )  # fmt: skip
             result = drl.evaluate_policy_window(policy, data, TEST)
-            sharpes[variant].append(float(result["sharpe"]))
-            returns.append(float(result["total_return"]))
+            sharpes[variant].append(float(result.sharpe))
+            returns.append(float(result.total_return))
         emit(NAME, f"{variant}_test_sharpe_mean", round(float(np.mean(sharpes[variant])), 3),
              "ratio", per_seed=[round(v, 3) for v in sharpes[variant]], seeds=list(SEEDS),
              timesteps=timesteps, train=[str(d) for d in TRAIN], test=[str(d) for d in TEST],

@@ -3,7 +3,7 @@ synthetic open/high/low/volume, see portfolio_pipeline.examples.sp500) on the NY
 calendar, cash in USD, periods per year inferred (252), windows from the data.
 
 One run ingests 2021-01-04..2022-12-28 through the ``files`` source, a second materializes
-everything downstream except ``drl_policy`` (its Ray search is covered by
+everything downstream except the ``drl_policy`` multi-asset (its Ray search is covered by
 policies/test_assets.py; the DRL pieces that depend on the calendar are checked below on the
 same data), as ``portfolio-pipeline materialize`` does.
 """
@@ -19,6 +19,7 @@ import pytest
 from portfolio_pipeline.core import warehouse
 from portfolio_pipeline.examples.sp500 import write_files_source
 from portfolio_pipeline.ingestion.partitions import month_key
+from portfolio_pipeline.policies.assets import POLICY_OUTPUTS
 from portfolio_pipeline_tests.helpers import materialize_range
 
 START, END = date(2021, 1, 4), date(2022, 12, 28)
@@ -82,7 +83,7 @@ def equities_run(tmp_path_factory):
     rest = [
         k
         for k in graph.toposorted_asset_keys
-        if not graph.get(k).is_partitioned and k.to_user_string() != "drl_policy"
+        if not graph.get(k).is_partitioned and k.to_user_string() not in POLICY_OUTPUTS
     ]
     result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
         asset_selection=rest,
@@ -174,7 +175,7 @@ def test_drl_reference_and_splits_follow_the_equity_calendar():
     assert splits.test == (date(2020, 12, 29), date(2022, 12, 29))
     assert splits.validation == (date(2019, 12, 29), date(2020, 12, 29))
     bought = drl.evaluate_fixed_weights(
-        data, splits.test, "buy_btc", env_kwargs={"lookback": 5}, periods_per_year=252
+        data, splits.test, "buy_benchmark", env_kwargs={"lookback": 5}, periods_per_year=252
     )
     closes = ohlcv.filter(
         (pl.col("symbol") == benchmark.symbol)
@@ -182,4 +183,4 @@ def test_drl_reference_and_splits_follow_the_equity_calendar():
     )["close"]
     # buy and hold of the benchmark: one trade, then the stock's own move (cost of 10 bps once)
     held = float(closes[-1] / closes[0])
-    assert bought["total_return"] == pytest.approx(held * (1 - 0.001) - 1, rel=1e-3)
+    assert bought.total_return == pytest.approx(held * (1 - 0.001) - 1, rel=1e-3)

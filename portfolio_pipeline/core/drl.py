@@ -1,10 +1,10 @@
 """Deep-RL allocation policies: train with Stable-Baselines3, evaluate through PortfolioEnv.
 
 Pure (no dagster). torch and stable_baselines3 are imported inside the functions that use
-them. Every evaluation - trained policy, equal weight, buy-and-hold BTC - runs through the
-same :class:`~portfolio_pipeline.core.env.PortfolioEnv` and therefore the same accounting
-(:mod:`portfolio_pipeline.core.accounting`), so their numbers are comparable and agree with
-the backtest engine.
+them. Every evaluation - trained policy, equal weight, buy-and-hold of the benchmark - runs
+through the same :class:`~portfolio_pipeline.core.env.PortfolioEnv` and therefore the same
+accounting (:mod:`portfolio_pipeline.core.accounting`), so their numbers are comparable and
+agree with the backtest engine.
 
 Windows are half-open ``[start, end)`` date ranges; the portfolio is held over the window
 (decisions at ``start .. end-2`` earn the returns of ``start+1 .. end-1``), so a policy
@@ -27,6 +27,7 @@ import numpy as np
 import polars as pl
 
 from portfolio_pipeline.core.env import EnvData, PortfolioEnv
+from portfolio_pipeline.core.market import CRYPTO_BENCHMARK
 from portfolio_pipeline.core.windows import EvaluationWindows, windows_from_dates, years_before
 
 if TYPE_CHECKING:
@@ -49,10 +50,15 @@ DEFAULT_ENV_KWARGS: dict[str, Any] = {
 DEFAULT_TRAINING_EPISODE_LENGTH = 256
 # Keys of ``params`` that are not SB3 constructor arguments.
 SPECIAL_PARAMS: frozenset[str] = frozenset(
-    {"net_arch", "action_noise_sigma", "episode_length", "n_envs"}
+    {"net_arch", "action_noise_sigma", "episode_length", "n_envs", "policy_architecture"}
 )
-FIXED_WEIGHT_REFERENCES: tuple[str, ...] = ("equal_weight", "buy_btc")
-BTC_SYMBOL = "BTCUSDT"
+# "mlp": SB3's MlpPolicy on the flat observation (its first layer grows with N x lookback);
+# "shared_encoder": one set of weights applied to every asset (core.policy_net, EIIE-style).
+POLICY_ARCHITECTURES: tuple[str, ...] = ("mlp", "shared_encoder")
+DEFAULT_POLICY_ARCHITECTURE = "mlp"
+# buy_benchmark: buy and hold the market series (core.market: BTCUSDT for crypto).
+BUY_BENCHMARK = "buy_benchmark"
+FIXED_WEIGHT_REFERENCES: tuple[str, ...] = ("equal_weight", BUY_BENCHMARK)
 
 WindowLike = tuple[Any, Any]
 
@@ -317,6 +323,10 @@ def build_model(
     :class:`~portfolio_pipeline.core.vec_env.BatchedPortfolioEnv` of that many environments
     (PPO/A2C roll out ``n_steps`` per environment; SAC/DDPG collect one transition per
     environment per step), 1 on a single :class:`PortfolioEnv`.
+    ``params["policy_architecture"]``: ``"mlp"`` (default, SB3's ``MlpPolicy`` on the flat
+    observation) or ``"shared_encoder"`` (one network applied to every asset, its size
+    independent of N: :mod:`portfolio_pipeline.core.policy_net`; ``net_arch`` sizes its
+    pooled layers).
     """
     algorithm = algorithm.upper()
     cls = _algorithm_class(algorithm)
@@ -343,15 +353,27 @@ def build_model(
     else:
         raise ValueError(f"n_envs must be >= 1, got {n_envs}")
     n_actions = int(env.action_space.shape[0])
-    model = cls(
-        "MlpPolicy",
-        env,
-        seed=seed,
-        device=resolved,
-        verbose=0,
-        **algorithm_kwargs(algorithm, params, total_timesteps, n_actions),
-    )
+    kwargs = algorithm_kwargs(algorithm, params, total_timesteps, n_actions)
+    policy: Any = "MlpPolicy"
+    if policy_architecture(params) == "shared_encoder":
+        from portfolio_pipeline.core.policy_net import shared_encoder_policy
+
+        layout = getattr(env, "template", env).observation_layout
+        policy, kwargs["policy_kwargs"] = shared_encoder_policy(
+            algorithm, layout, kwargs.get("policy_kwargs")
+        )
+    model = cls(policy, env, seed=seed, device=resolved, verbose=0, **kwargs)
     return model, settings, resolved
+
+
+def policy_architecture(params: Mapping[str, Any]) -> str:
+    """``params["policy_architecture"]`` (default :data:`DEFAULT_POLICY_ARCHITECTURE`), checked."""
+    architecture = str(params.get("policy_architecture") or DEFAULT_POLICY_ARCHITECTURE)
+    if architecture not in POLICY_ARCHITECTURES:
+        raise ValueError(
+            f"policy_architecture {architecture!r} is not one of {', '.join(POLICY_ARCHITECTURES)}"
+        )
+    return architecture
 
 
 def train_policy(
@@ -441,11 +463,53 @@ def _check_observation_shape(model: BaseAlgorithm, env: PortfolioEnv) -> None:
         )
 
 
+@dataclass(frozen=True, eq=False)  # arrays: identity equality, no element-wise __eq__
+class WindowEvaluation:
+    """One deterministic pass over a date window, net of costs (policy or reference).
+
+    Attributes
+    ----------
+    dates : list of date
+        (S,) realised dates (the day each net return is earned).
+    decision_dates : list of date
+        (S,) decision dates (the close at which the weights were chosen).
+    net_returns, log_returns : numpy.ndarray
+        (S,) simple and log portfolio returns after costs.
+    weights : numpy.ndarray
+        (S, N+1) target weights decided at each decision date, cash last.
+    symbols : list of str
+        The N symbols and the cash symbol, the columns of ``weights``.
+    turnover, costs : numpy.ndarray
+        (S,) risky turnover and cost paid at each rebalance.
+    sharpe : float
+        Annualised (:func:`annualised_sharpe`, 0 for a flat series).
+    total_return, mean_turnover : float
+    returns_frame : polars.DataFrame
+        date, net_return, turnover, cost, equity.
+    weights_frame : polars.DataFrame
+        as_of, symbol, weight (long form of ``weights``).
+    """
+
+    dates: list[date]
+    decision_dates: list[date]
+    net_returns: np.ndarray
+    log_returns: np.ndarray
+    weights: np.ndarray
+    symbols: list[str]
+    turnover: np.ndarray
+    costs: np.ndarray
+    sharpe: float
+    total_return: float
+    mean_turnover: float
+    returns_frame: pl.DataFrame
+    weights_frame: pl.DataFrame
+
+
 def _run_episode(
     env: PortfolioEnv,
     choose_action: Callable[[np.ndarray, PortfolioEnv], np.ndarray],
     periods_per_year: int,
-) -> dict[str, Any]:
+) -> WindowEvaluation:
     """Play the whole window once; collect returns and the weights decided each date."""
     obs, _ = env.reset(seed=0)
     decision_dates, dates, weights = [], [], []
@@ -465,19 +529,19 @@ def _run_episode(
     net = np.asarray(net_returns)
     symbols = [*env.env_data.symbols, env.env_data.cash_symbol]
     weight_matrix = np.asarray(weights)
-    return {
-        "dates": dates,
-        "decision_dates": decision_dates,
-        "net_returns": net,
-        "log_returns": np.asarray(log_returns),
-        "weights": weight_matrix,
-        "symbols": symbols,
-        "turnover": np.asarray(turnover),
-        "costs": np.asarray(costs),
-        "sharpe": annualised_sharpe(net, periods_per_year),
-        "total_return": float(values[-1] - 1.0),
-        "mean_turnover": float(np.mean(turnover)),
-        "returns_frame": pl.DataFrame(
+    return WindowEvaluation(
+        dates=dates,
+        decision_dates=decision_dates,
+        net_returns=net,
+        log_returns=np.asarray(log_returns),
+        weights=weight_matrix,
+        symbols=symbols,
+        turnover=np.asarray(turnover),
+        costs=np.asarray(costs),
+        sharpe=annualised_sharpe(net, periods_per_year),
+        total_return=float(values[-1] - 1.0),
+        mean_turnover=float(np.mean(turnover)),
+        returns_frame=pl.DataFrame(
             {
                 "date": dates,
                 "net_return": net,
@@ -486,8 +550,8 @@ def _run_episode(
                 "equity": np.asarray(values),
             }
         ),
-        "weights_frame": _weights_frame(decision_dates, weight_matrix, symbols),
-    }
+        weights_frame=_weights_frame(decision_dates, weight_matrix, symbols),
+    )
 
 
 def _weights_frame(as_of: list[date], weights: np.ndarray, symbols: list[str]) -> pl.DataFrame:
@@ -517,7 +581,7 @@ def evaluate_policy_window(
     *,
     env_kwargs: Mapping[str, Any] | None = None,
     periods_per_year: int = 365,
-) -> dict[str, Any]:
+) -> WindowEvaluation:
     """Run a policy deterministically over ``window`` and measure it net of costs.
 
     Parameters
@@ -534,12 +598,7 @@ def evaluate_policy_window(
 
     Returns
     -------
-    dict
-        ``net_returns`` (S,), ``dates`` (S, realised dates), ``decision_dates`` (S,),
-        ``weights`` (S, N+1, target weights decided at each decision date, cash last),
-        ``sharpe`` (annualised), ``total_return``, ``mean_turnover``, ``returns_frame``
-        (date, net_return, turnover, cost, equity) and ``weights_frame`` (as_of, symbol,
-        weight).
+    WindowEvaluation
     """
     sb3_model, settings = _unwrap(model, env_kwargs)
     env = _evaluation_env(env_data, window, settings, cost_rate)
@@ -569,8 +628,9 @@ def _fixed_weight_chooser(
 
         return equal
     if isinstance(weights, str):
-        # buy_btc = buy and hold the benchmark (BTCUSDT for crypto, core.market otherwise).
-        symbol = (env_data.benchmark_symbol or BTC_SYMBOL) if weights == "buy_btc" else weights
+        symbol = weights
+        if weights == BUY_BENCHMARK:
+            symbol = env_data.benchmark_symbol or CRYPTO_BENCHMARK
         if symbol not in env_data.symbols:
             raise ValueError(f"reference {weights!r}: symbol {symbol} is not in the universe")
         fixed = np.zeros(n_assets + 1, np.float32)
@@ -593,14 +653,15 @@ def evaluate_fixed_weights(
     *,
     env_kwargs: Mapping[str, Any] | None = None,
     periods_per_year: int = 365,
-) -> dict[str, Any]:
+) -> WindowEvaluation:
     """Evaluate a reference allocation through the same env as the policies.
 
     ``weights``: ``"equal_weight"`` (1/n over the assets tradable that day, rebalanced daily),
-    ``"buy_btc"`` (100% in ``env_data.benchmark_symbol``, BTCUSDT by default; no trading
-    after the first day since the weight does not drift), another symbol (100% in it), or an
-    (N+1,) array rebalanced to daily.
-    Returns the same dict as :func:`evaluate_policy_window`.
+    ``"buy_benchmark"`` (100% in ``env_data.benchmark_symbol``, chosen by
+    :mod:`portfolio_pipeline.core.market`, BTCUSDT when unset; no trading after the first
+    day since the weight does not drift), another symbol (100% in it), or an (N+1,) array
+    rebalanced to daily. Returns the same :class:`WindowEvaluation` as
+    :func:`evaluate_policy_window`.
     """
     env = _evaluation_env(env_data, window, env_kwargs, cost_rate)
     return _run_episode(env, _fixed_weight_chooser(env_data, weights), periods_per_year)

@@ -14,7 +14,7 @@ known by the close of ``t``; the weights chosen at ``t`` earn ``close[t+1] / clo
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import date
 from typing import Any
 
@@ -57,6 +57,55 @@ DateLike = date | str | np.datetime64 | int | None
 
 class EnvDataError(ValueError):
     """An input frame breaks a rule of :func:`build_env_data`; the message names it."""
+
+
+@dataclass(frozen=True)
+class ObservationLayout:
+    """Where each part of a :class:`PortfolioEnv` observation lies (see its docstring).
+
+    In order: the window ``(lookback, n_assets, n_channels)`` flattened date-major; the
+    ``n_assets + 1`` weights (cash last); one ``(n_assets, k)`` block per entry ``k`` of
+    ``per_asset_blocks``, flattened asset-major (forecasts, then sentiment); then
+    ``covariance_width`` cross-asset numbers. A policy that reads the observation per asset
+    (:mod:`portfolio_pipeline.core.policy_net`) cuts it with this.
+    """
+
+    n_assets: int
+    lookback: int
+    n_channels: int
+    per_asset_blocks: tuple[int, ...] = ()
+    covariance_width: int = 0
+
+    @property
+    def window_width(self) -> int:
+        return self.lookback * self.n_assets * self.n_channels
+
+    @property
+    def token_width(self) -> int:
+        """Numbers about one asset: its window, its weight and its per-date channels."""
+        return self.lookback * self.n_channels + 1 + sum(self.per_asset_blocks)
+
+    @property
+    def size(self) -> int:
+        return (
+            self.window_width
+            + self.n_assets
+            + 1
+            + self.n_assets * sum(self.per_asset_blocks)
+            + self.covariance_width
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain ints and lists (what a saved policy keeps)."""
+        out = asdict(self)
+        out["per_asset_blocks"] = list(self.per_asset_blocks)
+        return out
+
+    @classmethod
+    def from_dict(cls, values: Any) -> ObservationLayout:
+        if isinstance(values, ObservationLayout):
+            return values
+        return cls(**{**values, "per_asset_blocks": tuple(values.get("per_asset_blocks", ()))})
 
 
 @dataclass(frozen=True, eq=False)  # arrays: identity equality, no element-wise __eq__
@@ -325,6 +374,44 @@ def build_env_data(
         Missing columns, duplicate keys, non-positive prices or unknown symbols; the message
         names the rule, the symbols and the dates.
     """
+    ohlcv, universe = _universe_ohlcv(ohlcv, symbols)
+    dates = ohlcv.select(pl.col("date").cast(pl.Date)).unique().sort("date")
+    grid = dates.join(pl.DataFrame({"symbol": universe}), how="cross").sort(
+        "date", pl.col("symbol").cast(pl.Enum(universe))
+    )
+    prices = _pivot(grid, ohlcv, "date", ["close"])[:, :, 0]
+    feature_array, columns = _feature_array(
+        ohlcv, features, feature_columns, universe, grid, normalisation_window
+    )
+    forecast_array = None
+    if forecasts is not None:
+        forecast_array = _forecast_array(
+            forecasts, forecast_horizon, universe, grid, normalisation_window
+        )
+    sentiment_array, sentiment_names = None, ()
+    if sentiment is not None:
+        sentiment_array, sentiment_names = _sentiment_array(
+            sentiment, sentiment_columns, universe, grid, normalisation_window
+        )
+    return EnvData(
+        dates=dates["date"].to_numpy().astype("datetime64[D]"),
+        symbols=tuple(universe),
+        prices=prices,
+        features=feature_array,
+        feature_names=tuple(columns),
+        forecasts=forecast_array,
+        sentiment=sentiment_array,
+        sentiment_names=sentiment_names,
+        cash_symbol=cash_symbol,
+        benchmark_symbol=benchmark_symbol,
+    )
+
+
+def _universe_ohlcv(
+    ohlcv: pl.DataFrame, symbols: Sequence[str] | None
+) -> tuple[pl.DataFrame, list[str]]:
+    """The OHLCV rows of the universe (default: every symbol, sorted), checked: known and
+    unique symbols, one row per (symbol, date), positive closes."""
     _require_columns(ohlcv, ("symbol", "date", "close"), "OHLCV frame")
     ohlcv = ohlcv.with_columns(pl.col("symbol").cast(pl.String))
     available = sorted(ohlcv["symbol"].unique().to_list())
@@ -342,13 +429,19 @@ def build_env_data(
     if bad.height:
         shown = ", ".join(f"{r['symbol']} {r['date']}" for r in bad.head(5).iter_rows(named=True))
         raise EnvDataError(f"OHLCV close must be a positive number: {shown}")
+    return ohlcv, universe
 
-    dates = ohlcv.select(pl.col("date").cast(pl.Date)).unique().sort("date")
-    grid = dates.join(pl.DataFrame({"symbol": universe}), how="cross").sort(
-        "date", pl.col("symbol").cast(pl.Enum(universe))
-    )
-    prices = _pivot(grid, ohlcv, "date", ["close"])[:, :, 0]
 
+def _feature_array(
+    ohlcv: pl.DataFrame,
+    features: pl.DataFrame | None,
+    feature_columns: Sequence[str] | None,
+    universe: list[str],
+    grid: pl.DataFrame,
+    normalisation_window: int,
+) -> tuple[np.ndarray, list[str]]:
+    """(T, N, F) z-scored features and their names (the built-in set when ``features`` is
+    None, else the SPEC market features or ``feature_columns``)."""
     if features is None:
         features = simple_price_features(ohlcv)
         default_columns = [c for c in features.columns if c not in ("symbol", "date")]
@@ -358,62 +451,60 @@ def build_env_data(
     _require_columns(features, ("symbol", "date", *columns), "features frame")
     features = features.filter(pl.col("symbol").cast(pl.String).is_in(universe))
     _check_unique(features, ("symbol", "date"), "features frame")
-    feature_array = causal_zscore(_pivot(grid, features, "date", columns), normalisation_window)
+    return causal_zscore(_pivot(grid, features, "date", columns), normalisation_window), columns
 
-    forecast_array = None
-    if forecasts is not None:
-        _require_columns(
-            forecasts, ("as_of", "symbol", "horizon_days", *FORECAST_QUANTILES), "forecasts frame"
-        )
-        horizons = sorted(forecasts["horizon_days"].unique().drop_nulls().to_list())
-        if not horizons:
-            raise EnvDataError("forecasts frame has no horizon_days")
-        horizon = forecast_horizon if forecast_horizon is not None else horizons[0]
-        if horizon not in horizons:
-            raise EnvDataError(f"forecast horizon {horizon} not in forecasts ({horizons})")
-        chosen = forecasts.filter(
-            (pl.col("horizon_days") == horizon) & pl.col("symbol").cast(pl.String).is_in(universe)
-        )
-        _check_unique(chosen, ("symbol", "as_of"), f"forecasts frame (horizon {horizon})")
-        forecast_array = causal_zscore(
-            _pivot(grid, chosen, "as_of", FORECAST_QUANTILES), normalisation_window
-        )
 
-    sentiment_array = None
-    sentiment_names: tuple[str, ...] = ()
-    if sentiment is not None:
-        _require_columns(sentiment, ("symbol", "date"), "sentiment frame")
-        names = (
-            list(sentiment_columns)
-            if sentiment_columns is not None
-            else [
-                c
-                for c, dtype in sentiment.schema.items()
-                if c not in ("symbol", "date") and dtype.is_numeric()
-            ]
-        )
-        _require_columns(sentiment, names, "sentiment frame")
-        if not names:
-            raise EnvDataError("sentiment frame has no numeric columns besides symbol, date")
-        chosen = sentiment.filter(pl.col("symbol").cast(pl.String).is_in(universe))
-        _check_unique(chosen, ("symbol", "date"), "sentiment frame")
-        raw = _pivot(grid, chosen, "date", names)
-        # No news is information too: 0 count / neutral score, not "unknown".
-        sentiment_array = causal_zscore(np.nan_to_num(raw, nan=0.0), normalisation_window)
-        sentiment_names = tuple(names)
-
-    return EnvData(
-        dates=dates["date"].to_numpy().astype("datetime64[D]"),
-        symbols=tuple(universe),
-        prices=prices,
-        features=feature_array,
-        feature_names=tuple(columns),
-        forecasts=forecast_array,
-        sentiment=sentiment_array,
-        sentiment_names=sentiment_names,
-        cash_symbol=cash_symbol,
-        benchmark_symbol=benchmark_symbol,
+def _forecast_array(
+    forecasts: pl.DataFrame,
+    forecast_horizon: int | None,
+    universe: list[str],
+    grid: pl.DataFrame,
+    normalisation_window: int,
+) -> np.ndarray:
+    """(T, N, 3) z-scored q10/q50/q90 of one horizon (default: the shortest), observed at
+    their ``as_of``."""
+    _require_columns(
+        forecasts, ("as_of", "symbol", "horizon_days", *FORECAST_QUANTILES), "forecasts frame"
     )
+    horizons = sorted(forecasts["horizon_days"].unique().drop_nulls().to_list())
+    if not horizons:
+        raise EnvDataError("forecasts frame has no horizon_days")
+    horizon = forecast_horizon if forecast_horizon is not None else horizons[0]
+    if horizon not in horizons:
+        raise EnvDataError(f"forecast horizon {horizon} not in forecasts ({horizons})")
+    chosen = forecasts.filter(
+        (pl.col("horizon_days") == horizon) & pl.col("symbol").cast(pl.String).is_in(universe)
+    )
+    _check_unique(chosen, ("symbol", "as_of"), f"forecasts frame (horizon {horizon})")
+    return causal_zscore(_pivot(grid, chosen, "as_of", FORECAST_QUANTILES), normalisation_window)
+
+
+def _sentiment_array(
+    sentiment: pl.DataFrame,
+    sentiment_columns: Sequence[str] | None,
+    universe: list[str],
+    grid: pl.DataFrame,
+    normalisation_window: int,
+) -> tuple[np.ndarray, tuple[str, ...]]:
+    """(T, N, k) z-scored sentiment columns (default: every numeric one), 0 without news."""
+    _require_columns(sentiment, ("symbol", "date"), "sentiment frame")
+    names = (
+        list(sentiment_columns)
+        if sentiment_columns is not None
+        else [
+            c
+            for c, dtype in sentiment.schema.items()
+            if c not in ("symbol", "date") and dtype.is_numeric()
+        ]
+    )
+    _require_columns(sentiment, names, "sentiment frame")
+    if not names:
+        raise EnvDataError("sentiment frame has no numeric columns besides symbol, date")
+    chosen = sentiment.filter(pl.col("symbol").cast(pl.String).is_in(universe))
+    _check_unique(chosen, ("symbol", "date"), "sentiment frame")
+    raw = _pivot(grid, chosen, "date", names)
+    # No news is information too: 0 count / neutral score, not "unknown".
+    return causal_zscore(np.nan_to_num(raw, nan=0.0), normalisation_window), tuple(names)
 
 
 def actions_to_weights(action: np.ndarray) -> np.ndarray:
@@ -580,18 +671,30 @@ class PortfolioEnv(gym.Env):
         self._window_width = self.lookback * channels.shape[1]
 
         per_date: list[np.ndarray] = []
+        blocks: list[int] = []
         if include_forecasts and data.forecasts is not None:
             per_date.append(data.forecasts.reshape(n_dates, -1))
+            blocks.append(data.forecasts.shape[2])
         if include_sentiment and data.sentiment is not None:
             per_date.append(data.sentiment.reshape(n_dates, -1))
+            blocks.append(data.sentiment.shape[2])
+        covariance_width = 0
         if include_covariance:
             per_date.append(self._rolling_covariance(data.prices, periods_per_year))
+            covariance_width = per_date[-1].shape[1]
         self._per_date = (
             np.concatenate(per_date, axis=1).astype(np.float32)
             if per_date
             else np.zeros((n_dates, 0), np.float32)
         )
         self._observation_size = self._window_width + n_assets + 1 + self._per_date.shape[1]
+        self.observation_layout = ObservationLayout(
+            n_assets=n_assets,
+            lookback=self.lookback,
+            n_channels=channels.shape[1] // n_assets,
+            per_asset_blocks=tuple(blocks),
+            covariance_width=covariance_width,
+        )
 
         self._tradable = listed  # buyable at t: priced at t (no knowledge of t+1)
         self._all_tradable = listed.all(axis=1)

@@ -10,8 +10,9 @@ Pure (no dagster); ray, torch and stable_baselines3 are imported inside function
 2. :func:`train_best_with_seeds` retrains that configuration with several seeds on the fit
    window, scores each on the tune window (which chooses the deployed seed) and, for the
    record only, on the VALIDATION and TEST windows, next to an equal-weight and a
-   buy-and-hold-BTC reference run through the same environment. It returns the rows of
-   ``ml.policy_registry``.
+   buy-and-hold-benchmark reference (``buy_benchmark``, the market series of
+   :mod:`portfolio_pipeline.core.market`) run through the same environment. It returns the
+   rows of ``ml.policy_registry``.
 
 No DRL choice looks at the validation window: the pipeline chooses its recommendation
 strategy there among all strategies, the DRL one included, so that choice is honest.
@@ -57,6 +58,7 @@ ALGORITHM_PARAMS: dict[str, dict[str, str]] = {
         "net_arch": "net_arch",
         "episode_length": "episode_length",
         "n_envs": "n_envs",
+        "policy_architecture": "policy_architecture",
     },
     "A2C": {
         "learning_rate": "learning_rate",
@@ -66,6 +68,7 @@ ALGORITHM_PARAMS: dict[str, dict[str, str]] = {
         "net_arch": "net_arch",
         "episode_length": "episode_length",
         "n_envs": "n_envs",
+        "policy_architecture": "policy_architecture",
     },
     "SAC": {
         "learning_rate": "learning_rate",
@@ -76,6 +79,7 @@ ALGORITHM_PARAMS: dict[str, dict[str, str]] = {
         "net_arch": "net_arch",
         "episode_length": "episode_length",
         "off_policy_n_envs": "n_envs",
+        "policy_architecture": "policy_architecture",
     },
     "DDPG": {
         "learning_rate": "learning_rate",
@@ -87,6 +91,7 @@ ALGORITHM_PARAMS: dict[str, dict[str, str]] = {
         "net_arch": "net_arch",
         "episode_length": "episode_length",
         "off_policy_n_envs": "n_envs",
+        "policy_architecture": "policy_architecture",
     },
 }
 
@@ -133,6 +138,8 @@ class TuningProfile:
         :class:`~portfolio_pipeline.core.vec_env.BatchedPortfolioEnv`); SAC/DDPG use at most
         :data:`OFF_POLICY_MAX_ENVS`. 1 = a single :class:`PortfolioEnv`.
     env_kwargs : :class:`PortfolioEnv` settings for the search and the retraining.
+    policy_architecture : ``"mlp"`` or ``"shared_encoder"``
+        (:data:`~portfolio_pipeline.core.drl.POLICY_ARCHITECTURES`), for every trial.
     """
 
     name: str
@@ -146,6 +153,10 @@ class TuningProfile:
     gpu_fraction: float = 0.25
     n_envs: int = 1
     env_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    policy_architecture: str = drl.DEFAULT_POLICY_ARCHITECTURE
+
+    def __post_init__(self) -> None:
+        drl.policy_architecture({"policy_architecture": self.policy_architecture})  # names it
 
     @property
     def n_reports(self) -> int:
@@ -214,6 +225,7 @@ def search_space(profile: TuningProfile, seed: int) -> dict[str, Any]:
         "episode_length": tune.choice([128, 256, 365]),
         "n_envs": n_envs,
         "off_policy_n_envs": min(n_envs, OFF_POLICY_MAX_ENVS),
+        "policy_architecture": profile.policy_architecture,
         "seed": seed,
     }
 
@@ -281,8 +293,8 @@ def policy_trainable(
         )
         tune.report(
             {
-                METRIC: scored["sharpe"],
-                "tune_total_return": scored["total_return"],
+                METRIC: scored.sharpe,
+                "tune_total_return": scored.total_return,
                 "timesteps": int(model.num_timesteps),
                 "device": device,
                 "pid": os.getpid(),
@@ -367,6 +379,10 @@ def run_policy_search(
 ) -> SearchResult:
     """Search algorithm and hyperparameters with Ray Tune + ASHA on the tune-window Sharpe.
 
+    Steps: resolve the profile, windows and env settings (:func:`_search_settings`), wrap the
+    trainable with its data and resources (:func:`_search_trainable`), run the Tuner
+    (:func:`_run_tuner`), then table the trials and pick the best (:func:`_best_trial`).
+
     Parameters
     ----------
     env_data : EnvData
@@ -385,10 +401,40 @@ def run_policy_search(
     cost_rate : float, optional
         Overrides the profile's env cost rate.
     """
-    from ray import tune
-    from ray.tune.schedulers import ASHAScheduler
-    from ray.tune.search.basic_variant import BasicVariantGenerator
+    chosen, splits, env_kwargs = _search_settings(
+        env_data, profile, splits, periods_per_year, cost_rate
+    )
+    trainable = _search_trainable(chosen, env_data, splits, env_kwargs, periods_per_year)
+    storage = Path(storage_dir).resolve()
+    storage.mkdir(parents=True, exist_ok=True)
+    experiment = f"policy_search_{chosen.name}_{datetime.now(UTC):%Y%m%dT%H%M%S%f}"
+    results, wall = _run_tuner(trainable, chosen, seed, storage / experiment, num_cpus)
+    trials = _trials_table(results, chosen.n_reports, chosen.report_every)
+    best = _best_trial(trials, results)
+    return SearchResult(
+        trials=trials,
+        best_config={
+            "algorithm": best["algorithm"],
+            "params": json.loads(best["params"]),
+            "env_kwargs": env_kwargs,
+            "total_timesteps": chosen.total_timesteps,
+        },
+        best_tune_sharpe=float(best[METRIC]),
+        profile=chosen.name,
+        wall_seconds=wall,
+        storage_path=str(storage / experiment),
+    )
 
+
+def _search_settings(
+    env_data: EnvData,
+    profile: str | TuningProfile,
+    splits: drl.Splits | None,
+    periods_per_year: int,
+    cost_rate: float | None,
+) -> tuple[TuningProfile, drl.Splits, dict[str, Any]]:
+    """The profile, the windows (default: from the data) and the env settings of a search;
+    fails early, naming the window, if the fit or tune window is empty."""
     chosen = PROFILES[profile] if isinstance(profile, str) else profile
     splits = splits or drl.Splits.from_dates(env_data.dates)
     env_kwargs = drl.env_settings(chosen.env_kwargs)
@@ -396,11 +442,24 @@ def run_policy_search(
         env_kwargs["cost_rate"] = float(cost_rate)
     env_kwargs["periods_per_year"] = periods_per_year
     for window in (splits.fit, splits.tune):
-        env_data.window_indices(*window)  # fails early, naming the window, if it is empty
+        env_data.window_indices(*window)
+    return chosen, splits, env_kwargs
+
+
+def _search_trainable(
+    chosen: TuningProfile,
+    env_data: EnvData,
+    splits: drl.Splits,
+    env_kwargs: Mapping[str, Any],
+    periods_per_year: int,
+) -> Any:
+    """:func:`policy_trainable` bound to its data (through Ray's object store) and given the
+    resources of a trial (a GPU share only when torch sees a GPU)."""
+    from ray import tune
 
     gpu = _gpu_available()
     resources = {"cpu": chosen.cpus_per_trial, "gpu": chosen.gpu_fraction if gpu else 0.0}
-    trainable = tune.with_resources(
+    return tune.with_resources(
         tune.with_parameters(
             policy_trainable,
             env_data=env_data,
@@ -412,9 +471,17 @@ def run_policy_search(
         ),
         resources,
     )
-    storage = Path(storage_dir).resolve()
-    storage.mkdir(parents=True, exist_ok=True)
-    experiment = f"policy_search_{chosen.name}_{datetime.now(UTC):%Y%m%dT%H%M%S%f}"
+
+
+def _run_tuner(
+    trainable: Any, chosen: TuningProfile, seed: int, experiment: Path, num_cpus: int | None
+) -> tuple[Any, float]:
+    """Run the Tuner (ASHA on the tune Sharpe) in ``experiment``; (results, wall seconds).
+    Ray is shut down afterwards only when this call started it."""
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+    from ray.tune.search.basic_variant import BasicVariantGenerator
+
     started_ray = init_ray(num_cpus)
     started = time.perf_counter()
     try:
@@ -434,7 +501,9 @@ def run_policy_search(
                 ),
                 search_alg=BasicVariantGenerator(random_state=seed),
             ),
-            run_config=tune.RunConfig(name=experiment, storage_path=str(storage), verbose=0),
+            run_config=tune.RunConfig(
+                name=experiment.name, storage_path=str(experiment.parent), verbose=0
+            ),
         )
         results = tuner.fit()
     finally:
@@ -442,9 +511,12 @@ def run_policy_search(
             import ray
 
             ray.shutdown()
-    wall = time.perf_counter() - started
+    return results, time.perf_counter() - started
 
-    trials = _trials_table(results, chosen.n_reports, chosen.report_every)
+
+def _best_trial(trials: pl.DataFrame, results: Any) -> dict[str, Any]:
+    """The trial with the highest last tune Sharpe among those that ran the whole budget
+    (among every scored trial only if ASHA stopped them all); raises if every trial failed."""
     completed = trials.filter((pl.col("status") != "ERROR") & pl.col(METRIC).is_not_nan())
     if completed.is_empty():
         errors = [str(r.error)[:300] for r in results if r.error is not None]
@@ -453,20 +525,7 @@ def run_policy_search(
     # shorter training than the retraining in train_best_with_seeds would give it.
     full_budget = completed.filter(pl.col("status") == "COMPLETED")
     candidates = full_budget if full_budget.height else completed
-    best = candidates.sort(METRIC, descending=True).row(0, named=True)
-    return SearchResult(
-        trials=trials,
-        best_config={
-            "algorithm": best["algorithm"],
-            "params": json.loads(best["params"]),
-            "env_kwargs": env_kwargs,
-            "total_timesteps": chosen.total_timesteps,
-        },
-        best_tune_sharpe=float(best[METRIC]),
-        profile=chosen.name,
-        wall_seconds=wall,
-        storage_path=str(storage / experiment),
-    )
+    return candidates.sort(METRIC, descending=True).row(0, named=True)
 
 
 def _gpu_available() -> bool:
@@ -529,10 +588,10 @@ class SeedResults:
         Rows for ``ml.policy_registry`` (:data:`REGISTRY_COLUMNS` first; ``total_timesteps``
         is what each seed actually trained), plus deployed (the seed with the best tune
         Sharpe), val_total_return, test_total_return, test_mean_turnover,
-        equal_weight_test_sharpe, btc_test_sharpe.
+        equal_weight_test_sharpe, benchmark_test_sharpe (buy-and-hold of the benchmark).
     comparison : polars.DataFrame
-        name (policy id, ``equal_weight`` or ``buy_btc``), kind (policy | reference), seed,
-        window (tune | validation | test), sharpe, total_return, mean_turnover; the
+        name (policy id, ``equal_weight`` or ``buy_benchmark``), kind (policy | reference),
+        seed, window (tune | validation | test), sharpe, total_return, mean_turnover; the
         returns booked are those of the window's dates, as in the backtests
         (:func:`~portfolio_pipeline.core.drl.decision_window`).
     policies : list of TrainedPolicy, in seed order.
@@ -544,6 +603,18 @@ class SeedResults:
     comparison: pl.DataFrame
     policies: list[drl.TrainedPolicy]
     test_returns: pl.DataFrame
+
+
+@dataclass(frozen=True)
+class _SeedRun:
+    """One retrained seed: the policy, where it was saved and its window evaluations."""
+
+    seed: int
+    policy: drl.TrainedPolicy
+    policy_id: str
+    trained_at: datetime
+    artifact: Path
+    evaluations: dict[str, drl.WindowEvaluation]
 
 
 def train_best_with_seeds(
@@ -560,7 +631,10 @@ def train_best_with_seeds(
     """Retrain the best configuration with several seeds on the fit window; score each.
 
     The tune-window Sharpe chooses the deployed seed (``deployed`` column); validation and
-    test Sharpe are recorded, never used for a choice here.
+    test Sharpe are recorded, never used for a choice here. Steps: score the fixed-weight
+    references on every window (:func:`_reference_evaluations`), train, save and score each
+    seed (:func:`_train_and_score_seed`), then assemble the registry, the comparison and the
+    test returns (:func:`_seed_results`).
 
     Parameters
     ----------
@@ -590,10 +664,35 @@ def train_best_with_seeds(
             ("test", splits.test),
         )
     }
+    references = _reference_evaluations(env_data, windows, env_kwargs, periods_per_year)
+    runs = [
+        _train_and_score_seed(
+            algorithm,
+            params,
+            seed,
+            env_data,
+            splits,
+            windows,
+            timesteps,
+            device,
+            env_kwargs,
+            Path(artifact_dir),
+            periods_per_year,
+        )  # fmt: skip
+        for seed in seeds
+    ]
+    return _seed_results(runs, references, env_data, splits, algorithm, params)
 
-    references: dict[str, dict[str, dict[str, Any]]] = {}
-    for reference in drl.FIXED_WEIGHT_REFERENCES:
-        references[reference] = {
+
+def _reference_evaluations(
+    env_data: EnvData,
+    windows: Mapping[str, drl.WindowLike],
+    env_kwargs: Mapping[str, Any],
+    periods_per_year: int,
+) -> dict[str, dict[str, drl.WindowEvaluation]]:
+    """Every fixed-weight reference (equal weight, buy-and-hold benchmark) on every window."""
+    return {
+        reference: {
             name: drl.evaluate_fixed_weights(
                 env_data,
                 window,
@@ -603,65 +702,105 @@ def train_best_with_seeds(
             )
             for name, window in windows.items()
         }
+        for reference in drl.FIXED_WEIGHT_REFERENCES
+    }
 
-    registry_rows, comparison_rows, returns_frames, policies = [], [], [], []
-    for seed in seeds:
-        policy = drl.train_policy(
-            algorithm,
-            env_data,
-            splits.fit,
-            params,
-            timesteps,
-            seed,
-            device,
-            env_kwargs=env_kwargs,
+
+def _train_and_score_seed(
+    algorithm: str,
+    params: Mapping[str, Any],
+    seed: int,
+    env_data: EnvData,
+    splits: drl.Splits,
+    windows: Mapping[str, drl.WindowLike],
+    timesteps: int,
+    device: str,
+    env_kwargs: Mapping[str, Any],
+    artifact_dir: Path,
+    periods_per_year: int,
+) -> _SeedRun:
+    """Train one seed on the fit window, save it under its policy id, score every window."""
+    policy = drl.train_policy(
+        algorithm,
+        env_data,
+        splits.fit,
+        params,
+        timesteps,
+        seed,
+        device,
+        env_kwargs=env_kwargs,
+    )
+    trained_at = datetime.now(UTC)
+    identifier = drl.policy_id(algorithm, params, seed, trained_at.strftime("%Y%m%dT%H%M%S"))
+    artifact = policy.save(artifact_dir / identifier)
+    evaluations = {
+        name: drl.evaluate_policy_window(
+            policy, env_data, window, periods_per_year=periods_per_year
         )
-        trained_at = datetime.now(UTC)
-        identifier = drl.policy_id(algorithm, params, seed, trained_at.strftime("%Y%m%dT%H%M%S"))
-        artifact = policy.save(Path(artifact_dir) / identifier)
-        evaluations = {
-            name: drl.evaluate_policy_window(
-                policy, env_data, window, periods_per_year=periods_per_year
-            )
-            for name, window in windows.items()
-        }
-        tune_dates = drl.window_dates(env_data, splits.tune)
-        val_dates = drl.window_dates(env_data, splits.validation)
-        test_dates = drl.window_dates(env_data, splits.test)
-        registry_rows.append(
-            {
-                "policy_id": identifier,
-                "algorithm": algorithm,
-                "params": json.dumps(params, sort_keys=True),
-                "seed": int(seed),
-                "train_start": policy.train_window[0],
-                "train_end": policy.train_window[1],
-                "val_start": val_dates[0],
-                "val_end": val_dates[1],
-                "test_start": test_dates[0],
-                "test_end": test_dates[1],
-                "val_sharpe": evaluations["validation"]["sharpe"],
-                "test_sharpe": evaluations["test"]["sharpe"],
-                "device": policy.device,
-                "trained_at": trained_at,
-                "artifact_path": str(artifact),
-                "tune_start": tune_dates[0],
-                "tune_end": tune_dates[1],
-                "tune_sharpe": evaluations["tune"]["sharpe"],
-                "total_timesteps": policy.total_timesteps,
-                "val_total_return": evaluations["validation"]["total_return"],
-                "test_total_return": evaluations["test"]["total_return"],
-                "test_mean_turnover": evaluations["test"]["mean_turnover"],
-                "equal_weight_test_sharpe": references["equal_weight"]["test"]["sharpe"],
-                "btc_test_sharpe": references["buy_btc"]["test"]["sharpe"],
-            }
-        )
-        for window_name, evaluation in evaluations.items():
+        for name, window in windows.items()
+    }
+    return _SeedRun(int(seed), policy, identifier, trained_at, artifact, evaluations)
+
+
+def _registry_row(
+    run: _SeedRun,
+    algorithm: str,
+    params: Mapping[str, Any],
+    window_dates: Mapping[str, tuple[Any, Any]],
+    references: Mapping[str, Mapping[str, drl.WindowEvaluation]],
+) -> dict[str, Any]:
+    """One ``ml.policy_registry`` row (:data:`REGISTRY_COLUMNS`, then the extra columns)."""
+    evaluations = run.evaluations
+    return {
+        "policy_id": run.policy_id,
+        "algorithm": algorithm,
+        "params": json.dumps(params, sort_keys=True),
+        "seed": run.seed,
+        "train_start": run.policy.train_window[0],
+        "train_end": run.policy.train_window[1],
+        "val_start": window_dates["validation"][0],
+        "val_end": window_dates["validation"][1],
+        "test_start": window_dates["test"][0],
+        "test_end": window_dates["test"][1],
+        "val_sharpe": evaluations["validation"].sharpe,
+        "test_sharpe": evaluations["test"].sharpe,
+        "device": run.policy.device,
+        "trained_at": run.trained_at,
+        "artifact_path": str(run.artifact),
+        "tune_start": window_dates["tune"][0],
+        "tune_end": window_dates["tune"][1],
+        "tune_sharpe": evaluations["tune"].sharpe,
+        "total_timesteps": run.policy.total_timesteps,
+        "val_total_return": evaluations["validation"].total_return,
+        "test_total_return": evaluations["test"].total_return,
+        "test_mean_turnover": evaluations["test"].mean_turnover,
+        "equal_weight_test_sharpe": references["equal_weight"]["test"].sharpe,
+        "benchmark_test_sharpe": references[drl.BUY_BENCHMARK]["test"].sharpe,
+    }
+
+
+def _seed_results(
+    runs: Sequence[_SeedRun],
+    references: Mapping[str, Mapping[str, drl.WindowEvaluation]],
+    env_data: EnvData,
+    splits: drl.Splits,
+    algorithm: str,
+    params: Mapping[str, Any],
+) -> SeedResults:
+    """Registry rows with the deployed seed (best tune Sharpe, first on ties), comparison
+    rows (policies, then references) and the test-window returns of all."""
+    window_dates = {
+        "tune": drl.window_dates(env_data, splits.tune),
+        "validation": drl.window_dates(env_data, splits.validation),
+        "test": drl.window_dates(env_data, splits.test),
+    }
+    comparison_rows, returns_frames = [], []
+    for run in runs:
+        for window_name, evaluation in run.evaluations.items():
             comparison_rows.append(
-                _comparison_row(identifier, "policy", seed, window_name, evaluation)
+                _comparison_row(run.policy_id, "policy", run.seed, window_name, evaluation)
             )
-        returns_frames.append(_named_returns(identifier, evaluations["test"]))
-        policies.append(policy)
+        returns_frames.append(_named_returns(run.policy_id, run.evaluations["test"]))
     for reference, by_window in references.items():
         for window_name, evaluation in by_window.items():
             comparison_rows.append(
@@ -669,9 +808,9 @@ def train_best_with_seeds(
             )
         returns_frames.append(_named_returns(reference, by_window["test"]))
 
-    registry = pl.DataFrame(registry_rows).with_columns(
-        pl.col("trained_at").dt.convert_time_zone("UTC")
-    )
+    registry = pl.DataFrame(
+        [_registry_row(run, algorithm, params, window_dates, references) for run in runs]
+    ).with_columns(pl.col("trained_at").dt.convert_time_zone("UTC"))
     best_tune = registry.sort("tune_sharpe", descending=True, maintain_order=True)["seed"][0]
     registry = registry.with_columns((pl.col("seed") == best_tune).alias("deployed"))
     return SeedResults(
@@ -679,27 +818,27 @@ def train_best_with_seeds(
             *REGISTRY_COLUMNS, *[c for c in registry.columns if c not in REGISTRY_COLUMNS]
         ),
         comparison=pl.DataFrame(comparison_rows, schema_overrides={"seed": pl.Int64}),
-        policies=policies,
+        policies=[run.policy for run in runs],
         test_returns=pl.concat(returns_frames),
     )
 
 
 def _comparison_row(
-    name: str, kind: str, seed: int | None, window: str, evaluation: Mapping[str, Any]
+    name: str, kind: str, seed: int | None, window: str, evaluation: drl.WindowEvaluation
 ) -> dict[str, Any]:
     return {
         "name": name,
         "kind": kind,
         "seed": seed,
         "window": window,
-        "sharpe": float(evaluation["sharpe"]),
-        "total_return": float(evaluation["total_return"]),
-        "mean_turnover": float(evaluation["mean_turnover"]),
+        "sharpe": float(evaluation.sharpe),
+        "total_return": float(evaluation.total_return),
+        "mean_turnover": float(evaluation.mean_turnover),
     }
 
 
-def _named_returns(name: str, evaluation: Mapping[str, Any]) -> pl.DataFrame:
-    frame = evaluation["returns_frame"].select("date", "net_return")
+def _named_returns(name: str, evaluation: drl.WindowEvaluation) -> pl.DataFrame:
+    frame = evaluation.returns_frame.select("date", "net_return")
     return frame.with_columns(pl.lit(name).alias("name")).select("date", "name", "net_return")
 
 

@@ -26,7 +26,9 @@ class PolicySettings(dg.Config):
     ``use_forecasts`` the training window starts no earlier than the first out-of-sample
     forecast, so the forecast channels are never blank in training. ``total_timesteps``,
     ``report_every``, ``samples_per_algorithm``, ``algorithms`` and ``n_envs`` override the
-    profile's budget when set (0 / empty = the profile's own)."""
+    profile's budget when set (0 / empty = the profile's own); ``policy_architecture``
+    (``mlp`` or ``shared_encoder``: one network shared by every asset, its size independent
+    of the number of assets) overrides the profile's."""
 
     profile: str = ""
     seeds: list[int] = [0, 1, 2]
@@ -45,6 +47,8 @@ class PolicySettings(dg.Config):
     samples_per_algorithm: int = 0
     algorithms: list[str] = []
     n_envs: int = 0
+    # "mlp" | "shared_encoder" (blank = the profile's own; core.drl.POLICY_ARCHITECTURES).
+    policy_architecture: str = ""
 
 
 def policy_profile(config: PolicySettings, default_profile: str):
@@ -65,6 +69,8 @@ def policy_profile(config: PolicySettings, default_profile: str):
         changes["algorithms"] = tuple(a.upper() for a in config.algorithms)
     if config.n_envs:
         changes["n_envs"] = config.n_envs
+    if config.policy_architecture:
+        changes["policy_architecture"] = config.policy_architecture
     profile = with_budget(name, **changes)
     if profile.report_every > profile.total_timesteps:
         profile = with_budget(profile, report_every=profile.total_timesteps)
@@ -84,6 +90,7 @@ def _launchpad(config: PolicySettings) -> dict[str, object]:
 
 
 def _plot_test_equity(test_returns: pl.DataFrame) -> bytes:
+    from portfolio_pipeline.core.drl import FIXED_WEIGHT_REFERENCES
     from portfolio_pipeline.core.plots import figure_png, pyplot
 
     plt = pyplot()
@@ -95,7 +102,7 @@ def _plot_test_equity(test_returns: pl.DataFrame) -> bytes:
             frame["date"].to_list(),
             equity.to_list(),
             label=name,
-            linewidth=2 if name in ("equal_weight", "buy_btc") else 1,
+            linewidth=2 if name in FIXED_WEIGHT_REFERENCES else 1,
         )
     ax.set_title("DRL policies vs equal weight and buy-and-hold benchmark, test window, net")
     ax.set_ylabel("equity")
@@ -103,34 +110,43 @@ def _plot_test_equity(test_returns: pl.DataFrame) -> bytes:
     return figure_png(fig)
 
 
-@dg.asset(
-    deps=["raw_ohlcv", "market_features", "daily_sentiment", "forecast_backtest"],
-    kinds={"ray", "pytorch", "duckdb"},
-    metadata={"table": tables.POLICY_REGISTRY},
-)
-def drl_policy(
-    context: dg.AssetExecutionContext,
-    config: PolicySettings,
-    warehouse_resource: WarehouseResource,
-    settings: dg.ResourceParam[Settings],
-):
-    """One ``ml.policy_registry`` row per seed: a stable-baselines3 policy (PPO, A2C, SAC or
-    DDPG) whose algorithm and hyperparameters were chosen by a Ray Tune search (ASHA) on the
-    Sharpe net of costs over the tune window (the last part of the training window),
-    retrained with several seeds and scored on the validation and held-out test windows,
-    which no DRL choice looked at, next to equal weight and buy-and-hold of the benchmark
-    (reference ``buy_btc``: BTCUSDT for crypto, else PORTFOLIO_PIPELINE_BENCHMARK or the
-    largest traded value).
+POLICY_DEPS = ["raw_ohlcv", "market_features", "daily_sentiment", "forecast_backtest"]
+# asset -> (table, description). ``drl_policy`` keeps its key (the registry) so that the
+# backtests and recommendations that depend on it, and run configs under ops.drl_policy,
+# resolve as before.
+POLICY_OUTPUTS = {
+    "drl_policy": (
+        tables.POLICY_REGISTRY,
+        "One row per seed: a stable-baselines3 policy (PPO, A2C, SAC or DDPG) whose algorithm "
+        "and hyperparameters were chosen by a Ray Tune search (ASHA) on the Sharpe net of "
+        "costs over the tune window (the last part of the training window), retrained with "
+        "several seeds and scored on the validation and held-out test windows, which no DRL "
+        "choice looked at, next to equal weight and buy-and-hold of the benchmark (reference "
+        "buy_benchmark: BTCUSDT for crypto, else PORTFOLIO_PIPELINE_BENCHMARK or the largest "
+        "traded value). deployed marks the seed with the best tune-window Sharpe. Device: "
+        "cuda when available, recorded per row.",
+    ),
+    "policy_search_trials": (
+        tables.POLICY_SEARCH_TRIALS,
+        "One row per trial of each search: algorithm, params, last tune-window Sharpe, "
+        "timesteps, status (COMPLETED, STOPPED_EARLY by ASHA, ERROR), device and worker.",
+    ),
+    "policy_evaluation": (
+        tables.POLICY_EVALUATION,
+        "One row per policy or reference x window (tune, validation, test) of the latest "
+        "retraining: Sharpe, total return and mean turnover, net of costs.",
+    ),
+    "policy_weights": (
+        tables.POLICY_WEIGHTS,
+        "One row per as_of x symbol (cash included): the daily target weights of the deployed "
+        "seed (strategy drl_<algorithm>) from the decision before the validation window; the "
+        "backtests (rebalanced daily, as the policy acts) and the recommendations use them.",
+    ),
+}
 
-    Also writes the search trials (``ml.policy_search_trials``), the comparison
-    (``ml.policy_evaluation``) and the daily target weights of the seed with the best
-    TUNE-window Sharpe (``ml.policy_weights``, strategy ``drl_<algorithm>``), which the
-    backtests (rebalanced daily, as the policy acts) and recommendations use. Device: cuda
-    when available, recorded per row."""
-    from portfolio_pipeline.core.deployment import policy_splits, search_train_deploy
-    from portfolio_pipeline.core.env import build_env_data
 
-    profile = policy_profile(config, settings.profile)
+def _read_inputs(warehouse_resource: WarehouseResource, config: PolicySettings):
+    """(ohlcv, features, sentiment or None, forecasts or None) from the warehouse."""
     with warehouse_resource.connect() as con:
         ohlcv = warehouse.read_table(con, tables.RAW_OHLCV)
         features = warehouse.read_table(con, tables.MARKET_FEATURES)
@@ -152,6 +168,95 @@ def drl_policy(
         )
     if forecasts is not None and forecasts.is_empty():
         forecasts = None
+    return ohlcv, features, sentiment, forecasts
+
+
+def _write_outputs(warehouse_resource: WarehouseResource, result) -> None:
+    """Registry and trials keep their history; evaluation and weights are the latest."""
+    with warehouse_resource.connect() as con:
+        warehouse.append_rows(con, tables.POLICY_REGISTRY, result.registry)
+        warehouse.append_rows(con, tables.POLICY_SEARCH_TRIALS, result.trials)
+        warehouse.replace_table(con, tables.POLICY_EVALUATION, result.comparison)
+        warehouse.replace_table(con, tables.POLICY_WEIGHTS, result.weights)
+
+
+def _materialize_results(result, profile, windows, market):
+    """One MaterializeResult per output spec, with its table's metadata."""
+    test = result.comparison.filter(pl.col("window") == "test").select(
+        "name", "kind", "seed", "sharpe", "total_return", "mean_turnover"
+    )
+    deployed = result.deployed
+    registry_columns = (
+        "policy_id", "algorithm", "seed", "deployed", "tune_sharpe", "val_sharpe",
+        "test_sharpe", "total_timesteps", "device", "artifact_path",
+    )  # fmt: skip
+    yield dg.MaterializeResult(
+        asset_key="drl_policy",
+        metadata={
+            **table_metadata(result.registry.select(registry_columns), tables.POLICY_REGISTRY),
+            "test_window_comparison": dg.MetadataValue.md(preview_markdown(test, 20)),
+            "test_equity": png_markdown(_plot_test_equity(result.test_returns), "test equity"),
+            "profile": profile.name,
+            "policy_architecture": profile.policy_architecture,
+            "deployed_policy": deployed["policy_id"],
+            "deployed_strategy_name": result.strategy,
+            "device": str(deployed["device"]),
+            **windows.as_metadata(),
+            **market.as_metadata(),
+        },
+    )
+    trials = result.trials.select("trial_id", "algorithm", "tune_sharpe", "timesteps", "status")
+    yield dg.MaterializeResult(
+        asset_key="policy_search_trials",
+        metadata={
+            **table_metadata(trials, tables.POLICY_SEARCH_TRIALS, preview_rows=40),
+            "search_wall_seconds": round(result.search_wall_seconds, 1),
+            "profile": profile.name,
+        },
+    )
+    yield dg.MaterializeResult(
+        asset_key="policy_evaluation",
+        metadata={
+            **table_metadata(result.comparison, tables.POLICY_EVALUATION, preview_rows=20),
+            "test_window_comparison": dg.MetadataValue.md(preview_markdown(test, 20)),
+        },
+    )
+    yield dg.MaterializeResult(
+        asset_key="policy_weights",
+        metadata={
+            **table_metadata(result.weights, tables.POLICY_WEIGHTS, date_column="as_of"),
+            "deployed_policy": deployed["policy_id"],
+            "deployed_strategy_name": result.strategy,
+        },
+    )
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            name,
+            deps=POLICY_DEPS,
+            kinds={"ray", "pytorch", "duckdb"},
+            description=f"{text} Table {table}.",
+            metadata={"table": table},
+        )
+        for name, (table, text) in POLICY_OUTPUTS.items()
+    ]
+)
+def drl_policy(
+    context: dg.AssetExecutionContext,
+    config: PolicySettings,
+    warehouse_resource: WarehouseResource,
+    settings: dg.ResourceParam[Settings],
+):
+    """Search, retrain and deploy a DRL policy (core.deployment.search_train_deploy): the
+    registry (``drl_policy``), the search trials, the comparison with the references and
+    the deployed seed's daily target weights, one table each."""
+    from portfolio_pipeline.core.deployment import policy_splits, search_train_deploy
+    from portfolio_pipeline.core.env import build_env_data
+
+    profile = policy_profile(config, settings.profile)
+    ohlcv, features, sentiment, forecasts = _read_inputs(warehouse_resource, config)
     market = market_context(ohlcv, settings)
     windows = windows_from_settings(
         ohlcv.get_column("date").unique().to_list(), settings, launchpad=_launchpad(config)
@@ -173,8 +278,9 @@ def drl_policy(
     context.log.info(
         f"policy search ({profile.name}: {len(profile.algorithms)} algorithms x "
         f"{profile.samples_per_algorithm} samples x {profile.total_timesteps} timesteps, "
-        f"{profile.n_envs} envs) on {len(env_data.symbols)} assets, fit {splits.fit}, "
-        f"tune {splits.tune}, validation {splits.validation}, test {splits.test}, "
+        f"{profile.n_envs} envs, {profile.policy_architecture} policy) on "
+        f"{len(env_data.symbols)} assets, fit {splits.fit}, tune {splits.tune}, validation "
+        f"{splits.validation}, test {splits.test}, "
         f"forecasts={'yes' if forecasts is not None else 'no'}, "
         f"ray={'cluster ' + os.environ['RAY_ADDRESS'] if os.environ.get('RAY_ADDRESS') else 'local'}"
     )
@@ -189,46 +295,5 @@ def drl_policy(
         benchmark_symbol=market.benchmark.symbol,
         log=context.log.info,
     )
-    registry, trials, deployed = result.registry, result.trials, result.deployed
-    with warehouse_resource.connect() as con:
-        warehouse.append_rows(con, tables.POLICY_REGISTRY, registry)
-        warehouse.append_rows(con, tables.POLICY_SEARCH_TRIALS, trials)
-        warehouse.replace_table(con, tables.POLICY_EVALUATION, result.comparison)
-        warehouse.replace_table(con, tables.POLICY_WEIGHTS, result.weights)
-    test = result.comparison.filter(pl.col("window") == "test").select(
-        "name", "kind", "seed", "sharpe", "total_return", "mean_turnover"
-    )
-    return dg.MaterializeResult(
-        metadata={
-            **table_metadata(
-                registry.select(
-                    "policy_id",
-                    "algorithm",
-                    "seed",
-                    "deployed",
-                    "tune_sharpe",
-                    "val_sharpe",
-                    "test_sharpe",
-                    "total_timesteps",
-                    "device",
-                    "artifact_path",
-                ),
-                tables.POLICY_REGISTRY,
-            ),
-            "search_trials": dg.MetadataValue.md(
-                preview_markdown(
-                    trials.select("trial_id", "algorithm", "tune_sharpe", "timesteps", "status"),
-                    40,
-                )
-            ),
-            "test_window_comparison": dg.MetadataValue.md(preview_markdown(test, 20)),
-            "test_equity": png_markdown(_plot_test_equity(result.test_returns), "test equity"),
-            "search_wall_seconds": round(result.search_wall_seconds, 1),
-            "profile": profile.name,
-            "deployed_policy": deployed["policy_id"],
-            "deployed_strategy_name": result.strategy,
-            "device": str(deployed["device"]),
-            **windows.as_metadata(),
-            **market.as_metadata(),
-        }
-    )
+    _write_outputs(warehouse_resource, result)
+    yield from _materialize_results(result, profile, windows, market)

@@ -80,24 +80,24 @@ def test_annualised_sharpe():
     assert drl.annualised_sharpe(np.zeros(10), 365) == 0.0
 
 
-def test_buy_btc_reference_matches_prices(env_data: EnvData):
-    result = drl.evaluate_fixed_weights(env_data, SPLITS.test, "buy_btc", cost_rate=0.002)
+def test_buy_benchmark_reference_matches_prices(env_data: EnvData):
+    result = drl.evaluate_fixed_weights(env_data, SPLITS.test, "buy_benchmark", cost_rate=0.002)
     btc = env_data.symbols.index("BTCUSDT")
     first, stop = env_data.window_indices(*SPLITS.test)
     prices = env_data.prices[first:stop, btc]
     # One purchase of 100% at the first close (0.2% cost), then held without trading.
-    assert result["total_return"] == pytest.approx(0.998 * prices[-1] / prices[0] - 1, rel=1e-9)
+    assert result.total_return == pytest.approx(0.998 * prices[-1] / prices[0] - 1, rel=1e-9)
     expected_daily = prices[1:] / prices[:-1] - 1
     expected_daily[0] = 0.998 * (1 + expected_daily[0]) - 1
-    np.testing.assert_allclose(result["net_returns"], expected_daily, rtol=1e-9, atol=1e-12)
-    assert result["sharpe"] == pytest.approx(drl.annualised_sharpe(expected_daily, 365))
-    assert result["dates"][0] == date(2024, 1, 2) and result["dates"][-1] == date(2024, 3, 31)
+    np.testing.assert_allclose(result.net_returns, expected_daily, rtol=1e-9, atol=1e-12)
+    assert result.sharpe == pytest.approx(drl.annualised_sharpe(expected_daily, 365))
+    assert result.dates[0] == date(2024, 1, 2) and result.dates[-1] == date(2024, 3, 31)
 
 
 def test_equal_weight_skips_untradable_assets(env_data: EnvData):
     # XMR stops trading after 2024-02-20: equal weight is 1/3 before, 1/2 after.
     result = drl.evaluate_fixed_weights(env_data, SPLITS.test, "equal_weight")
-    weights = result["weights_frame"]
+    weights = result.weights_frame
     before = weights.filter(pl.col("as_of") == date(2024, 2, 19))
     after = weights.filter(pl.col("as_of") == date(2024, 2, 22))
     assert before.filter(pl.col("symbol") != "USDT")["weight"].to_list() == pytest.approx(
@@ -154,11 +154,11 @@ def test_backtest_replays_what_the_policy_evaluation_scored(env_data: EnvData, s
         ohlcv, strategy, test_start, test_end - timedelta(days=1), "weekly", cost_bps=10.0
     )
     assert result.metrics["rebalance"] == "daily"
-    assert result.equity["date"].to_list() == evaluation["dates"]
+    assert result.equity["date"].to_list() == evaluation.dates
     np.testing.assert_allclose(
-        result.equity["daily_return"].to_numpy(), evaluation["net_returns"], rtol=0, atol=1e-12
+        result.equity["daily_return"].to_numpy(), evaluation.net_returns, rtol=0, atol=1e-12
     )
-    assert result.metrics["sharpe"] == pytest.approx(evaluation["sharpe"], rel=1e-9)
+    assert result.metrics["sharpe"] == pytest.approx(evaluation.sharpe, rel=1e-9)
     assert result.equity["turnover"].to_numpy()[1:].sum() > 0  # it does trade after day one
 
 
@@ -168,11 +168,11 @@ def test_train_evaluate_save_load(ppo_policy: drl.TrainedPolicy, env_data: EnvDa
     assert ppo_policy.train_window == SPLITS.train
     result = drl.evaluate_policy_window(ppo_policy, env_data, SPLITS.validation)
     first, stop = env_data.window_indices(*SPLITS.validation)
-    assert len(result["net_returns"]) == stop - first - 1
-    assert np.isfinite(result["sharpe"])
-    assert result["total_return"] == pytest.approx(np.prod(1 + result["net_returns"]) - 1)
-    np.testing.assert_allclose(result["weights"].sum(axis=1), 1.0)
-    assert (result["weights"] >= 0).all()
+    assert len(result.net_returns) == stop - first - 1
+    assert np.isfinite(result.sharpe)
+    assert result.total_return == pytest.approx(np.prod(1 + result.net_returns) - 1)
+    np.testing.assert_allclose(result.weights.sum(axis=1), 1.0)
+    assert (result.weights >= 0).all()
 
     with pytest.raises(ValueError, match=r"shape \(124,\) but this env data gives \(724,\)"):
         drl.evaluate_policy_window(ppo_policy.model, env_data, SPLITS.validation)  # lookback 30
@@ -181,7 +181,7 @@ def test_train_evaluate_save_load(ppo_policy: drl.TrainedPolicy, env_data: EnvDa
     reloaded = drl.TrainedPolicy.load(path, device="cpu")
     assert reloaded.env_kwargs == ppo_policy.env_kwargs
     again = drl.evaluate_policy_window(reloaded, env_data, SPLITS.validation)
-    np.testing.assert_array_equal(again["net_returns"], result["net_returns"])
+    np.testing.assert_array_equal(again.net_returns, result.net_returns)
 
 
 @pytest.mark.slow
@@ -192,12 +192,12 @@ def test_training_is_reproducible_per_seed(ppo_policy: drl.TrainedPolicy, env_da
     other = drl.train_policy(
         "PPO", env_data, SPLITS.train, TINY_PPO, 128, seed=4, env_kwargs=ENV_KWARGS
     )
-    first = drl.evaluate_policy_window(ppo_policy, env_data, SPLITS.validation)["weights"]
+    first = drl.evaluate_policy_window(ppo_policy, env_data, SPLITS.validation).weights
     np.testing.assert_array_equal(
-        drl.evaluate_policy_window(same, env_data, SPLITS.validation)["weights"], first
+        drl.evaluate_policy_window(same, env_data, SPLITS.validation).weights, first
     )
     assert not np.array_equal(
-        drl.evaluate_policy_window(other, env_data, SPLITS.validation)["weights"], first
+        drl.evaluate_policy_window(other, env_data, SPLITS.validation).weights, first
     )
 
 
@@ -217,7 +217,7 @@ def test_policy_target_weights_for_backtest(ppo_policy: drl.TrainedPolicy, env_d
     evaluation = drl.evaluate_policy_window(ppo_policy, env_data, SPLITS.test)
     replay = frame.filter(pl.col("as_of") < date(2024, 3, 31))
     np.testing.assert_allclose(
-        replay["weight"].to_numpy(), evaluation["weights_frame"]["weight"].to_numpy()
+        replay["weight"].to_numpy(), evaluation.weights_frame["weight"].to_numpy()
     )
 
 
@@ -233,4 +233,4 @@ def test_other_algorithms_train_and_evaluate(algorithm: str, n_envs: int, env_da
     # Off-policy collection is vectorized too: 4 transitions per step, 80 = 20 steps.
     assert policy.total_timesteps == 80 and policy.model.get_env().num_envs == n_envs
     result = drl.evaluate_policy_window(policy, env_data, SPLITS.validation)
-    assert np.isfinite(result["sharpe"]) and len(result["net_returns"]) == 91
+    assert np.isfinite(result.sharpe) and len(result.net_returns) == 91

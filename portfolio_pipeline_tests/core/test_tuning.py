@@ -130,14 +130,25 @@ def test_best_config_retrained_with_seeds(search: tuning.SearchResult, env_data,
         "equal_weight",
         env_kwargs=search.best_config["env_kwargs"],
     )
-    assert first["equal_weight_test_sharpe"] == pytest.approx(reference["sharpe"])
+    assert first["equal_weight_test_sharpe"] == pytest.approx(reference.sharpe)
     comparison = results.comparison
-    assert set(comparison["name"]) == {*registry["policy_id"], "equal_weight", "buy_btc"}
+    assert set(comparison["name"]) == {*registry["policy_id"], "equal_weight", "buy_benchmark"}
     reloaded = drl.TrainedPolicy.load(first["artifact_path"], device="cpu")
     test = drl.evaluate_policy_window(reloaded, env_data, drl.decision_window(SPLITS.test))
-    assert test["sharpe"] == pytest.approx(first["test_sharpe"])
+    assert test.sharpe == pytest.approx(first["test_sharpe"])
     assert np.isfinite(results.test_returns["net_return"].to_numpy()).all()
     with pytest.raises(ValueError, match=">= 3 seeds"):
         tuning.train_best_with_seeds(
             search.best_config, env_data, seeds=(0, 1), splits=SPLITS, artifact_dir=tmp_path
         )
+
+
+def test_policy_architecture_reaches_every_trial():
+    shared = tuning.with_budget("quick", policy_architecture="shared_encoder")
+    assert tuning.search_space(shared, seed=0)["policy_architecture"] == "shared_encoder"
+    assert tuning.PROFILES["quick"].policy_architecture == drl.DEFAULT_POLICY_ARCHITECTURE
+    for algorithm in drl.ALGORITHMS:
+        config = {"algorithm": algorithm, "policy_architecture": "shared_encoder"}
+        assert tuning.trial_params(config) == (algorithm, {"policy_architecture": "shared_encoder"})
+    with pytest.raises(ValueError, match="policy_architecture 'cnn' is not one of"):
+        tuning.with_budget("quick", policy_architecture="cnn")

@@ -8,6 +8,7 @@ import pytest
 from portfolio_pipeline.core import warehouse
 from portfolio_pipeline.core.features import compute_market_features
 from portfolio_pipeline.definitions import build_definitions
+from portfolio_pipeline.policies.assets import POLICY_OUTPUTS
 from portfolio_pipeline.settings import load_settings
 
 SMALL = {
@@ -32,7 +33,7 @@ def test_drl_policy_registers_seeds_and_writes_weights(tmp_path, monkeypatch, sa
     monkeypatch.setenv("PORTFOLIO_PIPELINE_HOME", str(tmp_path))
     defs = build_definitions(load_settings())
     result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
-        asset_selection=[dg.AssetKey("drl_policy")],
+        asset_selection=[dg.AssetKey(name) for name in POLICY_OUTPUTS],  # one multi-asset
         instance=dg.DagsterInstance.ephemeral(),
         run_config={"ops": {"drl_policy": {"config": SMALL}}},
     )
@@ -41,6 +42,14 @@ def test_drl_policy_registers_seeds_and_writes_weights(tmp_path, monkeypatch, sa
         registry = con.execute("select * from ml.policy_registry").pl()
         trials = con.execute("select * from ml.policy_search_trials").pl()
         weights = con.execute("select * from ml.policy_weights").pl()
+        evaluation = con.execute("select * from ml.policy_evaluation").pl()
+    # Each table is its own asset, materialized by the one step.
+    materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert materialized == set(POLICY_OUTPUTS)
+    # The buy-and-hold reference is the configured benchmark (BTCUSDT here), named neutrally.
+    assert {"equal_weight", "buy_benchmark"} <= set(evaluation["name"])
+    assert registry["benchmark"].unique().to_list() == ["BTCUSDT"]
+    assert registry["benchmark_test_sharpe"].is_not_null().all()
     assert sorted(registry["seed"].to_list()) == [0, 1, 2]
     assert set(registry["device"]) == {"cpu"}
     assert registry["test_start"].unique().to_list() == [date(2025, 1, 1)]
