@@ -134,6 +134,11 @@ class ForecastConfig:
     # iterations + rounds trees. True: refit on every fit row with the chosen count (about
     # twice the CPU; worse pinball loss on the 2019 validation folds).
     early_stopping_refit: bool = False
+    # Rolling training window: a fit sees the labelled as_of dates of the last
+    # ``train_window_days`` calendar days up to its cutoff (calibration rows included), so a
+    # fit's cost stops growing with the history and a walk-forward's cost grows linearly
+    # with it. 0 = expanding (every labelled row since the start of the data).
+    train_window_days: int = 0
     # The market series (core.market.choose_benchmark): BTCUSDT for crypto.
     market_symbol: str = "BTCUSDT"
     scale_window: int = 60
@@ -158,6 +163,11 @@ class ForecastConfig:
             raise ValueError(
                 "early_stopping_days must be >= 0 and early_stopping_rounds >= 1, got "
                 f"{self.early_stopping_days} and {self.early_stopping_rounds}"
+            )
+        if self.train_window_days < 0 or 0 < self.train_window_days <= self.calibration_days:
+            raise ValueError(
+                "train_window_days must be 0 (expanding) or longer than calibration_days "
+                f"({self.calibration_days}), got {self.train_window_days}"
             )
         if self.symbol_encoding not in SYMBOL_ENCODINGS:
             raise ValueError(
@@ -545,12 +555,18 @@ def training_rows(inputs: ModelInputs, kind: str, label_known_by: date | None) -
     """Rows usable for training: target known by ``label_known_by`` (d + H <= it), no null scale.
 
     ``label_known_by=None`` takes every labelled row. This is the ONE place the purge rule
-    lives: a training row's label window (d, d+H] must end no later than the cutoff.
+    lives: a training row's label window (d, d+H] must end no later than the cutoff. With
+    ``config.train_window_days`` > 0, only the as_of dates of the last ``train_window_days``
+    days up to the last qualifying as_of are kept (a rolling window; it depends on nothing
+    after the cutoff either).
     """
     target = TARGET_RETURN if kind == RETURN_KIND else TARGET_VOLATILITY
     rows = inputs.frame.filter(pl.col(target).is_not_null() & pl.col("_scale").is_not_null())
     if label_known_by is not None:
         rows = rows.filter(pl.col("_label_end") <= label_known_by)
+    window = inputs.config.train_window_days
+    if window and rows.height:
+        rows = rows.filter(pl.col("date") > rows["date"].max() - timedelta(days=window))
     return rows
 
 
@@ -731,6 +747,51 @@ def predict_volatility_values(model: ForecastModel, rows: pl.DataFrame) -> np.nd
     ratio = np.asarray(model.booster.predict(_to_pandas(rows, model.feature_columns)), dtype=float)
     ratio = np.clip(ratio.reshape(rows.height), 0.0, None)
     return rows["_scale"].to_numpy() * np.sqrt(ratio * model.config.periods_per_year)
+
+
+def fit_task(shared: dict[int, ModelInputs], task: tuple[int, str, date | None]) -> ForecastModel:
+    """Fit one model of a batch: ``task`` = (horizon, kind, label_known_by or None).
+
+    Module level, so that Ray workers can import it (:func:`fit_models`).
+    """
+    horizon, kind, label_known_by = task
+    return fit_model(shared[horizon], kind, label_known_by=label_known_by)
+
+
+def fit_models(
+    inputs_by_horizon: dict[int, ModelInputs],
+    tasks: Sequence[tuple[int, str, date | None]],
+    backend: str | None = None,
+) -> list[ForecastModel]:
+    """Fit independent models (folds, horizons, final models) in this process or as Ray tasks.
+
+    Each fit depends only on its horizon's inputs and its cutoff (CatBoost is deterministic
+    for a given seed and thread count), so both backends give the same models, in the order
+    of ``tasks`` (:mod:`portfolio_pipeline.core.parallel`; the inputs go to Ray's object
+    store once for the whole batch).
+    """
+    from portfolio_pipeline.core.parallel import map_tasks
+
+    cpus = max(inputs.config.thread_count for inputs in inputs_by_horizon.values())
+    return map_tasks(fit_task, inputs_by_horizon, list(tasks), backend=backend, cpus_per_task=cpus)
+
+
+def fit_final_models(
+    features: pl.DataFrame,
+    ohlcv: pl.DataFrame,
+    horizons: Sequence[int],
+    *,
+    sentiment: pl.DataFrame | None = None,
+    config: ForecastConfig | None = None,
+    kind: str = RETURN_KIND,
+    backend: str | None = None,
+) -> list[ForecastModel]:
+    """:func:`fit_final_model` for every horizon, as one batch of (Ray) tasks, in order."""
+    inputs = {
+        h: build_model_inputs(features, ohlcv, h, sentiment=sentiment, config=config)
+        for h in dict.fromkeys(horizons)
+    }
+    return fit_models(inputs, [(h, kind, None) for h in horizons], backend)
 
 
 def fit_final_model(
