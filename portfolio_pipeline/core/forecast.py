@@ -139,6 +139,11 @@ class ForecastConfig:
     # fit's cost stops growing with the history and a walk-forward's cost grows linearly
     # with it. 0 = expanding (every labelled row since the start of the data).
     train_window_days: int = 0
+    # Cap on the rows one fit learns from (0 = no cap): above it, the fit rows (not the
+    # calibration rows) are thinned uniformly over the whole window, each row kept or not by
+    # a hash of (symbol, date, seed), so the whole history keeps its say while the cost of a
+    # fit stops growing with it.
+    max_fit_rows: int = 0
     # The market series (core.market.choose_benchmark): BTCUSDT for crypto.
     market_symbol: str = "BTCUSDT"
     scale_window: int = 60
@@ -169,6 +174,8 @@ class ForecastConfig:
                 "train_window_days must be 0 (expanding) or longer than calibration_days "
                 f"({self.calibration_days}), got {self.train_window_days}"
             )
+        if self.max_fit_rows < 0 or 0 < self.max_fit_rows < 1000:
+            raise ValueError(f"max_fit_rows must be 0 (no cap) or >= 1000, got {self.max_fit_rows}")
         if self.symbol_encoding not in SYMBOL_ENCODINGS:
             raise ValueError(
                 f"symbol_encoding must be one of {sorted(SYMBOL_ENCODINGS)}, "
@@ -570,6 +577,35 @@ def training_rows(inputs: ModelInputs, kind: str, label_known_by: date | None) -
     return rows
 
 
+def _row_uniforms(rows: pl.DataFrame, seed: int) -> np.ndarray:
+    """A uniform [0, 1) number per row from (symbol, date, seed) alone (splitmix64): the same
+    row gets the same number in every fold and every run, whatever else is in the frame."""
+    codes = {
+        symbol: int.from_bytes(hashlib.sha256(symbol.encode()).digest()[:8], "little")
+        for symbol in rows["symbol"].unique().to_list()
+    }
+    symbol = rows["symbol"].replace_strict(codes, return_dtype=pl.UInt64).to_numpy()
+    day = rows["date"].cast(pl.Int32).to_numpy().astype(np.uint64)
+    with np.errstate(over="ignore"):
+        x = symbol ^ (day * np.uint64(0x9E3779B97F4A7C15)) ^ np.uint64(seed)
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        x = x ^ (x >> np.uint64(31))
+    return (x >> np.uint64(11)).astype(np.float64) / float(1 << 53)
+
+
+def thin_rows(rows: pl.DataFrame, max_rows: int, seed: int) -> pl.DataFrame:
+    """About ``max_rows`` of ``rows``, kept uniformly over time and symbols (0: all rows).
+
+    A row is kept when its :func:`_row_uniforms` number is below ``max_rows / rows.height``:
+    which rows survive depends only on the rows themselves (known by the fit's cutoff), never
+    on later data.
+    """
+    if max_rows == 0 or rows.height <= max_rows:
+        return rows
+    return rows.filter(pl.Series(_row_uniforms(rows, seed) < max_rows / rows.height))
+
+
 def _scaled_target(
     rows: pl.DataFrame, kind: str, horizon: int, config: ForecastConfig
 ) -> np.ndarray:
@@ -618,6 +654,7 @@ def fit_model(
                 f"{kind} H={horizon}: only {fit_rows.height} rows before the calibration "
                 f"window starting {calibration_start} (cutoff {label_known_by})"
             )
+    fit_rows = thin_rows(fit_rows, config.max_fit_rows, config.random_seed)
     stopped, iterations = _early_stopping(fit_rows, inputs.feature_columns, kind, horizon, config)
     if stopped is not None and not config.early_stopping_refit:
         booster = stopped
@@ -627,6 +664,7 @@ def fit_model(
     extra: dict[str, Any] = {
         "train_label_end": rows["_label_end"].max().isoformat(),
         "iterations": iterations,
+        "n_fit_rows": fit_rows.height,
     }
     if calibration_rows is not None:
         extra["conformal_delta"] = _conformal_delta(
