@@ -62,6 +62,7 @@ CANDIDATES: dict[str, tuple[dict, int]] = {
     "expanding_thin16k_refit180": ({"max_fit_rows": 16_000}, 180),
     "expanding_thin9k_refit180": ({"max_fit_rows": 9_000}, 180),
     "expanding_thin9k_refit365": ({"max_fit_rows": 9_000}, 365),
+    "expanding_depth4_thin9k_refit180": ({"depth": 4, "max_fit_rows": 9_000}, 180),
 }
 METRICS = (
     "pinball_loss", "rank_ic", "coverage_q10_q90", "mape_improvement_pct", "directional_accuracy",

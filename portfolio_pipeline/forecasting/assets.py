@@ -37,6 +37,9 @@ class ForecastSettings(dg.Config):
     early_stopping_days: int = 0
     # Rolling training window in calendar days (0 = expanding from the start of the data).
     train_window_days: int = 0
+    # Rows one fit learns from at most (uniformly thinned above; 0 = no cap): keeps the cost
+    # of a fit bounded as symbols and years grow (README, "Forecasting at 100+ symbols").
+    max_fit_rows: int = 150_000
     use_sentiment: bool = True
 
 
@@ -55,6 +58,7 @@ def _config(settings: ForecastSettings, ohlcv: pl.DataFrame, project: Settings):
         symbol_encoding=settings.symbol_encoding,
         early_stopping_days=settings.early_stopping_days,
         train_window_days=settings.train_window_days,
+        max_fit_rows=settings.max_fit_rows,
     )
 
 
