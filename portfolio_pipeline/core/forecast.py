@@ -796,13 +796,16 @@ def predict_volatility_values(model: ForecastModel, rows: pl.DataFrame) -> np.nd
     return rows["_scale"].to_numpy() * np.sqrt(ratio * model.config.periods_per_year)
 
 
-def fit_task(shared: dict[int, ModelInputs], task: tuple[int, str, date | None]) -> ForecastModel:
-    """Fit one model of a batch: ``task`` = (horizon, kind, label_known_by or None).
+def fit_task(inputs: ModelInputs, task: tuple[int, str, date | None]) -> ForecastModel:
+    """Fit one model of a batch: ``task`` = (horizon, kind, label_known_by or None), on the
+    inputs of that horizon.
 
     Module level, so that Ray workers can import it (:func:`fit_models`).
     """
     horizon, kind, label_known_by = task
-    return fit_model(shared[horizon], kind, label_known_by=label_known_by)
+    if inputs.horizon_days != horizon:
+        raise ValueError(f"task for H={horizon} got the inputs of H={inputs.horizon_days}")
+    return fit_model(inputs, kind, label_known_by=label_known_by)
 
 
 def fit_models(
@@ -814,13 +817,20 @@ def fit_models(
 
     Each fit depends only on its horizon's inputs and its cutoff (CatBoost is deterministic
     for a given seed and thread count), so both backends give the same models, in the order
-    of ``tasks`` (:mod:`portfolio_pipeline.core.parallel`; the inputs go to Ray's object
-    store once for the whole batch).
+    of ``tasks`` (:mod:`portfolio_pipeline.core.parallel`; each horizon's inputs go to Ray's
+    object store once for the whole batch).
     """
     from portfolio_pipeline.core.parallel import map_tasks
 
     cpus = max(inputs.config.thread_count for inputs in inputs_by_horizon.values())
-    return map_tasks(fit_task, inputs_by_horizon, list(tasks), backend=backend, cpus_per_task=cpus)
+    return map_tasks(
+        fit_task,
+        inputs_by_horizon,
+        list(tasks),
+        backend=backend,
+        cpus_per_task=cpus,
+        shared_key=lambda task: task[0],  # a task ships its own horizon's frame only
+    )
 
 
 def fit_final_models(

@@ -32,6 +32,18 @@ def test_backend_comes_from_the_argument_the_environment_or_ray_address(monkeypa
         parallel.resolve_backend()
 
 
+def test_each_task_gets_only_its_part_of_a_keyed_shared_argument():
+    shared = {1: "one", 8: "eight"}
+    calls = parallel.map_tasks(
+        lambda part, item: (part, item),
+        shared,
+        [(8, "a"), (1, "b"), (8, "c")],
+        backend="sequential",
+        shared_key=lambda item: item[0],
+    )
+    assert calls == [("eight", (8, "a")), ("one", (1, "b")), ("eight", (8, "c"))]
+
+
 @pytest.mark.slow
 def test_folds_and_horizons_on_a_ray_cluster_equal_the_sequential_path(
     sample_ohlcv, ray_cluster, monkeypatch
