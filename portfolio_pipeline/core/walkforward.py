@@ -7,8 +7,9 @@ the last training as_of ``train_end`` ends at ``train_label_end`` (its H-th bar)
 ``<= test_start`` (purge/embargo), so no training label overlaps the test window and
 nothing after ``test_start`` is ever read for training. Folds restart every
 ``retrain_every_days``; the training window starts at the beginning of the data (expanding)
-or covers the last ``ForecastConfig.train_window_days`` before the cutoff (rolling, so that
-the cost of a walk-forward grows linearly with the history, not with its square).
+or covers the last ``ForecastConfig.train_window_days`` before the cutoff (rolling); above
+``ForecastConfig.max_fit_rows`` a fit's rows are thinned uniformly over its window (the
+default), so the cost of a walk-forward grows linearly with the history, not with its square.
 
 Every (horizon, fold) fit is an independent task: :func:`walk_forward_horizons` submits
 the folds of all horizons as one batch (:mod:`portfolio_pipeline.core.parallel`), and the
