@@ -22,9 +22,10 @@ separate processes and not counted) and, given two or more N, ``growth_exponent`
 the slope of log(seconds) against log(rows) (1 = linear in rows).
 
 ``--fits-only`` skips the graph and times one H=8 return-model fit on every labelled row of
-each panel, with the forecast settings from before issue 15 and the current defaults:
-``forecast_fit_cpu_seconds`` (with rows, trees chosen, CPU seconds per 100k rows) and
-``forecast_fit_growth_exponent`` per setting.
+each panel, with the forecast settings from before issue 15, the current model without its
+row cap and the current defaults (``--fit-configs``): ``forecast_fit_cpu_seconds`` (with
+labelled rows, rows fitted after the cap, trees, CPU seconds per 100k labelled rows) and
+``forecast_fit_growth_exponent`` per setting (slope in labelled rows).
 """
 
 from __future__ import annotations
@@ -133,8 +134,9 @@ def _child_usage() -> tuple[float, float]:
 
 FIT_CONFIGS = {
     # What the forecasts did before issue 15: the symbol one-hot up to 64 values (CatBoost's
-    # target statistics above), 200 trees.
-    "before": {"symbol_encoding": "one_hot", "one_hot_max_size": 64, "early_stopping_days": 0},
+    # target statistics above), 200 trees, every row.
+    "before": {"one_hot_max_size": 64, "max_fit_rows": 0},
+    "uncapped": {"max_fit_rows": 0},  # the current model without the row cap
     "default": {},
 }
 
@@ -153,7 +155,12 @@ def fit_cost(panel: pl.DataFrame, settings: dict) -> dict:
     model = fit_model(inputs)
     after = resource.getrusage(resource.RUSAGE_SELF)
     cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
-    return {"cpu": cpu, "rows": model.n_train_rows, "trees": model.extra["iterations"]}
+    return {
+        "cpu": cpu,
+        "rows": model.n_train_rows,  # labelled rows: the data's size
+        "fit_rows": model.extra["n_fit_rows"],  # what the trees saw (after the cap)
+        "trees": model.extra["iterations"],
+    }
 
 
 def growth_exponent(rows: list[int], seconds: list[float]) -> float:
@@ -168,6 +175,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--years", type=float, default=10.0, help="panel length (>= 7)")
     parser.add_argument("--select", default="*", help="asset selection (default: all)")
     parser.add_argument(
+        "--fit-configs", nargs="+", choices=sorted(FIT_CONFIGS), default=sorted(FIT_CONFIGS),
+        help="with --fits-only: which settings to time",
+    )  # fmt: skip
+    parser.add_argument(
         "--fits-only",
         action="store_true",
         help="only time one forecast fit per N (before/after issue 15), not the graph",
@@ -176,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     sample = pl.read_parquet(SAMPLE_PATH)
     sizes = sorted(set(args.n))
     if args.fits_only:
-        return _fits_only(sample, sizes, args.years)
+        return _fits_only(sample, sizes, args.years, args.fit_configs)
     if args.years < 7:
         parser.error("--years must be >= 7: the walk-forward tests from 2020-01-01")
     per_step: dict[str, list[tuple[int, float]]] = {}
@@ -209,17 +220,19 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _fits_only(sample: pl.DataFrame, sizes: list[int], years: float) -> int:
+def _fits_only(sample: pl.DataFrame, sizes: list[int], years: float, configs: list[str]) -> int:
     import catboost  # noqa: F401  (imported before the timings)
 
     costs: dict[str, list[tuple[int, float]]] = {}
     for n_symbols in sizes:
         panel = scaled_panel(sample, n_symbols, years)
-        for label, settings in FIT_CONFIGS.items():
+        for label in configs:
+            settings = FIT_CONFIGS[label]
             cost = fit_cost(panel, settings)
             costs.setdefault(label, []).append((cost["rows"], cost["cpu"]))
             emit(NAME, "forecast_fit_cpu_seconds", round(cost["cpu"], 2), "s", config=label,
-                 n_symbols=n_symbols, rows=cost["rows"], trees=cost["trees"], years=years,
+                 n_symbols=n_symbols, rows=cost["rows"], fit_rows=cost["fit_rows"],
+                 trees=cost["trees"], years=years,
                  per_100k_rows=round(cost["cpu"] / cost["rows"] * 1e5, 2))  # fmt: skip
     if len(sizes) >= 2:
         for label, points in costs.items():

@@ -53,7 +53,8 @@ import polars as pl
 from portfolio_pipeline.core.calendar import gap_free_ahead
 
 # Bump when a change here would change a trained model given the same data and parameters.
-CODE_VERSION = "forecast-2026.2"  # 2026.1: horizons count bars; .2: symbol encoding, early stopping
+# 2026.1: horizons count bars; .2: symbol encoding, early stopping; .3: row cap, rolling window
+CODE_VERSION = "forecast-2026.3"
 QUANTILES: tuple[float, float, float] = (0.1, 0.5, 0.9)
 DEFAULT_HORIZONS: tuple[int, ...] = (1, 8)
 RETURN_KIND = "return_quantiles"
@@ -104,6 +105,11 @@ class ForecastConfig:
     signal (rank IC 0.067 -> 0.017) that the recommendation gate and ``forecast_mv`` rely on,
     so the defaults stay one-hot with 200 trees (README, "Scaling out"; that decision was
     made after seeing those later folds).
+
+    What keeps a fit's cost bounded instead (issue 15, chosen on the 2023 validation year
+    only, ``benchmarks.forecast_choice``): ``max_fit_rows`` thins the fit rows uniformly over
+    the whole history above a cap. A rolling window (``train_window_days``, off by default)
+    bounds it too but lost on validation (8-day pinball +5% with 3 years, +33% with 2).
     """
 
     iterations: int = 200
@@ -134,6 +140,19 @@ class ForecastConfig:
     # iterations + rounds trees. True: refit on every fit row with the chosen count (about
     # twice the CPU; worse pinball loss on the 2019 validation folds).
     early_stopping_refit: bool = False
+    # Rolling training window: a fit sees the labelled as_of dates of the last
+    # ``train_window_days`` calendar days up to its cutoff (calibration rows included), so a
+    # fit's cost stops growing with the history and a walk-forward's cost grows linearly
+    # with it. 0 = expanding (every labelled row since the start of the data).
+    train_window_days: int = 0
+    # Cap on the rows one fit learns from (0 = no cap): above it, the fit rows (not the
+    # calibration rows) are thinned uniformly over the whole window, each row kept or not by
+    # a hash of (symbol, date, seed), so the whole history keeps its say while the cost of a
+    # fit stops growing with it.
+    # Default 150k: never binds on the 21-symbol sample (its fits have <= ~45k rows); at 100
+    # symbols x 10 years it keeps ~45% of the last fold's rows. Thinning to ~50% passed the
+    # validation-year rule of benchmarks.forecast_choice, thinning to ~28% did not (README).
+    max_fit_rows: int = 150_000
     # The market series (core.market.choose_benchmark): BTCUSDT for crypto.
     market_symbol: str = "BTCUSDT"
     scale_window: int = 60
@@ -159,6 +178,13 @@ class ForecastConfig:
                 "early_stopping_days must be >= 0 and early_stopping_rounds >= 1, got "
                 f"{self.early_stopping_days} and {self.early_stopping_rounds}"
             )
+        if self.train_window_days < 0 or 0 < self.train_window_days <= self.calibration_days:
+            raise ValueError(
+                "train_window_days must be 0 (expanding) or longer than calibration_days "
+                f"({self.calibration_days}), got {self.train_window_days}"
+            )
+        if self.max_fit_rows < 0 or 0 < self.max_fit_rows < 1000:
+            raise ValueError(f"max_fit_rows must be 0 (no cap) or >= 1000, got {self.max_fit_rows}")
         if self.symbol_encoding not in SYMBOL_ENCODINGS:
             raise ValueError(
                 f"symbol_encoding must be one of {sorted(SYMBOL_ENCODINGS)}, "
@@ -545,13 +571,48 @@ def training_rows(inputs: ModelInputs, kind: str, label_known_by: date | None) -
     """Rows usable for training: target known by ``label_known_by`` (d + H <= it), no null scale.
 
     ``label_known_by=None`` takes every labelled row. This is the ONE place the purge rule
-    lives: a training row's label window (d, d+H] must end no later than the cutoff.
+    lives: a training row's label window (d, d+H] must end no later than the cutoff. With
+    ``config.train_window_days`` > 0, only the as_of dates of the last ``train_window_days``
+    days up to the last qualifying as_of are kept (a rolling window; it depends on nothing
+    after the cutoff either).
     """
     target = TARGET_RETURN if kind == RETURN_KIND else TARGET_VOLATILITY
     rows = inputs.frame.filter(pl.col(target).is_not_null() & pl.col("_scale").is_not_null())
     if label_known_by is not None:
         rows = rows.filter(pl.col("_label_end") <= label_known_by)
+    window = inputs.config.train_window_days
+    if window and rows.height:
+        rows = rows.filter(pl.col("date") > rows["date"].max() - timedelta(days=window))
     return rows
+
+
+def _row_uniforms(rows: pl.DataFrame, seed: int) -> np.ndarray:
+    """A uniform [0, 1) number per row from (symbol, date, seed) alone (splitmix64): the same
+    row gets the same number in every fold and every run, whatever else is in the frame."""
+    codes = {
+        symbol: int.from_bytes(hashlib.sha256(symbol.encode()).digest()[:8], "little")
+        for symbol in rows["symbol"].unique().to_list()
+    }
+    symbol = rows["symbol"].replace_strict(codes, return_dtype=pl.UInt64).to_numpy()
+    day = rows["date"].cast(pl.Int32).to_numpy().astype(np.uint64)
+    with np.errstate(over="ignore"):
+        x = symbol ^ (day * np.uint64(0x9E3779B97F4A7C15)) ^ np.uint64(seed)
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        x = x ^ (x >> np.uint64(31))
+    return (x >> np.uint64(11)).astype(np.float64) / float(1 << 53)
+
+
+def thin_rows(rows: pl.DataFrame, max_rows: int, seed: int) -> pl.DataFrame:
+    """About ``max_rows`` of ``rows``, kept uniformly over time and symbols (0: all rows).
+
+    A row is kept when its :func:`_row_uniforms` number is below ``max_rows / rows.height``:
+    which rows survive depends only on the rows themselves (known by the fit's cutoff), never
+    on later data.
+    """
+    if max_rows == 0 or rows.height <= max_rows:
+        return rows
+    return rows.filter(pl.Series(_row_uniforms(rows, seed) < max_rows / rows.height))
 
 
 def _scaled_target(
@@ -602,6 +663,7 @@ def fit_model(
                 f"{kind} H={horizon}: only {fit_rows.height} rows before the calibration "
                 f"window starting {calibration_start} (cutoff {label_known_by})"
             )
+    fit_rows = thin_rows(fit_rows, config.max_fit_rows, config.random_seed)
     stopped, iterations = _early_stopping(fit_rows, inputs.feature_columns, kind, horizon, config)
     if stopped is not None and not config.early_stopping_refit:
         booster = stopped
@@ -611,6 +673,7 @@ def fit_model(
     extra: dict[str, Any] = {
         "train_label_end": rows["_label_end"].max().isoformat(),
         "iterations": iterations,
+        "n_fit_rows": fit_rows.height,
     }
     if calibration_rows is not None:
         extra["conformal_delta"] = _conformal_delta(
@@ -731,6 +794,61 @@ def predict_volatility_values(model: ForecastModel, rows: pl.DataFrame) -> np.nd
     ratio = np.asarray(model.booster.predict(_to_pandas(rows, model.feature_columns)), dtype=float)
     ratio = np.clip(ratio.reshape(rows.height), 0.0, None)
     return rows["_scale"].to_numpy() * np.sqrt(ratio * model.config.periods_per_year)
+
+
+def fit_task(inputs: ModelInputs, task: tuple[int, str, date | None]) -> ForecastModel:
+    """Fit one model of a batch: ``task`` = (horizon, kind, label_known_by or None), on the
+    inputs of that horizon.
+
+    Module level, so that Ray workers can import it (:func:`fit_models`).
+    """
+    horizon, kind, label_known_by = task
+    if inputs.horizon_days != horizon:
+        raise ValueError(f"task for H={horizon} got the inputs of H={inputs.horizon_days}")
+    return fit_model(inputs, kind, label_known_by=label_known_by)
+
+
+def fit_models(
+    inputs_by_horizon: dict[int, ModelInputs],
+    tasks: Sequence[tuple[int, str, date | None]],
+    backend: str | None = None,
+) -> list[ForecastModel]:
+    """Fit independent models (folds, horizons, final models) in this process or as Ray tasks.
+
+    Each fit depends only on its horizon's inputs and its cutoff (CatBoost is deterministic
+    for a given seed and thread count), so both backends give the same models, in the order
+    of ``tasks`` (:mod:`portfolio_pipeline.core.parallel`; each horizon's inputs go to Ray's
+    object store once for the whole batch).
+    """
+    from portfolio_pipeline.core.parallel import map_tasks
+
+    cpus = max(inputs.config.thread_count for inputs in inputs_by_horizon.values())
+    return map_tasks(
+        fit_task,
+        inputs_by_horizon,
+        list(tasks),
+        backend=backend,
+        cpus_per_task=cpus,
+        shared_key=lambda task: task[0],  # a task ships its own horizon's frame only
+    )
+
+
+def fit_final_models(
+    features: pl.DataFrame,
+    ohlcv: pl.DataFrame,
+    horizons: Sequence[int],
+    *,
+    sentiment: pl.DataFrame | None = None,
+    config: ForecastConfig | None = None,
+    kind: str = RETURN_KIND,
+    backend: str | None = None,
+) -> list[ForecastModel]:
+    """:func:`fit_final_model` for every horizon, as one batch of (Ray) tasks, in order."""
+    inputs = {
+        h: build_model_inputs(features, ohlcv, h, sentiment=sentiment, config=config)
+        for h in dict.fromkeys(horizons)
+    }
+    return fit_models(inputs, [(h, kind, None) for h in horizons], backend)
 
 
 def fit_final_model(

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any, TypeVar
 
 SEQUENTIAL = "sequential"
@@ -64,8 +64,13 @@ def map_tasks(
     *,
     backend: str | None = None,
     cpus_per_task: float = 1.0,
+    shared_key: Callable[[Item], Hashable] | None = None,
 ) -> list[Result]:
     """``[function(shared, item) for item in items]``, sequentially or as Ray tasks.
+
+    With ``shared_key``, ``shared`` is a mapping and each call gets only its part:
+    ``function(shared[shared_key(item)], item)``; each part goes to the object store once, so
+    a task deserializes what it needs (one horizon's design frame), not the whole mapping.
 
     Parameters
     ----------
@@ -86,11 +91,18 @@ def map_tasks(
     list
         One result per item, in the order of ``items``.
     """
+
+    def part(item: Item) -> Any:
+        return shared if shared_key is None else shared[shared_key(item)]
+
     if resolve_backend(backend) == SEQUENTIAL or len(items) == 0:
-        return [function(shared, item) for item in items]
+        return [function(part(item), item) for item in items]
     import ray
 
     _ensure_ray()
     remote = ray.remote(num_cpus=cpus_per_task, max_retries=0)(function)
-    shared_ref = ray.put(shared)
-    return ray.get([remote.remote(shared_ref, item) for item in items])
+    if shared_key is None:
+        shared_ref = ray.put(shared)
+        return ray.get([remote.remote(shared_ref, item) for item in items])
+    refs = {key: ray.put(shared[key]) for key in dict.fromkeys(shared_key(i) for i in items)}
+    return ray.get([remote.remote(refs[shared_key(item)], item) for item in items])

@@ -1,4 +1,4 @@
-"""Walk-forward (expanding window, purged) evaluation of the CatBoost forecasts.
+"""Walk-forward (expanding or rolling window, purged) evaluation of the CatBoost forecasts.
 
 Pure (no dagster). Fold k tests the as_of dates ``[test_start_k, test_end_k]`` with a model
 fitted at the close of ``test_start_k`` on every row whose label window (d, d+H] ends no
@@ -6,12 +6,20 @@ later than ``test_start_k``: H counts bars of each symbol's own calendar, and th
 the last training as_of ``train_end`` ends at ``train_label_end`` (its H-th bar), which is
 ``<= test_start`` (purge/embargo), so no training label overlaps the test window and
 nothing after ``test_start`` is ever read for training. Folds restart every
-``retrain_every_days``; the training window always starts at the beginning of the data.
+``retrain_every_days``; the training window starts at the beginning of the data (expanding)
+or covers the last ``ForecastConfig.train_window_days`` before the cutoff (rolling); above
+``ForecastConfig.max_fit_rows`` a fit's rows are thinned uniformly over its window (the
+default), so the cost of a walk-forward grows linearly with the history, not with its square.
+
+Every (horizon, fold) fit is an independent task: :func:`walk_forward_horizons` submits
+the folds of all horizons as one batch (:mod:`portfolio_pipeline.core.parallel`), and the
+volatility walk-forward can fit its final model in the same batch.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import date, timedelta
 
 import numpy as np
@@ -28,11 +36,10 @@ from portfolio_pipeline.core.forecast import (
     ForecastModel,
     ModelInputs,
     build_model_inputs,
-    fit_model,
+    fit_models,
     predict_quantiles,
     predict_volatility_values,
 )
-from portfolio_pipeline.core.parallel import map_tasks
 
 DEFAULT_FIRST_TEST_START = date(2020, 1, 1)
 # 180 days: ~12 folds per horizon on the 2020-2025 sample, so both horizons' walk-forward
@@ -76,12 +83,6 @@ def fold_schedule(
     return schedule
 
 
-def _fit_at_cutoff(inputs: ModelInputs, task: tuple[str, date]) -> ForecastModel:
-    """One fold's model (a module-level function, so that Ray workers can import it)."""
-    kind, label_known_by = task
-    return fit_model(inputs, kind, label_known_by=label_known_by)
-
-
 def fit_fold_models(
     inputs: ModelInputs, kind: str, cutoffs: list[date], backend: str | None = None
 ) -> list[ForecastModel]:
@@ -91,10 +92,58 @@ def fit_fold_models(
     a given seed and thread count), so both backends give the same models, in cutoff order
     (see :mod:`portfolio_pipeline.core.parallel`).
     """
-    tasks = [(kind, cutoff) for cutoff in cutoffs]
-    return map_tasks(
-        _fit_at_cutoff, inputs, tasks, backend=backend, cpus_per_task=inputs.config.thread_count
-    )
+    horizon = inputs.horizon_days
+    return fit_models({horizon: inputs}, [(horizon, kind, c) for c in cutoffs], backend)
+
+
+@dataclass(frozen=True)
+class FoldPlan:
+    """The folds of one (horizon, kind): candidate test rows and (test_start, test_end) pairs."""
+
+    inputs: ModelInputs
+    kind: str
+    rows: pl.DataFrame
+    schedule: list[tuple[date, date]]
+
+    @property
+    def tasks(self) -> list[tuple[int, str, date]]:
+        """One fit per fold, cut off at its test_start (see :func:`fit_models`)."""
+        return [(self.inputs.horizon_days, self.kind, start) for start, _ in self.schedule]
+
+
+def plan_folds(
+    inputs: ModelInputs,
+    kind: str,
+    first_test_start: date,
+    retrain_every_days: int,
+    last_test_date: date | None = None,
+    *,
+    include_unlabelled: bool = False,
+) -> FoldPlan:
+    """The folds to fit; test rows are the labelled ones (with ``include_unlabelled`` also the
+    rows whose label is not known yet, up to the last date with features)."""
+    target = TARGET_RETURN if kind == RETURN_KIND else TARGET_VOLATILITY
+    labelled = inputs.frame.filter(pl.col(target).is_not_null() & pl.col("_scale").is_not_null())
+    if include_unlabelled:
+        labelled = inputs.frame.filter(pl.col("_scale").is_not_null())
+    schedule = fold_schedule(labelled["date"], first_test_start, retrain_every_days, last_test_date)
+    return FoldPlan(inputs, kind, labelled, schedule)
+
+
+def folds_of(
+    plan: FoldPlan, models: list[ForecastModel]
+) -> Iterator[tuple[int, date, date, ForecastModel, pl.DataFrame]]:
+    """Yield (fold, test_start, test_end, model, test rows), checking every fold's embargo."""
+    for fold, ((test_start, test_end), model) in enumerate(zip(plan.schedule, models, strict=True)):
+        label_end = date.fromisoformat(model.extra["train_label_end"])
+        if model.train_end >= test_start or label_end > test_start:
+            raise EmbargoViolation(
+                f"fold {fold} H={plan.inputs.horizon_days}: train_end {model.train_end} (label "
+                f"ends {label_end}) reaches test_start {test_start}"
+            )
+        test_rows = plan.rows.filter(pl.col("date").is_between(test_start, test_end))
+        if test_rows.height:
+            yield fold, test_start, test_end, model, test_rows
 
 
 def iterate_folds(
@@ -114,22 +163,16 @@ def iterate_folds(
     trading), up to the last date with features: a forecast is issued at every date,
     whether or not its outcome is known.
     """
-    target = TARGET_RETURN if kind == RETURN_KIND else TARGET_VOLATILITY
-    labelled = inputs.frame.filter(pl.col(target).is_not_null() & pl.col("_scale").is_not_null())
-    if include_unlabelled:
-        labelled = inputs.frame.filter(pl.col("_scale").is_not_null())
-    schedule = fold_schedule(labelled["date"], first_test_start, retrain_every_days, last_test_date)
-    models = fit_fold_models(inputs, kind, [start for start, _ in schedule], backend)
-    for fold, ((test_start, test_end), model) in enumerate(zip(schedule, models, strict=True)):
-        label_end = date.fromisoformat(model.extra["train_label_end"])
-        if model.train_end >= test_start or label_end > test_start:
-            raise EmbargoViolation(
-                f"fold {fold} H={inputs.horizon_days}: train_end {model.train_end} (label "
-                f"ends {label_end}) reaches test_start {test_start}"
-            )
-        test_rows = labelled.filter(pl.col("date").is_between(test_start, test_end))
-        if test_rows.height:
-            yield fold, test_start, test_end, model, test_rows
+    plan = plan_folds(
+        inputs,
+        kind,
+        first_test_start,
+        retrain_every_days,
+        last_test_date,
+        include_unlabelled=include_unlabelled,
+    )
+    models = fit_models({inputs.horizon_days: inputs}, plan.tasks, backend)
+    yield from folds_of(plan, models)
 
 
 def _fold_row(fold, horizon, model, test_start, test_end, n_test, n_reordered) -> dict:
@@ -161,12 +204,14 @@ def walk_forward(
     include_unlabelled: bool = False,
     backend: str | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Out-of-sample quantile forecasts by expanding-window, purged walk-forward.
+    """Out-of-sample quantile forecasts by purged walk-forward, one horizon.
 
     Parameters
     ----------
     features, ohlcv, sentiment, config
-        As in :func:`portfolio_pipeline.core.forecast.build_model_inputs`.
+        As in :func:`portfolio_pipeline.core.forecast.build_model_inputs`. The training
+        window expands from the start of the data, or rolls with
+        ``config.train_window_days``.
     horizon : int
         H in days.
     first_test_start : datetime.date
@@ -194,42 +239,99 @@ def walk_forward(
         Target ``ml.forecast_folds``: fold, horizon_days, train_start, train_end, test_start,
         test_end, n_train_rows, n_test_rows, n_quantiles_reordered, model_version.
     """
-    inputs = build_model_inputs(features, ohlcv, horizon, sentiment=sentiment, config=config)
-    backtests, folds = [], []
-    for fold, test_start, test_end, model, rows in iterate_folds(
-        inputs,
-        RETURN_KIND,
-        first_test_start,
-        retrain_every_days,
-        last_test_date,
-        backend,
+    return walk_forward_horizons(
+        features,
+        ohlcv,
+        [horizon],
+        sentiment=sentiment,
+        config=config,
+        first_test_start=first_test_start,
+        retrain_every_days=retrain_every_days,
+        last_test_date=last_test_date,
         include_unlabelled=include_unlabelled,
-    ):
-        quantiles, reordered = predict_quantiles(model, rows)
-        backtests.append(
-            pl.DataFrame(
-                {
-                    "as_of": rows["date"],
-                    "symbol": rows["symbol"],
-                    "horizon_days": pl.Series([horizon] * rows.height, dtype=pl.Int32),
-                    "fold": pl.Series([fold] * rows.height, dtype=pl.Int32),
-                    "q10": quantiles[:, 0],
-                    "q50": quantiles[:, 1],
-                    "q90": quantiles[:, 2],
-                    "realized": rows[TARGET_RETURN],
-                    "quantiles_reordered": reordered,
-                }
+        backend=backend,
+    )
+
+
+def walk_forward_horizons(
+    features: pl.DataFrame,
+    ohlcv: pl.DataFrame,
+    horizons: Sequence[int],
+    *,
+    sentiment: pl.DataFrame | None = None,
+    config: ForecastConfig | None = None,
+    first_test_start: date = DEFAULT_FIRST_TEST_START,
+    retrain_every_days: int = DEFAULT_RETRAIN_EVERY_DAYS,
+    last_test_date: date | None = None,
+    include_unlabelled: bool = False,
+    backend: str | None = None,
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """:func:`walk_forward` for several horizons; every (horizon, fold) fit is one task of a
+    single batch (Ray tasks with the ``ray`` backend), and the frames are those of the
+    horizons one after the other (identical to calling :func:`walk_forward` per horizon).
+    """
+    plans = [
+        plan_folds(
+            build_model_inputs(features, ohlcv, h, sentiment=sentiment, config=config),
+            RETURN_KIND,
+            first_test_start,
+            retrain_every_days,
+            last_test_date,
+            include_unlabelled=include_unlabelled,
+        )
+        for h in horizons
+    ]
+    models = _fit_plans(plans, backend)
+    backtests, folds = [], []
+    for plan, plan_models in zip(plans, models, strict=True):
+        horizon = plan.inputs.horizon_days
+        for fold, test_start, test_end, model, rows in folds_of(plan, plan_models):
+            quantiles, reordered = predict_quantiles(model, rows)
+            backtests.append(
+                pl.DataFrame(
+                    {
+                        "as_of": rows["date"],
+                        "symbol": rows["symbol"],
+                        "horizon_days": pl.Series([horizon] * rows.height, dtype=pl.Int32),
+                        "fold": pl.Series([fold] * rows.height, dtype=pl.Int32),
+                        "q10": quantiles[:, 0],
+                        "q50": quantiles[:, 1],
+                        "q90": quantiles[:, 2],
+                        "realized": rows[TARGET_RETURN],
+                        "quantiles_reordered": reordered,
+                    }
+                )
             )
-        )
-        folds.append(
-            _fold_row(fold, horizon, model, test_start, test_end, rows.height, int(reordered.sum()))
-        )
+            folds.append(
+                _fold_row(
+                    fold, horizon, model, test_start, test_end, rows.height, int(reordered.sum())
+                )
+            )
     return _collect(backtests, folds)
+
+
+def _fit_plans(
+    plans: list[FoldPlan], backend: str | None, extra: Sequence[tuple[int, str, None]] = ()
+) -> list[list[ForecastModel]]:
+    """Fit the folds of every plan (and ``extra`` tasks, returned last) as one batch."""
+    if len({p.inputs.horizon_days for p in plans}) != len(plans):
+        raise ValueError("walk-forward: each horizon may appear once")
+    tasks = [task for plan in plans for task in plan.tasks]
+    models = fit_models({p.inputs.horizon_days: p.inputs for p in plans}, [*tasks, *extra], backend)
+    out, start = [], 0
+    for plan in plans:
+        out.append(models[start : start + len(plan.schedule)])
+        start += len(plan.schedule)
+    if extra:
+        out.append(models[start:])
+    return out
 
 
 def _collect(backtests: list[pl.DataFrame], folds: list[dict]) -> tuple[pl.DataFrame, pl.DataFrame]:
     folds_frame = pl.DataFrame(folds).with_columns(pl.col("fold", "horizon_days").cast(pl.Int32))
-    return pl.concat(backtests).sort("as_of", "symbol"), folds_frame.select(FOLD_COLUMNS)
+    # Horizon first: one horizon's rows together, as_of then symbol within (a total order).
+    backtest = pl.concat(backtests).sort("horizon_days", "as_of", "symbol")
+    return backtest, folds_frame.select(FOLD_COLUMNS)
 
 
 def walk_forward_volatility(
@@ -254,12 +356,52 @@ def walk_forward_volatility(
     folds : polars.DataFrame
         As in :func:`walk_forward` (n_quantiles_reordered = 0).
     """
-    inputs = build_model_inputs(features, ohlcv, horizon, sentiment=sentiment, config=config)
+    backtest, folds, _ = _volatility(
+        build_model_inputs(features, ohlcv, horizon, sentiment=sentiment, config=config),
+        first_test_start, retrain_every_days, last_test_date, backend, final_model=False,
+    )  # fmt: skip
+    return backtest, folds
+
+
+def walk_forward_volatility_and_model(
+    features: pl.DataFrame,
+    ohlcv: pl.DataFrame,
+    horizon: int,
+    *,
+    sentiment: pl.DataFrame | None = None,
+    config: ForecastConfig | None = None,
+    first_test_start: date = DEFAULT_FIRST_TEST_START,
+    retrain_every_days: int = DEFAULT_RETRAIN_EVERY_DAYS,
+    last_test_date: date | None = None,
+    backend: str | None = None,
+) -> tuple[pl.DataFrame, pl.DataFrame, ForecastModel]:
+    """:func:`walk_forward_volatility` plus the model fitted on every labelled row (what
+    :func:`~portfolio_pipeline.core.forecast.fit_volatility_model` gives), its fit one more
+    task of the folds' batch, on the same inputs."""
+    backtest, folds, final = _volatility(
+        build_model_inputs(features, ohlcv, horizon, sentiment=sentiment, config=config),
+        first_test_start, retrain_every_days, last_test_date, backend, final_model=True,
+    )  # fmt: skip
+    assert final is not None
+    return backtest, folds, final
+
+
+def _volatility(
+    inputs: ModelInputs,
+    first_test_start: date,
+    retrain_every_days: int,
+    last_test_date: date | None,
+    backend: str | None,
+    *,
+    final_model: bool,
+) -> tuple[pl.DataFrame, pl.DataFrame, ForecastModel | None]:
+    horizon = inputs.horizon_days
     annualise = np.sqrt(inputs.config.periods_per_year)
+    plan = plan_folds(inputs, VOLATILITY_KIND, first_test_start, retrain_every_days, last_test_date)
+    extra = [(horizon, VOLATILITY_KIND, None)] if final_model else []
+    fitted = _fit_plans([plan], backend, extra)
     backtests, folds = [], []
-    for fold, test_start, test_end, model, rows in iterate_folds(
-        inputs, VOLATILITY_KIND, first_test_start, retrain_every_days, last_test_date, backend
-    ):
+    for fold, test_start, test_end, model, rows in folds_of(plan, fitted[0]):
         backtests.append(
             pl.DataFrame(
                 {
@@ -274,7 +416,8 @@ def walk_forward_volatility(
             )
         )
         folds.append(_fold_row(fold, horizon, model, test_start, test_end, rows.height, 0))
-    return _collect(backtests, folds)
+    backtest, fold_frame = _collect(backtests, folds)
+    return backtest, fold_frame, (fitted[1][0] if final_model else None)
 
 
 # --------------------------------------------------------------------------------------

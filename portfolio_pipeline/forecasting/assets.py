@@ -35,6 +35,11 @@ class ForecastSettings(dg.Config):
     # none + 120 days is ~2x faster at 100 symbols but ranks worse (see core.forecast).
     symbol_encoding: str = "one_hot"
     early_stopping_days: int = 0
+    # Rolling training window in calendar days (0 = expanding from the start of the data).
+    train_window_days: int = 0
+    # Rows one fit learns from at most (uniformly thinned above; 0 = no cap): keeps the cost
+    # of a fit bounded as symbols and years grow (README, "Forecasting at 100+ symbols").
+    max_fit_rows: int = 150_000
     use_sentiment: bool = True
 
 
@@ -52,6 +57,8 @@ def _config(settings: ForecastSettings, ohlcv: pl.DataFrame, project: Settings):
         max_normal_gap_days=market.calendar.max_normal_gap_days,
         symbol_encoding=settings.symbol_encoding,
         early_stopping_days=settings.early_stopping_days,
+        train_window_days=settings.train_window_days,
+        max_fit_rows=settings.max_fit_rows,
     )
 
 
@@ -128,31 +135,28 @@ def forecast_walk_forward(
 ):
     """Walk-forward evaluation of the CatBoost quantile model for every horizon."""
     from portfolio_pipeline.core.forecast import plot_interval
-    from portfolio_pipeline.core.walkforward import evaluate_forecasts, walk_forward
+    from portfolio_pipeline.core.walkforward import evaluate_forecasts, walk_forward_horizons
 
     with warehouse_resource.connect() as con:
         ohlcv, features, sentiment = _inputs(con, config)
     model_config = _config(config, ohlcv, settings)
     first_test = _first_test_start(config, ohlcv, settings)
-    backtests, folds = [], []
-    for horizon in config.horizons:
-        backtest, fold_frame = walk_forward(
-            features,
-            ohlcv,
-            horizon,
-            sentiment=sentiment,
-            config=model_config,
-            first_test_start=first_test,
-            retrain_every_days=config.retrain_every_days,
-            # Point-in-time: forecasts at every date, realized null where not known yet, so
-            # the DRL and forecast_mv see in training what they see live.
-            include_unlabelled=True,
-        )
-        context.log.info(f"H={horizon}: {fold_frame.height} folds, {backtest.height} predictions")
-        backtests.append(backtest)
-        folds.append(fold_frame)
-    backtest = pl.concat(backtests, how="diagonal_relaxed")
-    fold_frame = pl.concat(folds, how="diagonal_relaxed")
+    # Every (horizon, fold) fit is one task of a single batch: Ray tasks with
+    # PORTFOLIO_PIPELINE_PARALLEL=ray or RAY_ADDRESS (core.parallel), else a loop here.
+    backtest, fold_frame = walk_forward_horizons(
+        features,
+        ohlcv,
+        config.horizons,
+        sentiment=sentiment,
+        config=model_config,
+        first_test_start=first_test,
+        retrain_every_days=config.retrain_every_days,
+        # Point-in-time: forecasts at every date, realized null where not known yet, so
+        # the DRL and forecast_mv see in training what they see live.
+        include_unlabelled=True,
+    )
+    for horizon, n_folds in fold_frame.group_by("horizon_days").len().sort("horizon_days").rows():
+        context.log.info(f"H={horizon}: {n_folds} folds")
     evaluation = evaluate_forecasts(backtest, ohlcv)
     with warehouse_resource.connect() as con:
         warehouse.replace_table(con, tables.FORECAST_BACKTEST, backtest)
@@ -229,10 +233,10 @@ def return_forecasts(
     model_config = _config(config, ohlcv, settings)
     as_of = features["date"].max()
     frames, registry, importance_md = [], [], {}
-    for horizon in config.horizons:
-        model = forecast.fit_final_model(
-            features, ohlcv, horizon, sentiment=sentiment, config=model_config
-        )
+    models = forecast.fit_final_models(
+        features, ohlcv, config.horizons, sentiment=sentiment, config=model_config
+    )
+    for horizon, model in zip(config.horizons, models, strict=True):
         frames.append(forecast.predict_latest(model, features, ohlcv, as_of, sentiment=sentiment))
         path = forecast.save_model(model, settings.models_dir / "forecasts")
         metrics = {}
@@ -281,7 +285,7 @@ def volatility_forecasts(
     from portfolio_pipeline.core import forecast
     from portfolio_pipeline.core.walkforward import (
         evaluate_volatility_forecasts,
-        walk_forward_volatility,
+        walk_forward_volatility_and_model,
     )
 
     horizon = config.volatility_horizon
@@ -289,7 +293,7 @@ def volatility_forecasts(
         ohlcv, features, sentiment = _inputs(con, config)
     model_config = _config(config, ohlcv, settings)
     as_of = features["date"].max()
-    backtest, _ = walk_forward_volatility(
+    backtest, _, model = walk_forward_volatility_and_model(
         features,
         ohlcv,
         horizon,
@@ -299,9 +303,6 @@ def volatility_forecasts(
         retrain_every_days=config.retrain_every_days,
     )
     evaluation = evaluate_volatility_forecasts(backtest)
-    model = forecast.fit_volatility_model(
-        features, ohlcv, horizon, sentiment=sentiment, config=model_config
-    )
     frame = forecast.predict_volatility(model, features, ohlcv, as_of, sentiment=sentiment)
     path = forecast.save_model(model, settings.models_dir / "volatility")
     overall = evaluation.filter(pl.col("symbol") == "ALL")

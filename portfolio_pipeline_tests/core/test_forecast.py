@@ -483,3 +483,78 @@ def test_early_stopping_chooses_the_tree_count_inside_the_training_window(
 def test_early_stopping_parameters_are_checked():
     with pytest.raises(ValueError, match="early_stopping_days must be >= 0"):
         ForecastConfig(early_stopping_days=-1)
+
+
+# ------------------------------------------------------------- rolling training window
+
+
+def test_rolling_window_keeps_the_last_days_before_the_cutoff_and_the_purge(
+    small_features, small_ohlcv
+):
+    config = ForecastConfig(**{**FAST.__dict__, "train_window_days": 365})
+    inputs = build_model_inputs(small_features, small_ohlcv, 8, config=config)
+    cutoff = date(2022, 1, 1)
+    rows = training_rows(inputs, RETURN_KIND, cutoff)
+    expanding = training_rows(
+        build_model_inputs(small_features, small_ohlcv, 8, config=FAST), RETURN_KIND, cutoff
+    )
+    last = expanding["date"].max()
+    assert rows["date"].max() == last and (rows["_label_end"] <= cutoff).all()
+    assert rows["date"].min() == last - timedelta(days=364)
+    assert rows.height == expanding.filter(pl.col("date") > last - timedelta(days=365)).height
+    model = fit_model(inputs, RETURN_KIND, label_known_by=cutoff)
+    assert model.train_start == last - timedelta(days=364) and model.train_end == last
+    # The cost of a fit no longer depends on how much history precedes the window.
+    later = fit_model(inputs, RETURN_KIND, label_known_by=date(2023, 1, 1))
+    assert abs(later.n_train_rows - model.n_train_rows) <= 8 * len(SYMBOLS)
+    with pytest.raises(ValueError, match="train_window_days must be 0 .* longer than calibration"):
+        ForecastConfig(train_window_days=60, calibration_days=120)
+
+
+def test_all_horizons_in_one_batch_equal_one_walk_forward_per_horizon(small_features, small_ohlcv):
+    from portfolio_pipeline.core.walkforward import walk_forward_horizons
+
+    window = dict(
+        config=FAST,
+        first_test_start=date(2022, 1, 1),
+        retrain_every_days=180,
+        last_test_date=LAST_TEST,
+    )
+    both = walk_forward_horizons(small_features, small_ohlcv, [1, 8], **window)
+    one = [walk_forward(small_features, small_ohlcv, h, **window) for h in (1, 8)]
+    assert both[0].equals(pl.concat([one[0][0], one[1][0]]))
+    assert both[1].equals(pl.concat([one[0][1], one[1][1]]))
+    assert sorted(both[1]["horizon_days"].unique().to_list()) == [1, 8]
+
+
+def test_row_cap_thins_fit_rows_uniformly_and_point_in_time(small_features, small_ohlcv):
+    from portfolio_pipeline.core.forecast import _row_uniforms, thin_rows
+
+    config = ForecastConfig(**{**FAST.__dict__, "max_fit_rows": 2000})
+    inputs = build_model_inputs(small_features, small_ohlcv, 8, config=config)
+    cutoff = date(2022, 1, 1)
+    rows = training_rows(inputs, RETURN_KIND, cutoff)
+    kept = thin_rows(rows, 2000, 42)
+    assert abs(kept.height - 2000) < 150 and thin_rows(rows, 2000, 42).equals(kept)
+    # Uniform over time: each year keeps about its share of the rows.
+    share = (
+        kept.group_by(pl.col("date").dt.year())
+        .len()
+        .join(rows.group_by(pl.col("date").dt.year()).len(), on="date")
+    )
+    assert ((share["len"] / share["len_right"] - 2000 / rows.height).abs() < 0.08).all()
+    # A row's draw depends on (symbol, date, seed) alone, not on the rest of the frame (so
+    # not on later data), and a lower cap keeps a subset of what a higher one keeps.
+    early = rows.filter(pl.col("date") < date(2021, 1, 1))
+    np.testing.assert_array_equal(_row_uniforms(early, 42), _row_uniforms(rows, 42)[: early.height])
+    assert thin_rows(rows, 1000, 42).join(kept, on=["symbol", "date"], how="anti").height == 0
+    model = fit_model(inputs, RETURN_KIND, label_known_by=cutoff)
+    assert model.extra["n_fit_rows"] < 2150 and model.n_train_rows == rows.height
+    assert (
+        model.extra["n_calibration_rows"]
+        == rows.filter(
+            pl.col("date") > rows["date"].max() - timedelta(days=FAST.calibration_days)
+        ).height
+    )
+    with pytest.raises(ValueError, match="max_fit_rows must be 0"):
+        ForecastConfig(max_fit_rows=10)

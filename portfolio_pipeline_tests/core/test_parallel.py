@@ -1,4 +1,4 @@
-"""Walk-forward folds as Ray tasks give exactly the sequential results."""
+"""Walk-forward folds and horizons as Ray tasks give exactly the sequential results."""
 
 from __future__ import annotations
 
@@ -9,8 +9,11 @@ import pytest
 
 from portfolio_pipeline.core import parallel
 from portfolio_pipeline.core.features import compute_market_features
-from portfolio_pipeline.core.forecast import ForecastConfig
-from portfolio_pipeline.core.walkforward import walk_forward, walk_forward_volatility
+from portfolio_pipeline.core.forecast import ForecastConfig, fit_volatility_model
+from portfolio_pipeline.core.walkforward import (
+    walk_forward_horizons,
+    walk_forward_volatility_and_model,
+)
 
 FAST = ForecastConfig(iterations=30, depth=4, calibration_days=60, early_stopping_days=90)
 
@@ -29,8 +32,22 @@ def test_backend_comes_from_the_argument_the_environment_or_ray_address(monkeypa
         parallel.resolve_backend()
 
 
+def test_each_task_gets_only_its_part_of_a_keyed_shared_argument():
+    shared = {1: "one", 8: "eight"}
+    calls = parallel.map_tasks(
+        lambda part, item: (part, item),
+        shared,
+        [(8, "a"), (1, "b"), (8, "c")],
+        backend="sequential",
+        shared_key=lambda item: item[0],
+    )
+    assert calls == [("eight", (8, "a")), ("one", (1, "b")), ("eight", (8, "c"))]
+
+
 @pytest.mark.slow
-def test_folds_on_a_ray_cluster_equal_the_sequential_folds(sample_ohlcv, ray_cluster, monkeypatch):
+def test_folds_and_horizons_on_a_ray_cluster_equal_the_sequential_path(
+    sample_ohlcv, ray_cluster, monkeypatch
+):
     ohlcv = sample_ohlcv.filter(
         pl.col("symbol").is_in(["BTCUSDT", "ETHUSDT", "XRPUSDT"])
         & pl.col("date").is_between(date(2019, 1, 1), date(2021, 12, 31))
@@ -42,17 +59,29 @@ def test_folds_on_a_ray_cluster_equal_the_sequential_folds(sample_ohlcv, ray_clu
         retrain_every_days=120,
         last_test_date=date(2021, 12, 1),
     )
-    sequential = walk_forward(features, ohlcv, 8, backend="sequential", **window)
-    volatility = walk_forward_volatility(features, ohlcv, 8, backend="sequential", **window)
+    # Both horizons' folds are one batch of tasks; the volatility folds and its final model
+    # another.
+    sequential = walk_forward_horizons(features, ohlcv, [1, 8], backend="sequential", **window)
+    volatility = walk_forward_volatility_and_model(
+        features, ohlcv, 8, backend="sequential", **window
+    )
     for name, value in ray_cluster.env.items():
         monkeypatch.setenv(name, value)
-    on_ray = walk_forward(features, ohlcv, 8, backend="ray", **window)
-    volatility_on_ray = walk_forward_volatility(features, ohlcv, 8, backend="ray", **window)
+    on_ray = walk_forward_horizons(features, ohlcv, [1, 8], backend="ray", **window)
+    volatility_on_ray = walk_forward_volatility_and_model(
+        features, ohlcv, 8, backend="ray", **window
+    )
     import ray
 
     assert ray.is_initialized()
     assert ray.get_runtime_context().gcs_address.endswith(ray_cluster.address.split(":")[1])
-    assert sequential[1].height == 3
+    assert sequential[1].height == 6 and sorted(set(sequential[1]["horizon_days"])) == [1, 8]
     assert on_ray[0].equals(sequential[0]) and on_ray[1].equals(sequential[1])
     assert volatility_on_ray[0].equals(volatility[0])
     assert volatility_on_ray[1].equals(volatility[1])
+    final, final_on_ray = volatility[2], volatility_on_ray[2]
+    assert final_on_ray.model_version == final.model_version
+    # The batch's final model is the one fit_volatility_model gives (every labelled row).
+    assert (
+        final.model_version == fit_volatility_model(features, ohlcv, 8, config=FAST).model_version
+    )
