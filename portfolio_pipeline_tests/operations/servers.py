@@ -15,6 +15,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -58,7 +59,12 @@ def wait_for(predicate: Callable[[], object], timeout_s: float, what: str, inter
 
 def tool(name: str) -> str | None:
     """A Python console script of this venv, or of the interpreter's environment."""
-    for candidate in (VENV_BIN / name, Path(shutil.which(name) or "")):
+    # Next to the running interpreter first: a worktree or an outside venv has no .venv here.
+    for candidate in (
+        Path(sys.executable).parent / name,
+        VENV_BIN / name,
+        Path(shutil.which(name) or ""),
+    ):
         if candidate.name == name and candidate.exists():
             return str(candidate)
     return None
