@@ -100,12 +100,12 @@ def materialize(
 
 def _materialize_locked(selection: str, bounds: tuple[str, str], log_level: str) -> int:
     import dagster as dg
-    from dagster._core.storage.tags import (
+
+    from portfolio_pipeline.definitions import defs
+    from portfolio_pipeline.run_tags import (
         ASSET_PARTITION_RANGE_END_TAG,
         ASSET_PARTITION_RANGE_START_TAG,
     )
-
-    from portfolio_pipeline.definitions import defs
 
     graph = defs.resolve_asset_graph()
     try:

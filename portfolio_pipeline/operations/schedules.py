@@ -21,13 +21,13 @@ import os
 from datetime import UTC, timedelta
 
 import dagster as dg
-from dagster._core.storage.tags import (
-    ASSET_PARTITION_RANGE_END_TAG,
-    ASSET_PARTITION_RANGE_START_TAG,
-)
 from dagster._utils.schedules import is_valid_cron_string
 
 from portfolio_pipeline.ingestion.partitions import daily_partitions
+from portfolio_pipeline.run_tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+)
 
 NIGHTLY_CRON_ENV = "PORTFOLIO_PIPELINE_NIGHTLY_CRON"
 RETRAIN_CRON_ENV = "PORTFOLIO_PIPELINE_RETRAIN_CRON"
