@@ -72,7 +72,7 @@ def main(argv: list[str]) -> None:
         "s",
         runs=grid.sensitivity.height,
         frequencies=list(frequencies),
-        optimised_decisions=len(cache.decisions),
+        optimised_decisions=sum(len(s.decisions_) for s in strategies),
     )
     for row in grid.metrics.iter_rows(named=True):
         for metric in METRIC_KEYS[2:]:  # every metric but the window bounds
