@@ -95,8 +95,10 @@ def test_solver_failure_falls_back_with_reason() -> None:
     panel = MarketPanel.from_ohlcv(ohlcv)
     estimate = EstimationCache().estimate(panel, panel.row_of(date(2024, 4, 29)), 100, 60)
     assert (estimate.mu < 0).all()  # every asset under-performs cash: no tangency portfolio
-    decision = MaxSharpe(lookback_days=100, min_history=60).fit().decide(
-        panel, panel.row_of(date(2024, 4, 29))
+    decision = (
+        MaxSharpe(lookback_days=100, min_history=60)
+        .fit()
+        .decide(panel, panel.row_of(date(2024, 4, 29)))
     )
     assert "max_sharpe failed" in decision.reason and "inverse volatility" in decision.reason
     assert decision.weights.sum() == pytest.approx(1.0)
@@ -132,7 +134,9 @@ def test_forecast_mean_variance_uses_interval_width(slice_ohlcv: pl.DataFrame) -
     assert w_narrow[index["SOLUSDT"]] == 0  # no forecast: no weight
     assert w_wide[index["ETHUSDT"]] < w_narrow[index["ETHUSDT"]]  # uncertainty costs weight
     bearish = _naive_forecasts(AS_OF, {"BTCUSDT": -0.05}, {"BTCUSDT": 0.02})
-    assert ForecastMeanVariance(**KW).fit(bearish).decide(panel, row).weights[-1] == pytest.approx(1.0)
+    assert ForecastMeanVariance(**KW).fit(bearish).decide(panel, row).weights[-1] == pytest.approx(
+        1.0
+    )
     stale = ForecastMeanVariance(**KW).fit(
         _naive_forecasts(AS_OF - timedelta(days=30), q50, {s: 0.02 for s in q50})
     )
