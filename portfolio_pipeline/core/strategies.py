@@ -238,9 +238,7 @@ def estimate_moments(panel: MarketPanel, row: int, lookback: int, min_history: i
     k = assets.size
     if k == 0 or window.shape[0] < 2:
         return Estimate(row, assets[:0], window[:, :0], np.zeros(0), np.zeros((0, 0)), np.zeros(0))
-    from skfolio.moments import LedoitWolf
-
-    covariance = LedoitWolf().fit(window).covariance_
+    covariance = _ledoit_wolf_class()().fit(window).covariance_
     return Estimate(
         row=row,
         assets=assets,
@@ -249,6 +247,28 @@ def estimate_moments(panel: MarketPanel, row: int, lookback: int, min_history: i
         covariance=np.asarray(covariance, dtype=np.float64),
         volatility=window.std(axis=0, ddof=1),
     )
+
+
+@cache
+def _ledoit_wolf_class() -> type:
+    """skfolio's ``LedoitWolf`` (Ledoit-Wolf shrinkage, then the nearest positive-definite
+    check), with that check run once instead of twice.
+
+    skfolio's ``fit`` runs scikit-learn's, whose ``_set_covariance`` is skfolio's check and
+    repair, and then runs the same check again on its own result. The second pass returns
+    its input unchanged (a matrix the first pass accepted or repaired passes the test), but
+    it costs two eigen-decompositions, half of the estimate's time at 100 assets.
+    ``test_strategies`` checks the covariances equal skfolio's to the last bit.
+    """
+    import sklearn.covariance as skc
+    from skfolio.moments import LedoitWolf
+
+    class OneCheckLedoitWolf(LedoitWolf):
+        def fit(self, X: Any, y: Any = None, **fit_params: Any) -> OneCheckLedoitWolf:
+            skc.LedoitWolf.fit(self, X)
+            return self
+
+    return OneCheckLedoitWolf
 
 
 def _precomputed_prior(mu: np.ndarray, covariance: np.ndarray) -> Any:

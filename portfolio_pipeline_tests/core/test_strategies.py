@@ -208,3 +208,28 @@ def test_memo_and_estimates_follow_one_panel(slice_ohlcv: pl.DataFrame) -> None:
     again = strategy.decide(late, late.row_of(AS_OF), EstimationCache())
     assert strategy.panel_ is late and list(strategy.decisions_) == [late.row_of(AS_OF)]
     np.testing.assert_array_equal(first.weights, again.weights)
+
+
+def test_fast_paths_equal_skfolio_to_the_last_bit(sample_ohlcv: pl.DataFrame) -> None:
+    """The HRP variance shortcut and the one-check Ledoit-Wolf give skfolio's own numbers."""
+    from skfolio.moments import LedoitWolf
+    from skfolio.optimization import HierarchicalRiskParity as SkfolioHRP
+
+    from portfolio_pipeline.core.strategies import (
+        HierarchicalRiskParity,
+        _precomputed_prior,
+        estimate_moments,
+    )
+
+    panel = MarketPanel.from_ohlcv(sample_ohlcv.filter(pl.col("date") <= date(2024, 6, 30)))
+    hrp = HierarchicalRiskParity().fit()
+    for day in (date(2022, 5, 12), date(2023, 3, 10), date(2024, 6, 30)):
+        est = estimate_moments(panel, panel.row_of(day), 365, 180)
+        assert est.assets.size >= 10
+        np.testing.assert_array_equal(
+            est.covariance, LedoitWolf().fit(est.window_returns).covariance_
+        )
+        reference = SkfolioHRP(prior_estimator=_precomputed_prior(est.mu, est.covariance))
+        np.testing.assert_array_equal(
+            hrp._optimise(est), reference.fit(est.window_returns).weights_
+        )
