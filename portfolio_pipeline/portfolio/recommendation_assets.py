@@ -84,7 +84,11 @@ def recommendation_backtest(
     warehouse_resource: WarehouseResource,
     settings: dg.ResourceParam[Settings],
 ):
-    """Replays the recommendations on the validation and test windows (see the tables)."""
+    """Replays the recommendations on the validation and test windows (see the tables).
+
+    Read the prices, forecasts, strategy and holdings; choose the start
+    (:func:`_replay_start`); run ``core.recommendation_backtest.replay_with_confidence_grid``;
+    write the three tables; describe them."""
     from portfolio_pipeline.core import recommendation_backtest as rb
 
     with warehouse_resource.connect() as con:
@@ -98,15 +102,7 @@ def recommendation_backtest(
     strategies = {s.name: s for s in _strategies(con, history, policy_weights)}
     if strategy_name not in strategies:
         raise dg.Failure(f"recommendation backtest: unknown strategy {strategy_name!r}")
-    valued = value_holdings(held, latest_prices(ohlcv, ohlcv["date"].max()), settings.cash_symbol)
-    if config.start_from not in ("target", "holdings"):
-        raise dg.Failure(f"start_from must be 'target' or 'holdings', got {config.start_from!r}")
-    start_weights = (
-        dict(valued.select("symbol", "weight").iter_rows())
-        if config.start_from == "holdings"
-        else None
-    )
-    start_value = config.start_value or float(valued["value"].sum())
+    start_weights, start_value = _replay_start(config, ohlcv, held, settings.cash_symbol)
     market = market_context(ohlcv, settings)
     evaluation = windows_from_settings(
         ohlcv.get_column("date").unique().to_list(),
@@ -116,12 +112,11 @@ def recommendation_backtest(
             for name in ("validation_start", "validation_end", "test_start", "test_end")
         },
     )
-    windows = {"validation": evaluation.validation, "test": evaluation.test}
     replay = rb.replay_with_confidence_grid(
         ohlcv,
         strategies[strategy_name],
         history,
-        windows,
+        {"validation": evaluation.validation, "test": evaluation.test},
         start_weights=start_weights,
         start_value=start_value,
         settings=rb.SimulationSettings(
@@ -136,10 +131,9 @@ def recommendation_backtest(
         levels=config.confidence_grid,
         configured_confidence=config.gate_confidence,
     )
-    confidence = replay.confidence
     context_columns = [
         pl.lit(strategy_name).alias("strategy"),
-        pl.lit(confidence).alias("gate_confidence"),
+        pl.lit(replay.confidence).alias("gate_confidence"),
     ]
     daily = replay.daily.with_columns(*context_columns)
     metrics = with_window_columns(replay.metrics.with_columns(*context_columns), evaluation)
@@ -148,38 +142,66 @@ def recommendation_backtest(
         warehouse.replace_table(con, tables.RECOMMENDATION_BACKTEST, daily)
         warehouse.replace_table(con, tables.RECOMMENDATION_BACKTEST_METRICS, metrics)
         warehouse.replace_table(con, tables.GATE_VALIDATION, gate_table)
-    main = metrics.filter(pl.col("process").is_in(rb.PROCESS_NAMES)).sort("window", "process")
+    yield from _describe_replay(
+        daily,
+        metrics,
+        gate_table,
+        config,
+        {
+            "strategy": strategy_name,
+            "strategy_chosen_by": chosen_by,
+            "gate_confidence": replay.confidence,
+            "start_from": config.start_from,
+            **evaluation.as_metadata(),
+            "periods_per_year": market.calendar.periods_per_year,
+            "start_value": start_value,
+        },
+    )
+
+
+def _replay_start(
+    config: RecommendationBacktestConfig, ohlcv: pl.DataFrame, held: pl.DataFrame, cash: str
+) -> tuple[dict[str, float] | None, float]:
+    """Starting weights (None = the strategy's first target) and value of the replay."""
+    if config.start_from not in ("target", "holdings"):
+        raise dg.Failure(f"start_from must be 'target' or 'holdings', got {config.start_from!r}")
+    valued = value_holdings(held, latest_prices(ohlcv, ohlcv["date"].max()), cash)
+    start_weights = (
+        dict(valued.select("symbol", "weight").iter_rows())
+        if config.start_from == "holdings"
+        else None
+    )
+    return start_weights, config.start_value or float(valued["value"].sum())
+
+
+def _describe_replay(daily, metrics, gate_table, config, facts: dict):
+    """One MaterializeResult per replay table: process summary, test-window equity plot."""
+    from portfolio_pipeline.core.recommendation_backtest import PROCESS_NAMES
+
+    strategy_name, confidence = facts["strategy"], facts["gate_confidence"]
+    main = metrics.filter(pl.col("process").is_in(PROCESS_NAMES)).sort("window", "process")
     summary = main.select(
         "window", "process", "total_return", "sharpe", "max_drawdown", "turnover",
         "trading_days", "refused_turnover", "cost_paid",
     )  # fmt: skip
     test_curves = daily.filter(
-        (pl.col("window") == "test") & pl.col("process").is_in(rb.PROCESS_NAMES)
+        (pl.col("window") == "test") & pl.col("process").is_in(PROCESS_NAMES)
     ).select(pl.col("process").alias("strategy"), "date", "equity")
     plot = png_markdown(
         bt.plot_equity_curves(test_curves, title=f"Recommendation process, test ({strategy_name})"),
         "recommendation process",
     )
+    recommended = main.filter(pl.col("process") == "recommended")
     trading_days = {
-        f"trading_days_{w}": int(
-            main.filter((pl.col("window") == w) & (pl.col("process") == "recommended"))[
-                "trading_days"
-            ][0]
-        )
-        for w in windows
+        f"trading_days_{w}": int(recommended.filter(pl.col("window") == w)["trading_days"][0])
+        for w in ("validation", "test")
     }
     yield dg.MaterializeResult(
         asset_key="recommendation_backtest",
         metadata={
             **table_metadata(daily, tables.RECOMMENDATION_BACKTEST, date_column="date"),
             "equity_test_window": plot,
-            "strategy": strategy_name,
-            "strategy_chosen_by": chosen_by,
-            "gate_confidence": confidence,
-            "start_from": config.start_from,
-            **evaluation.as_metadata(),
-            "periods_per_year": market.calendar.periods_per_year,
-            "start_value": start_value,
+            **facts,
             **trading_days,
         },
     )
