@@ -650,17 +650,26 @@ class ForecastMeanVariance(_SkfolioStrategy):
             .select("as_of", "symbol", "q10", "q50", "q90")
             .sort("as_of")
         )
+        self.issue_dates_ = self.forecasts_.get_column("as_of").to_numpy().astype("datetime64[D]")
 
     def _latest(self, day: date, symbols: list[str]) -> pl.DataFrame:
+        """Each symbol's newest forecast issued in ``[day - max age, day]``."""
         oldest = day - timedelta(days=self.max_forecast_age_days)
-        usable = self.forecasts_.filter(
-            (pl.col("as_of") <= day) & (pl.col("as_of") >= oldest) & pl.col("symbol").is_in(symbols)
-        )
+        # forecasts_ is sorted by as_of: the usable issue dates are one contiguous slice
+        lo = int(np.searchsorted(self.issue_dates_, np.datetime64(oldest, "D"), side="left"))
+        hi = int(np.searchsorted(self.issue_dates_, np.datetime64(day, "D"), side="right"))
+        usable = self.forecasts_.slice(lo, hi - lo).filter(pl.col("symbol").is_in(symbols))
         return usable.group_by("symbol").agg(pl.all().sort_by("as_of").last())
 
     def expected_returns(self, day: date, symbols: list[str]) -> dict[str, float]:
         """Daily expected log return per symbol from forecasts known at ``day``."""
-        latest = self._latest(day, symbols)
+        return self._expected_returns(self._latest(day, symbols))
+
+    def forecast_volatility(self, day: date, symbols: list[str]) -> dict[str, float]:
+        """Daily volatility per symbol implied by the q10..q90 band known at ``day``."""
+        return self._forecast_volatility(self._latest(day, symbols))
+
+    def _expected_returns(self, latest: pl.DataFrame) -> dict[str, float]:
         if latest.is_empty():
             return {}
         half_width = (pl.col("q90") - pl.col("q10")) / 2.0
@@ -668,9 +677,7 @@ class ForecastMeanVariance(_SkfolioStrategy):
         rows = latest.select("symbol", mu.alias("mu")).drop_nulls().iter_rows()
         return {s: float(m) for s, m in rows if np.isfinite(m)}
 
-    def forecast_volatility(self, day: date, symbols: list[str]) -> dict[str, float]:
-        """Daily volatility per symbol implied by the q10..q90 band known at ``day``."""
-        latest = self._latest(day, symbols)
+    def _forecast_volatility(self, latest: pl.DataFrame) -> dict[str, float]:
         if latest.is_empty():
             return {}
         sigma = (pl.col("q90") - pl.col("q10")) / (2 * Z_10_90) / np.sqrt(self.horizon_days_)
@@ -693,13 +700,14 @@ class ForecastMeanVariance(_SkfolioStrategy):
         """Forecast means and forecast-band volatilities, with the window's correlations."""
         day = panel.date_at(row)
         symbols = [panel.symbols[i] for i in est.assets]
-        mu_by_symbol = self.expected_returns(day, symbols)
+        latest = self._latest(day, symbols)
+        mu_by_symbol = self._expected_returns(latest)
         if not mu_by_symbol:
             return None, (
                 f"no {self.horizon_days_}-day forecast between "
                 f"{day - timedelta(days=self.max_forecast_age_days)} and {day}"
             )
-        sigma_by_symbol = self.forecast_volatility(day, symbols)
+        sigma_by_symbol = self._forecast_volatility(latest)
         keep = np.array([s in mu_by_symbol and s in sigma_by_symbol for s in symbols])
         kept = [s for s, k in zip(symbols, keep, strict=True) if k]
         historical = est.covariance[np.ix_(keep, keep)]
