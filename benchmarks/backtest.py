@@ -20,6 +20,9 @@ grids; the moments shared by all strategies are counted once, in ``moments_secon
 days optimised, and on the sample the test-window metrics. Run alone:
 ``python -m benchmarks.backtest [--n-assets 100] [--years 10] [--no-daily]`` (``--no-daily``
 skips the daily column, which re-optimises every day and dominates the run time).
+With ``PORTFOLIO_PIPELINE_PARALLEL=ray`` (or ``RAY_ADDRESS``) the decisions are taken first as
+Ray tasks (``core.backtest.decide_in_parallel``, as the asset does), reported as the
+``strategy_seconds`` of ``decisions_as_ray_tasks``.
 """
 
 from __future__ import annotations
@@ -32,9 +35,11 @@ import numpy as np
 import polars as pl
 
 from benchmarks._common import emit
+from portfolio_pipeline.core import parallel
 from portfolio_pipeline.core import strategies as st
 from portfolio_pipeline.core.backtest import (
     REBALANCE_FREQUENCIES,
+    decide_in_parallel,
     run_backtest_grid,
     select_default_strategy,
 )
@@ -91,6 +96,12 @@ def run_grids(
     """Both grids per strategy (as the asset runs them, one shared cache); seconds each."""
     cache = TimedEstimationCache()
     seconds, validations, tests = {}, [], []
+    if parallel.resolve_backend() == parallel.RAY:  # as run_windowed_backtests does
+        started = time.perf_counter()
+        runs = [(windows.validation, "weekly")]
+        runs += [(windows.test, f) for f in sorted({"weekly", *frequencies})]
+        decide_in_parallel(panel, strategies, runs)
+        seconds["decisions_as_ray_tasks"] = time.perf_counter() - started
     for strategy in strategies:
         moments_before, started = cache.seconds, time.perf_counter()
         validations.append(

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from portfolio_pipeline.core import accounting
+from portfolio_pipeline.core import accounting, parallel
 from portfolio_pipeline.core.metrics import METRIC_KEYS, performance_summary
 from portfolio_pipeline.core.strategies import (
     TARGET_WEIGHTS_SCHEMA,
@@ -497,6 +497,10 @@ def run_windowed_backtests(
     :class:`EstimationCache` serves both windows (the strategies memoise their decisions).
     """
     cache = EstimationCache()
+    if parallel.resolve_backend() == parallel.RAY:
+        runs = [(windows.validation, rebalance)]
+        runs += [(windows.test, f) for f in {rebalance, *sensitivity_rebalances}]
+        decide_in_parallel(panel, strategies, runs)
     validation = run_backtest_grid(
         panel,
         strategies,
@@ -531,6 +535,65 @@ def run_windowed_backtests(
         sensitivity=with_window_columns(test.sensitivity, windows),
     )
     return WindowedBacktests(validation_metrics, test, selected)
+
+
+def decision_rows(
+    panel: MarketPanel, strategy: Strategy, start: date, end: date, rebalance: str
+) -> list[int]:
+    """The panel rows at which :func:`weight_path` asks ``strategy`` for a decision."""
+    first_row, last_row = window_rows(panel, start, end, f"backtest {strategy.name}")
+    rebalance = strategy.rebalance_frequency or rebalance
+    rows = [first_row - 1]
+    if strategy.rebalances:
+        rows += [
+            row
+            for row in range(first_row, last_row)
+            if is_rebalance_day(panel.date_at(row), panel.date_at(row + 1), rebalance)
+        ]
+    return rows
+
+
+def decide_in_parallel(
+    panel: MarketPanel,
+    strategies: Sequence[Strategy],
+    runs: Sequence[tuple[tuple[date, date], str]],
+    *,
+    chunks: int = 16,
+    backend: str | None = None,
+) -> None:
+    """Take every decision the ``runs`` (``(start, end), rebalance``) will need, in parallel.
+
+    Decision days are independent (each reads rows ``<= row`` only), so they split into
+    ``chunks`` tasks of :func:`portfolio_pipeline.core.parallel.map_tasks` (Ray tasks on the
+    cluster at ``RAY_ADDRESS``); each task estimates its days' moments once for all the
+    strategies. The decisions go into each strategy's memo (:meth:`Strategy.remember`), so the
+    backtests that follow only replay them: the same numbers as deciding in this process.
+    """
+    needed: dict[str, set[int]] = {s.name: set() for s in strategies}
+    for strategy in strategies:
+        for (start, end), rebalance in runs:
+            needed[strategy.name].update(decision_rows(panel, strategy, start, end, rebalance))
+    days = sorted(set().union(*needed.values()))
+    if not days:
+        return
+    parts = [list(map(int, part)) for part in np.array_split(days, min(chunks, len(days)))]
+    shared = (panel, list(strategies), needed)
+    for found in parallel.map_tasks(_decide_days, shared, parts, backend=backend):
+        for strategy in strategies:
+            strategy.remember(panel, found[strategy.name])
+
+
+def _decide_days(shared: tuple, days: list[int]) -> dict[str, dict[int, Any]]:
+    """One task of :func:`decide_in_parallel`: every needed decision on ``days``."""
+    panel, strategies, needed = shared
+    cache = EstimationCache()
+    out: dict[str, dict[int, Any]] = {s.name: {} for s in strategies}
+    with single_threaded_blas():
+        for row in days:
+            for strategy in strategies:
+                if row in needed[strategy.name]:
+                    out[strategy.name][row] = strategy.decide(panel, row, cache)
+    return out
 
 
 def select_default_strategy(

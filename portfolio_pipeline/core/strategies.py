@@ -407,6 +407,16 @@ class Strategy(ABC):
             )
         return self.decisions_[row]
 
+    def remember(self, panel: MarketPanel, decisions: dict[int, Decision]) -> None:
+        """Add decisions taken elsewhere (a copy of this fitted strategy deciding in another
+        process, :func:`portfolio_pipeline.core.backtest.decide_in_parallel`) to the memo."""
+        if not hasattr(self, "decisions_"):
+            raise ValueError(f"{self.name} is not fitted: call fit() before remember()")
+        if self.panel_ is not panel:
+            self.panel_, self.decisions_ = panel, {}
+            self._estimates = EstimationCache()
+        self.decisions_.update(decisions)
+
     def _decide_at(self, panel: MarketPanel, row: int, estimates: EstimationCache) -> Decision:
         """The moments of the window, then :meth:`_decide` (all cash when nothing is eligible)."""
         est = estimates.estimate(panel, row, self.lookback_days, self.min_history)

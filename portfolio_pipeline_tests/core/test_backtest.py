@@ -210,3 +210,39 @@ def test_plot_is_png(three_assets, fixed_weights) -> None:
     result = run_backtest(three_assets, fixed_weights, _day(1), _day(4), "daily", 10.0)
     png = plot_equity_curves(result.equity)
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 1000
+
+
+@pytest.mark.slow
+def test_decisions_as_ray_tasks_equal_the_ones_taken_here(
+    small_panel: MarketPanel, ray_cluster, monkeypatch
+) -> None:
+    """decide_in_parallel on a separate Ray cluster fills each strategy's memo with exactly
+    the decisions the backtest would take in this process, on the days it needs."""
+    import numpy as np
+
+    from portfolio_pipeline.core.backtest import (
+        decide_in_parallel,
+        single_threaded_blas,
+        weight_path,
+    )
+    from portfolio_pipeline.core.strategies import HierarchicalRiskParity
+
+    kwargs = {"lookback_days": 60, "min_history": 30}
+    classes = (InverseVolatility, MinVariance, HierarchicalRiskParity, BuyAndHold)
+    window = (date(2024, 9, 1), date(2024, 10, 31))
+    runs = [(window, "weekly"), (window, "monthly")]
+    here = [cls(**kwargs).fit() for cls in classes]
+    with single_threaded_blas():
+        for strategy in here:
+            for (start, end), frequency in runs:
+                weight_path(small_panel, strategy, start, end, frequency, EstimationCache())
+    for name, value in ray_cluster.env.items():
+        monkeypatch.setenv(name, value)
+    there = [cls(**kwargs).fit() for cls in classes]
+    decide_in_parallel(small_panel, there, runs, chunks=3, backend="ray")
+    for mine, theirs in zip(here, there, strict=True):
+        assert sorted(theirs.decisions_) == sorted(mine.decisions_), mine.name
+        for row, decision in mine.decisions_.items():
+            np.testing.assert_array_equal(theirs.decisions_[row].weights, decision.weights)
+            assert theirs.decisions_[row].reason == decision.reason
+    assert len(there[-1].decisions_) == 1  # buy-and-hold decides once
