@@ -32,6 +32,7 @@ setup(
         "great-expectations==1.24.1",
         "skfolio==1.12.2",
         "scikit-learn",
+        "threadpoolctl",  # one BLAS thread in the backtests (core.backtest)
         "matplotlib",
         "psycopg2-binary",
     ],

@@ -129,13 +129,13 @@ def _materialize_locked(
     selection: str, bounds: tuple[str, str], settings: Settings, log_level: str
 ) -> int:
     import dagster as dg
-    from dagster._core.storage.tags import (
-        ASSET_PARTITION_RANGE_END_TAG,
-        ASSET_PARTITION_RANGE_START_TAG,
-    )
 
     from portfolio_pipeline.definitions import build_definitions
     from portfolio_pipeline.ingestion.partitions import month_keys
+    from portfolio_pipeline.run_tags import (
+        ASSET_PARTITION_RANGE_END_TAG,
+        ASSET_PARTITION_RANGE_START_TAG,
+    )
 
     defs = build_definitions(settings)  # partitions from these settings, not the import's
     graph = defs.resolve_asset_graph()

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import date, datetime
 from pathlib import Path
 
 import dagster as dg
-from dagster._core.storage.tags import (
+
+from portfolio_pipeline.definitions import build_resources
+from portfolio_pipeline.run_tags import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
 )
-
-from portfolio_pipeline.definitions import build_resources
 from portfolio_pipeline.settings import load_settings
 
 
@@ -33,6 +34,25 @@ def materialize_range(assets, start: str, end: str, resources: dict, **kwargs):
         instance=dg.DagsterInstance.ephemeral(),
         **kwargs,
     )
+
+
+def risk_rows(
+    as_of: date, values: dict[tuple[str, str], float], generated_at: datetime | None = None
+):
+    """Rows of ``portfolio.risk_metrics`` (as_of, portfolio, metric, value[, generated_at])."""
+    import polars as pl
+
+    frame = pl.DataFrame(
+        {
+            "as_of": [as_of] * len(values),
+            "portfolio": [p for p, _ in values],
+            "metric": [m for _, m in values],
+            "value": list(values.values()),
+        }
+    )
+    if generated_at is not None:
+        frame = frame.with_columns(pl.lit(generated_at).alias("generated_at"))
+    return frame
 
 
 def walk_forward_like_forecasts(ohlcv, signal: float, *, horizon: int = 8, start=None, seed=0):

@@ -23,15 +23,16 @@ at the close of ``decided_at = D - 1`` that this return pays for; ``weights`` (J
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 
 import numpy as np
 import polars as pl
 
-from portfolio_pipeline.core import accounting
+from portfolio_pipeline.core import accounting, parallel
 from portfolio_pipeline.core.metrics import METRIC_KEYS, performance_summary
 from portfolio_pipeline.core.strategies import (
     TARGET_WEIGHTS_SCHEMA,
@@ -40,6 +41,7 @@ from portfolio_pipeline.core.strategies import (
     Strategy,
     decision_frame,
 )
+from portfolio_pipeline.core.windows import EvaluationWindows, with_window_columns
 
 REBALANCE_FREQUENCIES: tuple[str, ...] = ("daily", "weekly", "monthly")
 # Windows are not fixed here: they come from the data (core.windows.windows_from_dates).
@@ -144,6 +146,175 @@ def _weights_json(symbols: Sequence[str], weights: np.ndarray) -> str:
     )
 
 
+@dataclass(frozen=True)
+class WeightPath:
+    """What one strategy held at one rebalancing frequency, before costs.
+
+    The weights held never depend on the cost level: trading costs scale the portfolio's
+    value, not its composition (see :func:`portfolio_pipeline.core.accounting.step`). So one
+    path serves every cost level of the sensitivity table, and only :func:`path_returns`
+    differs per cost.
+
+    Attributes
+    ----------
+    strategy : the strategy's name.
+    rebalance : the frequency actually used (the strategy's own one when it has one).
+    decided_at, dates : (T,) the decision day ``d`` and the day ``d + 1`` whose return is booked.
+    gross : (T,) ``V[d+1] / V[d]`` before costs.
+    turnover : (T,) one-way turnover of the trade at the close of ``d`` (0 when not trading).
+    rebalanced : (T,) whether the strategy traded at ``d``.
+    targets : (T, N+1) weights held over ``d + 1`` right after trading, cash last.
+    decisions : rows ``as_of, strategy, symbol, weight, reason`` of every decision taken.
+    """
+
+    strategy: str
+    rebalance: str
+    decided_at: list[date]
+    dates: list[date]
+    gross: np.ndarray
+    turnover: np.ndarray
+    rebalanced: np.ndarray
+    targets: np.ndarray
+    decisions: pl.DataFrame
+
+
+def _check_run(start: date, end: date, rebalance: str, cost_bps: float) -> None:
+    if rebalance not in REBALANCE_FREQUENCIES:
+        raise ValueError(f"rebalance must be one of {REBALANCE_FREQUENCIES}, got {rebalance!r}")
+    if cost_bps < 0:
+        raise ValueError(f"cost_bps must be >= 0, got {cost_bps}")
+    if end <= start:
+        raise ValueError(f"backtest window is empty: start {start} >= end {end}")
+
+
+def weight_path(
+    panel: MarketPanel,
+    strategy: Strategy,
+    start: date,
+    end: date,
+    rebalance: str,
+    estimates: EstimationCache,
+) -> WeightPath:
+    """Decide on rebalance days and let the weights drift in between, over ``[start, end]``.
+
+    The first decision (the day before ``start``) always trades, from all cash. A decision at
+    ``d`` sees the panel rows ``<= d`` only and buys only what trades at ``d``.
+    """
+    first_row, last_row = window_rows(panel, start, end, f"backtest {strategy.name}")
+    rebalance = strategy.rebalance_frequency or rebalance
+    if rebalance not in REBALANCE_FREQUENCIES:
+        raise ValueError(
+            f"{strategy.name}: rebalance must be one of {REBALANCE_FREQUENCIES}, got {rebalance!r}"
+        )
+    n_days, n = last_row - first_row + 1, panel.n_assets
+    gross, turnover = np.empty(n_days), np.empty(n_days)
+    rebalanced = np.zeros(n_days, dtype=bool)
+    targets = np.empty((n_days, n + 1))
+    decided_at = [panel.date_at(row) for row in range(first_row - 1, last_row + 1)]
+    drifted = np.zeros(n + 1)
+    drifted[-1] = 1.0
+    decision_frames: list[pl.DataFrame] = []
+    for t, row in enumerate(range(first_row - 1, last_row)):
+        day, next_day = decided_at[t], decided_at[t + 1]
+        trade = t == 0 or (strategy.rebalances and is_rebalance_day(day, next_day, rebalance))
+        if trade:
+            decision = strategy.decide(panel, row, estimates)
+            # Only today's prices decide what can be bought: tomorrow's are unknown at d.
+            target = accounting.restrict_to_tradable(
+                decision.weights, accounting.tradable_mask(panel.close[row])
+            )
+            decision_frames.append(decision_frame(panel, decision, day, strategy.name))
+        else:
+            target = drifted
+        today, tomorrow = panel.close[row], panel.close[row + 1]
+        # Cost 0 here: the cost of every level is applied to the same path in path_returns.
+        result = accounting.step(
+            drifted,
+            target,
+            accounting.price_relatives(today, tomorrow),
+            0.0,
+            delisted_next=np.isfinite(today) & ~np.isfinite(tomorrow),
+        )
+        gross[t], turnover[t], rebalanced[t], targets[t] = (
+            result.growth,
+            result.turnover,
+            trade,
+            target,
+        )
+        drifted = result.next_weights
+    decisions = (
+        pl.concat(decision_frames)
+        if decision_frames
+        else pl.DataFrame(schema=TARGET_WEIGHTS_SCHEMA)
+    )
+    return WeightPath(
+        strategy=strategy.name,
+        rebalance=rebalance,
+        decided_at=decided_at[:-1],
+        dates=decided_at[1:],
+        gross=gross,
+        turnover=turnover,
+        rebalanced=rebalanced,
+        targets=targets,
+        decisions=decisions,
+    )
+
+
+def path_returns(path: WeightPath, cost_bps: float) -> tuple[np.ndarray, np.ndarray]:
+    """``(growth, cost)`` per day of ``path`` net of ``cost_bps`` on its turnover.
+
+    The arithmetic is :func:`accounting.step`'s, element by element: ``cost = rate *
+    turnover`` and ``growth = (1 - cost) * gross``.
+    """
+    cost = (cost_bps / 10_000.0) * path.turnover
+    return (1.0 - cost) * path.gross, cost
+
+
+def path_metrics(
+    path: WeightPath, cost_bps: float, periods_per_year: int
+) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
+    """The ``portfolio.backtest_metrics`` row of ``path`` at ``cost_bps``, with the daily
+    growth and cost it was computed from."""
+    growth, cost = path_returns(path, cost_bps)
+    summary = performance_summary(
+        growth - 1.0,
+        periods_per_year,
+        turnover=path.turnover,
+        start=min(path.dates),
+        end=max(path.dates),
+    )
+    metrics = {
+        "strategy": path.strategy,
+        **summary,
+        "rebalance": path.rebalance,
+        "cost_bps": cost_bps,
+        "periods_per_year": periods_per_year,
+    }
+    return metrics, growth, cost
+
+
+def equity_frame(
+    path: WeightPath, growth: np.ndarray, cost: np.ndarray, symbols: Sequence[str]
+) -> pl.DataFrame:
+    """Rows of ``portfolio.backtest_equity`` (see the module docstring) for one run."""
+    n_days = len(path.dates)
+    return pl.DataFrame(
+        {
+            "strategy": [path.strategy] * n_days,
+            "date": path.dates,
+            # a running product, in order: the same rounding as compounding day by day
+            "equity": np.cumprod(growth),
+            "daily_return": growth - 1.0,
+            "turnover": path.turnover,
+            "cost": cost,
+            "decided_at": path.decided_at,
+            "rebalanced": path.rebalanced,
+            "weights": [_weights_json(symbols, w) for w in path.targets],
+        },
+        schema=EQUITY_SCHEMA,
+    )
+
+
 def run_backtest(
     ohlcv: pl.DataFrame | MarketPanel,
     strategy: Strategy,
@@ -157,97 +328,32 @@ def run_backtest(
 ) -> BacktestResult:
     """Walk-forward backtest of ``strategy`` over ``[start, end]``.
 
+    Steps: check the run, :func:`weight_path` (decide and drift), :func:`path_metrics` (costs
+    and metrics), :func:`equity_frame`.
+
     Parameters
     ----------
     ohlcv : raw OHLCV frame or a prebuilt :class:`MarketPanel` (reuse one across runs).
-    strategy : a :class:`~portfolio_pipeline.core.strategies.Strategy`.
+    strategy : a fitted :class:`~portfolio_pipeline.core.strategies.Strategy`.
     start, end : first and last day whose return is booked (inclusive).
     rebalance : ``daily`` | ``weekly`` | ``monthly``; a strategy with a
         ``rebalance_frequency`` of its own (a DRL policy acting daily) trades at that one, and
         its metrics row says so.
     cost_bps : proportional cost per unit of traded value, in basis points.
     periods_per_year : annualisation for the metrics (365 crypto, 252 equities).
-    cache : share one :class:`EstimationCache` across runs over the same panel.
+    cache : the moments shared by every strategy deciding on the same panel.
 
     Returns
     -------
     BacktestResult
     """
-    if rebalance not in REBALANCE_FREQUENCIES:
-        raise ValueError(f"rebalance must be one of {REBALANCE_FREQUENCIES}, got {rebalance!r}")
-    if cost_bps < 0:
-        raise ValueError(f"cost_bps must be >= 0, got {cost_bps}")
-    if end <= start:
-        raise ValueError(f"backtest window is empty: start {start} >= end {end}")
+    _check_run(start, end, rebalance, cost_bps)
     panel = _as_panel(ohlcv, end)
     cache = cache if cache is not None else EstimationCache()
-    first_row, last_row = window_rows(panel, start, end, f"backtest {strategy.name}")
-    rebalance = strategy.rebalance_frequency or rebalance
-    if rebalance not in REBALANCE_FREQUENCIES:
-        raise ValueError(
-            f"{strategy.name}: rebalance must be one of {REBALANCE_FREQUENCIES}, got {rebalance!r}"
-        )
-    cost_rate = cost_bps / 10_000.0
-    symbols = [*panel.symbols, panel.cash_symbol]
-    n = panel.n_assets
-    drifted = np.zeros(n + 1)
-    drifted[-1] = 1.0
-    value = 1.0
-    columns: dict[str, list[Any]] = {k: [] for k in EQUITY_SCHEMA}
-    decision_frames: list[pl.DataFrame] = []
-    for row in range(first_row - 1, last_row):
-        day, next_day = panel.date_at(row), panel.date_at(row + 1)
-        trade = row == first_row - 1 or (
-            strategy.rebalances and is_rebalance_day(day, next_day, rebalance)
-        )
-        if trade:
-            decision = strategy.decide(panel, row, cache)
-            # Only today's prices decide what can be bought: tomorrow's are unknown at d.
-            target = accounting.restrict_to_tradable(
-                decision.weights, accounting.tradable_mask(panel.close[row])
-            )
-            decision_frames.append(decision_frame(panel, decision, day, strategy.name))
-        else:
-            target = drifted
-        today, tomorrow = panel.close[row], panel.close[row + 1]
-        delisted_next = np.isfinite(today) & ~np.isfinite(tomorrow)
-        result = accounting.step(
-            drifted,
-            target,
-            accounting.price_relatives(today, tomorrow),
-            cost_rate,
-            delisted_next=delisted_next,
-        )
-        value *= result.growth
-        columns["strategy"].append(strategy.name)
-        columns["date"].append(next_day)
-        columns["equity"].append(value)
-        columns["daily_return"].append(result.growth - 1.0)
-        columns["turnover"].append(result.turnover)
-        columns["cost"].append(result.cost)
-        columns["decided_at"].append(day)
-        columns["rebalanced"].append(bool(trade))
-        columns["weights"].append(_weights_json(symbols, target))
-        drifted = result.next_weights
-    equity = pl.DataFrame(columns, schema=EQUITY_SCHEMA)
-    metrics = performance_summary(
-        equity.select("date", "daily_return"),
-        periods_per_year,
-        turnover=equity.get_column("turnover"),
-    )
-    metrics = {
-        "strategy": strategy.name,
-        **metrics,
-        "rebalance": rebalance,
-        "cost_bps": cost_bps,
-        "periods_per_year": periods_per_year,
-    }
-    decisions = (
-        pl.concat(decision_frames)
-        if decision_frames
-        else pl.DataFrame(schema=TARGET_WEIGHTS_SCHEMA)
-    )
-    return BacktestResult(strategy.name, equity, metrics, decisions)
+    path = weight_path(panel, strategy, start, end, rebalance, cache)
+    metrics, growth, cost = path_metrics(path, cost_bps, periods_per_year)
+    equity = equity_frame(path, growth, cost, [*panel.symbols, panel.cash_symbol])
+    return BacktestResult(strategy.name, equity, metrics, path.decisions)
 
 
 def metrics_frame(rows: Sequence[dict[str, Any]]) -> pl.DataFrame:
@@ -277,52 +383,217 @@ def run_backtest_grid(
     The main runs (``rebalance``, ``cost_bps``) give ``equity`` (-> ``portfolio.backtest_equity``)
     and ``metrics`` (-> ``portfolio.backtest_metrics``). ``sensitivity`` has one row per
     (strategy, rebalance, cost_bps) with the same metric columns; pass empty sequences to skip
-    it. Strategy decisions are memoised per day in ``cache``, so the weights of a day are
-    optimised once for all frequencies and cost levels.
+    it. Each strategy's decisions are memoised per day in the strategy and the moments per
+    day in ``cache`` (shared by all strategies), and one :class:`WeightPath` per frequency
+    serves every cost level.
     """
+    _check_run(start, end, rebalance, cost_bps)
+    for frequency in sensitivity_rebalances:
+        for cost_level in sensitivity_costs_bps:
+            _check_run(start, end, frequency, cost_level)
     panel = _as_panel(ohlcv, end)
     cache = cache if cache is not None else EstimationCache()
-    equities, metric_rows, decisions = [], [], []
-    for strategy in strategies:
-        result = run_backtest(
+    with single_threaded_blas():
+        return _grid(
             panel,
-            strategy,
+            strategies,
             start,
             end,
             rebalance,
             cost_bps,
-            periods_per_year=periods_per_year,
-            cache=cache,
+            sensitivity_rebalances,
+            sensitivity_costs_bps,
+            periods_per_year,
+            cache,
         )
-        equities.append(result.equity)
-        metric_rows.append(result.metrics)
-        decisions.append(result.decisions)
-    sensitivity_rows = []
+
+
+@contextmanager
+def single_threaded_blas() -> Iterator[None]:
+    """Run the block with one BLAS thread (restored after).
+
+    A decision works on matrices of at most a few hundred assets (Ledoit-Wolf, the
+    positive-definite check's eigenvalues, HRP's correlations): too small for BLAS threads to
+    pay, and OpenBLAS's threads spin while they wait. At 100 assets one thread cut the CPU
+    time of a Ledoit-Wolf estimate from ~50 ms to ~4 ms on a busy 2-core machine, with the
+    same numbers (the sample's backtest tables are equal to the last bit either way).
+    """
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
+
+
+def _grid(
+    panel: MarketPanel,
+    strategies: Sequence[Strategy],
+    start: date,
+    end: date,
+    rebalance: str,
+    cost_bps: float,
+    sensitivity_rebalances: Sequence[str],
+    sensitivity_costs_bps: Sequence[float],
+    periods_per_year: int,
+    cache: EstimationCache,
+) -> GridResult:
+    """:func:`run_backtest_grid` once its inputs are checked."""
+    symbols = [*panel.symbols, panel.cash_symbol]
+    equities, metric_rows, decisions, sensitivity_rows = [], [], [], []
     for strategy in strategies:
+        main = weight_path(panel, strategy, start, end, rebalance, cache)
+        metrics, growth, cost = path_metrics(main, cost_bps, periods_per_year)
+        equities.append(equity_frame(main, growth, cost, symbols))
+        metric_rows.append(metrics)
+        decisions.append(main.decisions)
+        paths = {main.rebalance: main}  # by the frequency traded (a DRL policy: always daily)
         for frequency in sensitivity_rebalances:
-            for cost in sensitivity_costs_bps:
-                if frequency == rebalance and cost == cost_bps:
-                    sensitivity_rows.extend(
-                        m for m in metric_rows if m["strategy"] == strategy.name
-                    )
-                    continue
-                result = run_backtest(
-                    panel,
-                    strategy,
-                    start,
-                    end,
-                    frequency,
-                    cost,
-                    periods_per_year=periods_per_year,
-                    cache=cache,
-                )
-                sensitivity_rows.append(result.metrics)
+            traded = strategy.rebalance_frequency or frequency
+            if traded not in paths:
+                paths[traded] = weight_path(panel, strategy, start, end, frequency, cache)
+            for cost_level in sensitivity_costs_bps:
+                if frequency == rebalance and cost_level == cost_bps:
+                    sensitivity_rows.append(metrics)
+                else:
+                    row, _, _ = path_metrics(paths[traded], cost_level, periods_per_year)
+                    sensitivity_rows.append(row)
     return GridResult(
         equity=pl.concat(equities),
         metrics=metrics_frame(metric_rows),
         decisions=pl.concat(decisions),
         sensitivity=metrics_frame(sensitivity_rows),
     )
+
+
+@dataclass(frozen=True)
+class WindowedBacktests:
+    """What the ``backtests`` asset stores: the validation grid and the held-out test grid.
+
+    validation_metrics : one row per strategy over the validation window, with
+        ``selected_for_recommendations`` and the window columns (``portfolio.strategy_validation``).
+    test : the test window's grid; its ``metrics`` and ``sensitivity`` carry the window columns.
+    selected : the strategy with the best validation Sharpe (never chosen on the test window).
+    """
+
+    validation_metrics: pl.DataFrame
+    test: GridResult
+    selected: str
+
+
+def run_windowed_backtests(
+    panel: MarketPanel,
+    strategies: Sequence[Strategy],
+    windows: EvaluationWindows,
+    rebalance: str = "weekly",
+    cost_bps: float = 10.0,
+    *,
+    sensitivity_rebalances: Sequence[str] = REBALANCE_FREQUENCIES,
+    sensitivity_costs_bps: Sequence[float] = DEFAULT_SENSITIVITY_COSTS_BPS,
+    periods_per_year: int = 365,
+) -> WindowedBacktests:
+    """Validation grid, strategy selection on it, then the test grid with its sensitivity.
+
+    Steps: the validation window's grid (no sensitivity table), :func:`select_default_strategy`
+    on its metrics, the test window's grid, then the window columns on every table. One
+    :class:`EstimationCache` serves both windows (the strategies memoise their decisions).
+    """
+    cache = EstimationCache()
+    if parallel.resolve_backend() == parallel.RAY:
+        runs = [(windows.validation, rebalance)]
+        runs += [(windows.test, f) for f in {rebalance, *sensitivity_rebalances}]
+        decide_in_parallel(panel, strategies, runs)
+    validation = run_backtest_grid(
+        panel,
+        strategies,
+        *windows.validation,
+        rebalance,
+        cost_bps,
+        sensitivity_rebalances=(),
+        periods_per_year=periods_per_year,
+        cache=cache,
+    )
+    selected = select_default_strategy(validation.metrics, test_start=windows.test_start)
+    test = run_backtest_grid(
+        panel,
+        strategies,
+        *windows.test,
+        rebalance,
+        cost_bps,
+        sensitivity_rebalances=tuple(sensitivity_rebalances),
+        sensitivity_costs_bps=tuple(sensitivity_costs_bps),
+        periods_per_year=periods_per_year,
+        cache=cache,
+    )
+    validation_metrics = with_window_columns(
+        validation.metrics.with_columns(
+            (pl.col("strategy") == selected).alias("selected_for_recommendations")
+        ),
+        windows,
+    )
+    test = replace(
+        test,
+        metrics=with_window_columns(test.metrics, windows),
+        sensitivity=with_window_columns(test.sensitivity, windows),
+    )
+    return WindowedBacktests(validation_metrics, test, selected)
+
+
+def decision_rows(
+    panel: MarketPanel, strategy: Strategy, start: date, end: date, rebalance: str
+) -> list[int]:
+    """The panel rows at which :func:`weight_path` asks ``strategy`` for a decision."""
+    first_row, last_row = window_rows(panel, start, end, f"backtest {strategy.name}")
+    rebalance = strategy.rebalance_frequency or rebalance
+    rows = [first_row - 1]
+    if strategy.rebalances:
+        rows += [
+            row
+            for row in range(first_row, last_row)
+            if is_rebalance_day(panel.date_at(row), panel.date_at(row + 1), rebalance)
+        ]
+    return rows
+
+
+def decide_in_parallel(
+    panel: MarketPanel,
+    strategies: Sequence[Strategy],
+    runs: Sequence[tuple[tuple[date, date], str]],
+    *,
+    chunks: int = 16,
+    backend: str | None = None,
+) -> None:
+    """Take every decision the ``runs`` (``(start, end), rebalance``) will need, in parallel.
+
+    Decision days are independent (each reads rows ``<= row`` only), so they split into
+    ``chunks`` tasks of :func:`portfolio_pipeline.core.parallel.map_tasks` (Ray tasks on the
+    cluster at ``RAY_ADDRESS``); each task estimates its days' moments once for all the
+    strategies. The decisions go into each strategy's memo (:meth:`Strategy.remember`), so the
+    backtests that follow only replay them: the same numbers as deciding in this process.
+    """
+    needed: dict[str, set[int]] = {s.name: set() for s in strategies}
+    for strategy in strategies:
+        for (start, end), rebalance in runs:
+            needed[strategy.name].update(decision_rows(panel, strategy, start, end, rebalance))
+    days = sorted(set().union(*needed.values()))
+    if not days:
+        return
+    parts = [list(map(int, part)) for part in np.array_split(days, min(chunks, len(days)))]
+    shared = (panel, list(strategies), needed)
+    for found in parallel.map_tasks(_decide_days, shared, parts, backend=backend):
+        for strategy in strategies:
+            strategy.remember(panel, found[strategy.name])
+
+
+def _decide_days(shared: tuple, days: list[int]) -> dict[str, dict[int, Any]]:
+    """One task of :func:`decide_in_parallel`: every needed decision on ``days``."""
+    panel, strategies, needed = shared
+    cache = EstimationCache()
+    out: dict[str, dict[int, Any]] = {s.name: {} for s in strategies}
+    with single_threaded_blas():
+        for row in days:
+            for strategy in strategies:
+                if row in needed[strategy.name]:
+                    out[strategy.name][row] = strategy.decide(panel, row, cache)
+    return out
 
 
 def select_default_strategy(

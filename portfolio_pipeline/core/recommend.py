@@ -633,6 +633,13 @@ def no_buy_of_untradable(frame: pl.DataFrame, tradable: Iterable[str]) -> CheckO
     return CheckOutcome(True, "no BUY of an untradable symbol")
 
 
+def tradable_symbols(latest_prices: pl.DataFrame, liquidity: pl.DataFrame) -> list[str]:
+    """Symbols that may be bought at ``as_of``: priced that day (``trading``) and with a
+    positive average traded value (``adv_quote``) -- the universe of :func:`no_buy_of_untradable`."""
+    liquid = liquidity.filter(pl.col("adv_quote") > 0).select("symbol")
+    return latest_prices.filter(pl.col("trading")).join(liquid, on="symbol")["symbol"].to_list()
+
+
 RECOMMENDATION_CHECKS: dict[str, str] = {
     "weights_sum_to_one": "post-trade target weights (cash included) sum to 1 within 1e-9",
     "weights_in_unit_interval": "every post-trade target weight is in [0, 1]",

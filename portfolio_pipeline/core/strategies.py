@@ -19,14 +19,26 @@ Strategies
                         :class:`ForecastMeanVariance` for how the interval width enters).
 ``external``            weights supplied from outside (the DRL policy): :class:`ExternalWeights`.
 
+Estimator contract
+------------------
+A strategy follows scikit-learn's (and skfolio's) estimator contract: ``__init__`` stores its
+parameters and nothing else; ``fit(data)`` validates them, takes the strategy's own data (the
+forecasts of ``forecast_mv``, the weights of ``external``; the classic strategies take none) and
+returns ``self``; fitted state ends in ``_``. ``decide(panel, row, estimates)`` then answers
+for one day from the panel rows ``<= row``. :func:`build_strategies` returns fitted strategies.
+
+A fitted strategy memoises its decisions per row in ``decisions_``, for the panel it last
+decided on (``panel_``, a held reference: a new panel starts a new memo). So a backtest grid
+optimises each decision day once, whatever the rebalancing frequency or cost level.
+
 Estimation
 ----------
 The window is the ``lookback_days`` rows ending at ``d``. An asset is *eligible* at ``d`` when
 it has a close on ``d`` and at least ``min_history`` finite daily returns in the window. The
 moments use the window rows on which every eligible asset has a return (so all assets share one
 sample); the covariance is Ledoit-Wolf shrunk (skfolio ``LedoitWolf``), the mean is the sample
-mean. One :class:`EstimationCache` computes this once per (day, window) and every strategy of
-a backtest grid reuses it.
+mean. One :class:`EstimationCache` (bound to one panel) computes this once per (day, window)
+and every strategy of a backtest grid reuses it.
 
 Failures
 --------
@@ -40,7 +52,8 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from typing import Any
+from functools import cache
+from typing import Any, Self
 
 import numpy as np
 import polars as pl
@@ -180,17 +193,26 @@ class Estimate:
 
 @dataclass
 class EstimationCache:
-    """Memo of :class:`Estimate` per (row, lookback, min_history) and of decisions per strategy.
+    """Memo of :class:`Estimate` per (row, lookback, min_history) over ONE panel.
 
     One cache is shared by every strategy and every run of a grid over the same panel, so the
-    covariance of a rebalance day is estimated once and an optimiser's weights for a given day
-    are computed once whatever the rebalancing frequency or cost level.
+    covariance of a rebalance day is estimated once for all the strategies that use the same
+    window. The cache keeps the panel it serves (``panel``, set on first use) and refuses
+    another: a row number means nothing across panels.
     """
 
     estimates: dict[tuple[int, int, int], Estimate] = field(default_factory=dict)
-    decisions: dict[tuple[str, int], Decision] = field(default_factory=dict)
+    panel: MarketPanel | None = None
 
     def estimate(self, panel: MarketPanel, row: int, lookback: int, min_history: int) -> Estimate:
+        if self.panel is None:
+            self.panel = panel
+        elif self.panel is not panel:
+            raise ValueError(
+                "EstimationCache: this cache serves another MarketPanel "
+                f"({self.panel.dates[0]}..{self.panel.dates[-1]}, {self.panel.n_assets} assets);"
+                " use one cache per panel"
+            )
         key = (row, lookback, min_history)
         if key not in self.estimates:
             self.estimates[key] = estimate_moments(panel, row, lookback, min_history)
@@ -216,9 +238,7 @@ def estimate_moments(panel: MarketPanel, row: int, lookback: int, min_history: i
     k = assets.size
     if k == 0 or window.shape[0] < 2:
         return Estimate(row, assets[:0], window[:, :0], np.zeros(0), np.zeros((0, 0)), np.zeros(0))
-    from skfolio.moments import LedoitWolf
-
-    covariance = LedoitWolf().fit(window).covariance_
+    covariance = _ledoit_wolf_class()().fit(window).covariance_
     return Estimate(
         row=row,
         assets=assets,
@@ -227,6 +247,28 @@ def estimate_moments(panel: MarketPanel, row: int, lookback: int, min_history: i
         covariance=np.asarray(covariance, dtype=np.float64),
         volatility=window.std(axis=0, ddof=1),
     )
+
+
+@cache
+def _ledoit_wolf_class() -> type:
+    """skfolio's ``LedoitWolf`` (Ledoit-Wolf shrinkage, then the nearest positive-definite
+    check), with that check run once instead of twice.
+
+    skfolio's ``fit`` runs scikit-learn's, whose ``_set_covariance`` is skfolio's check and
+    repair, and then runs the same check again on its own result. The second pass returns
+    its input unchanged (a matrix the first pass accepted or repaired passes the test), but
+    it costs two eigen-decompositions, half of the estimate's time at 100 assets.
+    ``test_strategies`` checks the covariances equal skfolio's to the last bit.
+    """
+    import sklearn.covariance as skc
+    from skfolio.moments import LedoitWolf
+
+    class OneCheckLedoitWolf(LedoitWolf):
+        def fit(self, X: Any, y: Any = None, **fit_params: Any) -> OneCheckLedoitWolf:
+            skc.LedoitWolf.fit(self, X)
+            return self
+
+    return OneCheckLedoitWolf
 
 
 def _precomputed_prior(mu: np.ndarray, covariance: np.ndarray) -> Any:
@@ -289,12 +331,17 @@ def _inverse_vol_weights(volatility: np.ndarray) -> np.ndarray | None:
 
 
 class Strategy(ABC):
-    """Base class. ``decide(panel, row, cache)`` returns the target at the close of ``row``.
+    """Base class: parameters in ``__init__``, data in :meth:`fit`, one day in :meth:`decide`.
 
     Parameters
     ----------
     lookback_days : rows in the estimation window ending at the decision day.
     min_history : minimum finite returns in the window for an asset to be eligible.
+
+    Attributes
+    ----------
+    decisions_ : dict row -> :class:`Decision`, the memo of the panel ``panel_``.
+    panel_ : the panel the memo answers for (None before the first decision).
     """
 
     name: str = "strategy"
@@ -307,36 +354,79 @@ class Strategy(ABC):
     def __init__(
         self, lookback_days: int = DEFAULT_LOOKBACK_DAYS, min_history: int = DEFAULT_MIN_HISTORY
     ) -> None:
-        if lookback_days < 2 or min_history < 2 or min_history > lookback_days:
-            raise ValueError(
-                f"{self.name}: need 2 <= min_history ({min_history}) <= lookback_days "
-                f"({lookback_days})"
-            )
         self.lookback_days = lookback_days
         self.min_history = min_history
 
-    def decide(
-        self, panel: MarketPanel, row: int, cache: EstimationCache | None = None
-    ) -> Decision:
-        """Weights at the close of ``panel.dates[row]`` from rows ``<= row`` only (memoised)."""
-        cache = cache if cache is not None else EstimationCache()
-        key = (self.cache_key, row)
-        if key not in cache.decisions:
-            est = cache.estimate(panel, row, self.lookback_days, self.min_history)
-            if est.assets.size == 0:
-                decision = _cash_only(
-                    panel.n_assets,
-                    f"no asset trades on {panel.date_at(row)} with {self.min_history} days of "
-                    f"history in the {self.lookback_days}-day window: all cash",
-                )
-            else:
-                decision = self._decide(panel, row, est)
-            cache.decisions[key] = decision
-        return cache.decisions[key]
+    def fit(self, data: pl.DataFrame | None = None) -> Self:
+        """Validate the parameters, take the strategy's data and start an empty decision memo.
 
-    @property
-    def cache_key(self) -> str:
-        return f"{self.name}|{self.lookback_days}|{self.min_history}"
+        Parameters
+        ----------
+        data : the strategy's own input: forecasts for ``forecast_mv``, weights for
+            ``external``; None for the classic strategies, which decide from the panel alone.
+
+        Returns
+        -------
+        self
+        """
+        self._check_parameters()
+        self._fit_data(data)
+        self.decisions_: dict[int, Decision] = {}
+        self.panel_: MarketPanel | None = None
+        self._estimates = EstimationCache()
+        return self
+
+    def _check_parameters(self) -> None:
+        if self.lookback_days < 2 or self.min_history < 2 or self.min_history > self.lookback_days:
+            raise ValueError(
+                f"{self.name}: need 2 <= min_history ({self.min_history}) <= lookback_days "
+                f"({self.lookback_days})"
+            )
+
+    def _fit_data(self, data: pl.DataFrame | None) -> None:
+        if data is not None:
+            raise ValueError(f"{self.name} decides from prices alone: fit() takes no data")
+
+    def decide(
+        self, panel: MarketPanel, row: int, estimates: EstimationCache | None = None
+    ) -> Decision:
+        """Weights at the close of ``panel.dates[row]`` from rows ``<= row`` only (memoised).
+
+        ``estimates`` shares the moments with the other strategies deciding on ``panel``;
+        without it the strategy keeps a cache of its own.
+        """
+        if not hasattr(self, "decisions_"):
+            raise ValueError(f"{self.name} is not fitted: call fit() before decide()")
+        if self.panel_ is not panel:
+            # The memo answers for one panel; the reference is held, so identity is safe.
+            self.panel_, self.decisions_ = panel, {}
+            self._estimates = EstimationCache()
+        if row not in self.decisions_:
+            self.decisions_[row] = self._decide_at(
+                panel, row, estimates if estimates is not None else self._estimates
+            )
+        return self.decisions_[row]
+
+    def remember(self, panel: MarketPanel, decisions: dict[int, Decision]) -> None:
+        """Add decisions taken elsewhere (a copy of this fitted strategy deciding in another
+        process, :func:`portfolio_pipeline.core.backtest.decide_in_parallel`) to the memo."""
+        if not hasattr(self, "decisions_"):
+            raise ValueError(f"{self.name} is not fitted: call fit() before remember()")
+        if self.panel_ is not panel:
+            self.panel_, self.decisions_ = panel, {}
+            self._estimates = EstimationCache()
+        self.decisions_.update(decisions)
+
+    def _decide_at(self, panel: MarketPanel, row: int, estimates: EstimationCache) -> Decision:
+        """The moments of the window, then :meth:`_decide` (all cash when nothing is eligible)."""
+        est = estimates.estimate(panel, row, self.lookback_days, self.min_history)
+        if est.assets.size == 0:
+            return _cash_only(
+                panel.n_assets,
+                f"no asset trades on {panel.date_at(row)} with {self.min_history} days of "
+                f"history in the {self.lookback_days}-day window: all cash",
+            )
+        return self._decide(panel, row, est)
 
     @abstractmethod
     def _decide(self, panel: MarketPanel, row: int, est: Estimate) -> Decision: ...
@@ -379,27 +469,44 @@ class BuyAndHold(EqualWeight):
 
 
 class _SkfolioStrategy(Strategy):
-    """Runs one skfolio optimiser on the cached moments; falls back on any failure."""
+    """Runs one skfolio optimiser on the cached moments; falls back on any failure.
+
+    Subclasses name the optimiser (:meth:`_make_optimizer`) and may replace the moments it
+    sees (:meth:`_problem`, e.g. forecast-based ones) and how the decision is described.
+    """
+
+    #: True when the optimiser's budget is free in [0, 1], the rest staying in cash.
+    allows_cash: bool = False
 
     def _make_optimizer(self, prior: Any) -> Any:  # pragma: no cover - abstract in spirit
         raise NotImplementedError
 
-    def _optimise(self, est: Estimate, mu: np.ndarray) -> np.ndarray:
-        optimizer = self._make_optimizer(_precomputed_prior(mu, est.covariance))
+    def _problem(self, panel: MarketPanel, row: int, est: Estimate) -> tuple[Estimate | None, str]:
+        """The moments to optimise on, or ``(None, why)`` to fall back: the window's own here."""
+        return est, ""
+
+    def _describe(self, problem: Estimate, weights: np.ndarray) -> str:
+        return f"{self.name} (skfolio)"
+
+    def _optimise(self, est: Estimate) -> np.ndarray:
+        optimizer = self._make_optimizer(_precomputed_prior(est.mu, est.covariance))
         optimizer.fit(est.window_returns)
         return np.asarray(optimizer.weights_, dtype=np.float64)
 
     def _decide(self, panel: MarketPanel, row: int, est: Estimate) -> Decision:
-        if est.assets.size == 1:
-            return _embed(panel.n_assets, est.assets, np.ones(1), "single eligible asset")
+        problem, why = self._problem(panel, row, est)
+        if problem is None:
+            return self._fallback(panel, est, why)
+        if not self.allows_cash and problem.assets.size == 1:
+            return _embed(panel.n_assets, problem.assets, np.ones(1), "single eligible asset")
         try:
-            weights = self._optimise(est, est.mu)
+            weights = self._optimise(problem)
         except Exception as exc:  # solver failures must never stop a backtest
             message = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
             return self._fallback(panel, est, f"{self.name} failed: {message}")
-        if not _valid_simplex(weights, allow_cash=False):
+        if not _valid_simplex(weights, allow_cash=self.allows_cash):
             return self._fallback(panel, est, f"{self.name} returned invalid weights")
-        return _embed(panel.n_assets, est.assets, weights, f"{self.name} (skfolio)")
+        return _embed(panel.n_assets, problem.assets, weights, self._describe(problem, weights))
 
 
 def _valid_simplex(weights: np.ndarray, allow_cash: bool) -> bool:
@@ -442,14 +549,44 @@ class HierarchicalRiskParity(_SkfolioStrategy):
     name = "hrp"
 
     def _make_optimizer(self, prior: Any) -> Any:
-        from skfolio.optimization import HierarchicalRiskParity as SkfolioHRP
+        from skfolio.cluster import HierarchicalClustering
+        from skfolio.seriation import HierarchicalSeriation
 
-        return SkfolioHRP(prior_estimator=prior)
+        # skfolio's default seriation, except that the clustering is not asked for its best
+        # number of clusters (a cut_tree search, 40% of the rest of HRP's time at 100
+        # assets): HRP reads only the tree's leaf order, which the cut does not change.
+        seriation = HierarchicalSeriation(
+            hierarchical_clustering_estimator=HierarchicalClustering(max_clusters=1)
+        )
+        return _variance_hrp_class()(prior_estimator=prior, seriation_estimator=seriation)
+
+
+@cache
+def _variance_hrp_class() -> type:
+    """skfolio's HRP (variance), with a cluster's variance computed as ``w @ Sigma @ w.T``.
+
+    skfolio builds a full ``Portfolio`` (returns series, costs, fees) for every cluster of
+    the bisection only to call ``variance_from_assets``, which is exactly that product: about
+    300 portfolios per decision at 100 assets, 90% of HRP's time. Same arithmetic, so the
+    same weights to the last bit (``test_strategies`` compares with skfolio's own class).
+    """
+    from skfolio.measures import RiskMeasure
+    from skfolio.optimization import HierarchicalRiskParity as SkfolioHRP
+
+    class VarianceHRP(SkfolioHRP):
+        def _risk(self, weights: np.ndarray, return_distribution: Any) -> float:
+            if self.risk_measure != RiskMeasure.VARIANCE:  # pragma: no cover - not used here
+                return super()._risk(weights, return_distribution)
+            return float(weights @ return_distribution.covariance @ weights.T)
+
+    return VarianceHRP
 
 
 class ForecastMeanVariance(_SkfolioStrategy):
     """Mean-variance on quantile forecasts, with their uncertainty as risk; cash allowed.
 
+    ``fit(forecasts)`` takes the frame ``as_of, symbol, horizon_days, q10, q50, q90`` (the
+    walk-forward backtest's or the live forecasts) and keeps ``horizon_days`` of it.
     Expected returns come from the latest forecasts with ``as_of <= d`` (and at most
     ``max_forecast_age_days`` old) for ``horizon_days``; ``q10, q50, q90`` are log returns
     over the horizon. Per asset and per day::
@@ -471,10 +608,10 @@ class ForecastMeanVariance(_SkfolioStrategy):
     """
 
     name = "forecast_mv"
+    allows_cash = True
 
     def __init__(
         self,
-        forecasts: pl.DataFrame,
         horizon_days: int | None = None,
         risk_aversion: float = 2.0,
         uncertainty_aversion: float = 0.0,
@@ -484,60 +621,76 @@ class ForecastMeanVariance(_SkfolioStrategy):
         name: str | None = None,
     ) -> None:
         super().__init__(lookback_days, min_history)
-        need = {"as_of", "symbol", "horizon_days", "q10", "q50", "q90"}
-        if not need <= set(forecasts.columns):
-            raise ValueError(f"forecasts lack columns {sorted(need - set(forecasts.columns))}")
-        horizons = sorted(forecasts.get_column("horizon_days").unique().to_list())
-        if horizon_days is None:
-            if not horizons:
-                raise ValueError("forecasts frame is empty: no horizon to choose")
-            horizon_days = int(horizons[0])
-        elif horizon_days not in horizons:
-            raise ValueError(f"no forecasts for horizon_days={horizon_days}; have {horizons}")
-        if risk_aversion <= 0 or uncertainty_aversion < 0:
-            raise ValueError("risk_aversion must be > 0 and uncertainty_aversion >= 0")
-        self.horizon_days = int(horizon_days)
+        self.horizon_days = horizon_days
         self.risk_aversion = risk_aversion
         self.uncertainty_aversion = uncertainty_aversion
         self.max_forecast_age_days = max_forecast_age_days
         if name:
             self.name = name
-        self._forecasts = (
-            forecasts.filter(pl.col("horizon_days") == self.horizon_days)
+
+    def _check_parameters(self) -> None:
+        super()._check_parameters()
+        if self.risk_aversion <= 0 or self.uncertainty_aversion < 0:
+            raise ValueError(
+                f"{self.name}: risk_aversion must be > 0 and uncertainty_aversion >= 0 "
+                f"(got {self.risk_aversion}, {self.uncertainty_aversion})"
+            )
+
+    def _fit_data(self, forecasts: pl.DataFrame | None) -> None:
+        """Keep the forecasts of one horizon (``horizon_days``; None = the shortest given)."""
+        if forecasts is None:
+            raise ValueError(
+                f"{self.name}: fit(forecasts) needs a frame as_of, symbol, horizon_days, q10, "
+                "q50, q90"
+            )
+        need = {"as_of", "symbol", "horizon_days", "q10", "q50", "q90"}
+        if not need <= set(forecasts.columns):
+            raise ValueError(f"forecasts lack columns {sorted(need - set(forecasts.columns))}")
+        horizons = sorted(forecasts.get_column("horizon_days").unique().to_list())
+        horizon = self.horizon_days
+        if horizon is None:
+            if not horizons:
+                raise ValueError("forecasts frame is empty: no horizon to choose")
+            horizon = int(horizons[0])
+        elif horizon not in horizons:
+            raise ValueError(f"no forecasts for horizon_days={horizon}; have {horizons}")
+        self.horizon_days_ = int(horizon)
+        self.forecasts_ = (
+            forecasts.filter(pl.col("horizon_days") == self.horizon_days_)
             .select("as_of", "symbol", "q10", "q50", "q90")
             .sort("as_of")
         )
-
-    @property
-    def cache_key(self) -> str:
-        return (
-            f"{super().cache_key}|{self.horizon_days}|{self.risk_aversion}|"
-            f"{self.uncertainty_aversion}|{self.max_forecast_age_days}|{id(self._forecasts)}"
-        )
+        self.issue_dates_ = self.forecasts_.get_column("as_of").to_numpy().astype("datetime64[D]")
 
     def _latest(self, day: date, symbols: list[str]) -> pl.DataFrame:
+        """Each symbol's newest forecast issued in ``[day - max age, day]``."""
         oldest = day - timedelta(days=self.max_forecast_age_days)
-        usable = self._forecasts.filter(
-            (pl.col("as_of") <= day) & (pl.col("as_of") >= oldest) & pl.col("symbol").is_in(symbols)
-        )
+        # forecasts_ is sorted by as_of: the usable issue dates are one contiguous slice
+        lo = int(np.searchsorted(self.issue_dates_, np.datetime64(oldest, "D"), side="left"))
+        hi = int(np.searchsorted(self.issue_dates_, np.datetime64(day, "D"), side="right"))
+        usable = self.forecasts_.slice(lo, hi - lo).filter(pl.col("symbol").is_in(symbols))
         return usable.group_by("symbol").agg(pl.all().sort_by("as_of").last())
 
     def expected_returns(self, day: date, symbols: list[str]) -> dict[str, float]:
         """Daily expected log return per symbol from forecasts known at ``day``."""
-        latest = self._latest(day, symbols)
-        if latest.is_empty():
-            return {}
-        half_width = (pl.col("q90") - pl.col("q10")) / 2.0
-        mu = (pl.col("q50") - self.uncertainty_aversion * half_width) / self.horizon_days
-        rows = latest.select("symbol", mu.alias("mu")).drop_nulls().iter_rows()
-        return {s: float(m) for s, m in rows if np.isfinite(m)}
+        return self._expected_returns(self._latest(day, symbols))
 
     def forecast_volatility(self, day: date, symbols: list[str]) -> dict[str, float]:
         """Daily volatility per symbol implied by the q10..q90 band known at ``day``."""
-        latest = self._latest(day, symbols)
+        return self._forecast_volatility(self._latest(day, symbols))
+
+    def _expected_returns(self, latest: pl.DataFrame) -> dict[str, float]:
         if latest.is_empty():
             return {}
-        sigma = (pl.col("q90") - pl.col("q10")) / (2 * Z_10_90) / np.sqrt(self.horizon_days)
+        half_width = (pl.col("q90") - pl.col("q10")) / 2.0
+        mu = (pl.col("q50") - self.uncertainty_aversion * half_width) / self.horizon_days_
+        rows = latest.select("symbol", mu.alias("mu")).drop_nulls().iter_rows()
+        return {s: float(m) for s, m in rows if np.isfinite(m)}
+
+    def _forecast_volatility(self, latest: pl.DataFrame) -> dict[str, float]:
+        if latest.is_empty():
+            return {}
+        sigma = (pl.col("q90") - pl.col("q10")) / (2 * Z_10_90) / np.sqrt(self.horizon_days_)
         rows = latest.select("symbol", sigma.alias("sigma")).drop_nulls().iter_rows()
         return {s: float(v) for s, v in rows if np.isfinite(v) and v > 0}
 
@@ -553,25 +706,25 @@ class ForecastMeanVariance(_SkfolioStrategy):
             prior_estimator=prior,
         )
 
-    def _decide(self, panel: MarketPanel, row: int, est: Estimate) -> Decision:
+    def _problem(self, panel: MarketPanel, row: int, est: Estimate) -> tuple[Estimate | None, str]:
+        """Forecast means and forecast-band volatilities, with the window's correlations."""
         day = panel.date_at(row)
         symbols = [panel.symbols[i] for i in est.assets]
-        mu_by_symbol = self.expected_returns(day, symbols)
+        latest = self._latest(day, symbols)
+        mu_by_symbol = self._expected_returns(latest)
         if not mu_by_symbol:
-            return self._fallback(
-                panel,
-                est,
-                f"no {self.horizon_days}-day forecast between "
-                f"{day - timedelta(days=self.max_forecast_age_days)} and {day}",
+            return None, (
+                f"no {self.horizon_days_}-day forecast between "
+                f"{day - timedelta(days=self.max_forecast_age_days)} and {day}"
             )
-        sigma_by_symbol = self.forecast_volatility(day, symbols)
+        sigma_by_symbol = self._forecast_volatility(latest)
         keep = np.array([s in mu_by_symbol and s in sigma_by_symbol for s in symbols])
         kept = [s for s, k in zip(symbols, keep, strict=True) if k]
         historical = est.covariance[np.ix_(keep, keep)]
         scale = np.sqrt(np.clip(np.diag(historical), 1e-18, None))
         correlation = historical / np.outer(scale, scale)
         sigma = np.array([sigma_by_symbol[s] for s in kept])
-        sub = Estimate(
+        problem = Estimate(
             row=est.row,
             assets=est.assets[keep],
             window_returns=est.window_returns[:, keep],
@@ -579,25 +732,19 @@ class ForecastMeanVariance(_SkfolioStrategy):
             covariance=correlation * np.outer(sigma, sigma),
             volatility=sigma,
         )
-        try:
-            weights = self._optimise(sub, sub.mu)
-        except Exception as exc:
-            message = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
-            return self._fallback(panel, est, f"{self.name} failed: {message}")
-        if not _valid_simplex(weights, allow_cash=True):
-            return self._fallback(panel, est, f"{self.name} returned invalid weights")
+        return problem, ""
+
+    def _describe(self, problem: Estimate, weights: np.ndarray) -> str:
         invested = float(np.clip(weights, 0, None).sum())
-        return _embed(
-            panel.n_assets,
-            sub.assets,
-            weights,
-            f"robust mean-variance on {sub.assets.size} forecasts (h={self.horizon_days}d), "
-            f"{invested:.0%} invested",
+        return (
+            f"robust mean-variance on {problem.assets.size} forecasts "
+            f"(h={self.horizon_days_}d), {invested:.0%} invested"
         )
 
 
 class ExternalWeights(Strategy):
-    """Replays target weights computed elsewhere (the DRL policy), frame ``as_of, symbol, weight``.
+    """Replays target weights computed elsewhere (the DRL policy): ``fit(weights)`` takes the
+    frame ``as_of, symbol, weight``.
 
     At ``d`` the latest ``as_of <= d`` is used (at most ``max_age_days`` old when given).
     ``USDT`` is cash; weights of assets not trading at ``d`` are moved to cash (and named in the
@@ -608,59 +755,55 @@ class ExternalWeights(Strategy):
 
     def __init__(
         self,
-        weights: pl.DataFrame,
         name: str = "external",
         max_age_days: int | None = None,
         tolerance: float = 1e-6,
         rebalance_frequency: str | None = None,
     ) -> None:
         super().__init__(lookback_days=2, min_history=2)
-        self.rebalance_frequency = rebalance_frequency
-        need = {"as_of", "symbol", "weight"}
-        if not need <= set(weights.columns):
-            raise ValueError(f"external weights lack columns {sorted(need - set(weights.columns))}")
         self.name = name
         self.max_age_days = max_age_days
+        self.tolerance = tolerance
+        self.rebalance_frequency = rebalance_frequency
+
+    def _fit_data(self, weights: pl.DataFrame | None) -> None:
+        """Check every ``as_of`` sums to 1 with no negative weight; keep them sorted."""
+        need = {"as_of", "symbol", "weight"}
+        if weights is None:
+            raise ValueError(f"external weights '{self.name}': fit(weights) needs a frame {need}")
+        if not need <= set(weights.columns):
+            raise ValueError(f"external weights lack columns {sorted(need - set(weights.columns))}")
         sums = weights.group_by("as_of").agg(
             pl.col("weight").sum().alias("total"), pl.col("weight").min().alias("lowest")
         )
-        bad = sums.filter(((pl.col("total") - 1.0).abs() > tolerance) | (pl.col("lowest") < 0))
+        bad = sums.filter(((pl.col("total") - 1.0).abs() > self.tolerance) | (pl.col("lowest") < 0))
         if bad.height:
             row = bad.sort("as_of").row(0, named=True)
             raise ValueError(
-                f"external weights '{name}' on {row['as_of']} must be >= 0 and sum to 1 "
+                f"external weights '{self.name}' on {row['as_of']} must be >= 0 and sum to 1 "
                 f"(sum {row['total']:.6f}, min {row['lowest']:.6f})"
             )
-        self._weights = weights.select("as_of", "symbol", "weight").sort("as_of")
-        self._dates = np.array(
-            self._weights.get_column("as_of").unique().sort().to_list(), dtype="datetime64[D]"
+        self.weights_ = weights.select("as_of", "symbol", "weight").sort("as_of")
+        self.dates_ = np.array(
+            self.weights_.get_column("as_of").unique().sort().to_list(), dtype="datetime64[D]"
         )
 
-    @property
-    def cache_key(self) -> str:
-        return f"{self.name}|external|{id(self._weights)}"
-
-    def decide(
-        self, panel: MarketPanel, row: int, cache: EstimationCache | None = None
-    ) -> Decision:
-        cache = cache if cache is not None else EstimationCache()
-        key = (self.cache_key, row)
-        if key not in cache.decisions:
-            cache.decisions[key] = self._decide(panel, row, None)
-        return cache.decisions[key]
+    def _decide_at(self, panel: MarketPanel, row: int, estimates: EstimationCache) -> Decision:
+        """The latest supplied weights (no moments needed)."""
+        return self._decide(panel, row, None)
 
     def _decide(self, panel: MarketPanel, row: int, est: Estimate | None) -> Decision:
         day = panel.date_at(row)
-        pos = int(np.searchsorted(self._dates, np.datetime64(day, "D"), side="right")) - 1
+        pos = int(np.searchsorted(self.dates_, np.datetime64(day, "D"), side="right")) - 1
         if pos < 0:
             return _cash_only(panel.n_assets, f"no external weights on or before {day}: cash")
-        as_of = self._dates[pos].astype(object)
+        as_of = self.dates_[pos].astype(object)
         if self.max_age_days is not None and (day - as_of).days > self.max_age_days:
             return _cash_only(
                 panel.n_assets,
                 f"latest external weights ({as_of}) older than {self.max_age_days} days: cash",
             )
-        rows = self._weights.filter(pl.col("as_of") == as_of)
+        rows = self.weights_.filter(pl.col("as_of") == as_of)
         full = np.zeros(panel.n_assets + 1)
         index = {s: i for i, s in enumerate(panel.symbols)}
         moved: list[str] = []
@@ -692,9 +835,10 @@ def build_strategies(
     forecast_options: dict[str, Any] | None = None,
     external_rebalance: str | None = None,
 ) -> list[Strategy]:
-    """Instantiate strategies by name; ``forecast_mv`` is added when forecasts are given and
-    one :class:`ExternalWeights` per entry of ``external_weights`` (name -> frame), trading
-    at ``external_rebalance`` (None: the backtest's frequency)."""
+    """Fitted strategies by name; ``forecast_mv`` is added (fitted on ``forecasts``) when
+    forecasts are given, and one :class:`ExternalWeights` per entry of ``external_weights``
+    (name -> frame, fitted on it), trading at ``external_rebalance`` (None: the backtest's
+    frequency)."""
     classes: dict[str, type[Strategy]] = {
         cls.name: cls
         for cls in (
@@ -713,18 +857,15 @@ def build_strategies(
             continue
         if name not in classes:
             raise ValueError(f"unknown strategy {name!r}; known: {sorted(classes)}")
-        out.append(classes[name](lookback_days=lookback_days, min_history=min_history))
+        out.append(classes[name](lookback_days=lookback_days, min_history=min_history).fit())
     if forecasts is not None and not forecasts.is_empty():
-        out.append(
-            ForecastMeanVariance(
-                forecasts,
-                lookback_days=lookback_days,
-                min_history=min_history,
-                **(forecast_options or {}),
-            )
+        forecast_mv = ForecastMeanVariance(
+            lookback_days=lookback_days, min_history=min_history, **(forecast_options or {})
         )
+        out.append(forecast_mv.fit(forecasts))
     for name, frame in (external_weights or {}).items():
-        out.append(ExternalWeights(frame, name=name, rebalance_frequency=external_rebalance))
+        external = ExternalWeights(name=name, rebalance_frequency=external_rebalance)
+        out.append(external.fit(frame))
     return out
 
 

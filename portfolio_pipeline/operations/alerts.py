@@ -12,10 +12,6 @@ published snapshot and never makes the run fail.
 import os
 
 import dagster as dg
-from dagster._core.storage.tags import (
-    ASSET_PARTITION_RANGE_END_TAG,
-    ASSET_PARTITION_RANGE_START_TAG,
-)
 
 from portfolio_pipeline import tables
 from portfolio_pipeline.core import alerts
@@ -24,6 +20,11 @@ from portfolio_pipeline.ingestion.resources import NewsSourceResource, OhlcvSour
 from portfolio_pipeline.operations.checks import news_freshness, ohlcv_freshness
 from portfolio_pipeline.operations.sensors import sensor_status
 from portfolio_pipeline.resources import WarehouseResource
+from portfolio_pipeline.run_tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+    PARTITION_TAG,
+)
 
 UI_URL_ENV = "PORTFOLIO_PIPELINE_UI_URL"
 
@@ -76,8 +77,8 @@ def run_label(run: dg.DagsterRun) -> str:
 
 def run_partition(run: dg.DagsterRun) -> str | None:
     tags = run.tags
-    if "dagster/partition" in tags:
-        return tags["dagster/partition"]
+    if PARTITION_TAG in tags:
+        return tags[PARTITION_TAG]
     start, end = tags.get(ASSET_PARTITION_RANGE_START_TAG), tags.get(ASSET_PARTITION_RANGE_END_TAG)
     return f"{start}...{end}" if start and end else None
 

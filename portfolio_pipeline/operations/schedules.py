@@ -23,13 +23,13 @@ import os
 from datetime import UTC, date, timedelta
 
 import dagster as dg
-from dagster._core.storage.tags import (
-    ASSET_PARTITION_RANGE_END_TAG,
-    ASSET_PARTITION_RANGE_START_TAG,
-)
 from dagster._utils.schedules import is_valid_cron_string
 
 from portfolio_pipeline.ingestion.partitions import month_keys
+from portfolio_pipeline.run_tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+)
 from portfolio_pipeline.settings import DEFAULT_START
 
 NIGHTLY_CRON_ENV = "PORTFOLIO_PIPELINE_NIGHTLY_CRON"

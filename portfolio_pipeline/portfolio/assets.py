@@ -3,6 +3,7 @@
 import dataclasses
 import uuid
 from datetime import date
+from typing import TYPE_CHECKING
 
 import dagster as dg
 import polars as pl
@@ -16,11 +17,13 @@ from portfolio_pipeline.core.recommend import RECOMMENDATION_CHECKS
 from portfolio_pipeline.core.windows import (
     EvaluationWindows,
     windows_from_settings,
-    with_window_columns,
 )
 from portfolio_pipeline.metadata import png_markdown, preview_markdown, table_metadata
 from portfolio_pipeline.resources import WarehouseResource
 from portfolio_pipeline.settings import Settings
+
+if TYPE_CHECKING:
+    from portfolio_pipeline.core.recommend import GateSettings
 
 
 class PortfolioConfig(dg.Config):
@@ -151,72 +154,61 @@ def backtests(
     settings: dg.ResourceParam[Settings],
 ):
     """Walk-forward backtests of every strategy with costs: validation window (strategy
-    selection) and held-out test window, plus the frequency x cost sensitivity grid."""
+    selection) and held-out test window, plus the frequency x cost sensitivity grid.
+
+    Read the prices, forecasts and policy weights; run ``core.backtest.run_windowed_backtests``;
+    write the four tables; describe them."""
+    from portfolio_pipeline.core.strategies import MarketPanel
+
     with warehouse_resource.connect() as con:
         ohlcv = _ohlcv(con)
         forecasts = _optional_table(
             con, tables.FORECAST_BACKTEST, "where horizon_days = ?", (config.forecast_horizon_days,)
         )
-        policy_weights = _policy_weights(con)
-    strategies = _strategies(con, forecasts, policy_weights)
-    names = [s.name for s in strategies]
+        strategies = _strategies(con, forecasts, _policy_weights(con))
     market = market_context(ohlcv, settings)
     windows = _windows(ohlcv, settings, config)
     # One panel for both windows (strategies only read rows <= their decision day); it
     # carries the cash symbol into every weight frame.
-    from portfolio_pipeline.core.strategies import MarketPanel
-
     panel = MarketPanel.from_ohlcv(
         ohlcv.filter(pl.col("date") <= windows.test_end), cash_symbol=settings.cash_symbol
     )
     context.log.info(
-        f"backtesting {len(strategies)} strategies: {', '.join(names)}; windows "
-        f"{windows.as_metadata()}, {market.calendar.periods_per_year} periods/year"
+        f"backtesting {len(strategies)} strategies: {', '.join(s.name for s in strategies)}; "
+        f"windows {windows.as_metadata()}, {market.calendar.periods_per_year} periods/year"
     )
-    validation = bt.run_backtest_grid(
+    result = bt.run_windowed_backtests(
         panel,
         strategies,
-        *windows.validation,
-        config.rebalance,
-        config.cost_bps,
-        sensitivity_rebalances=(),
-        periods_per_year=market.calendar.periods_per_year,
-    )
-    chosen = bt.select_default_strategy(validation.metrics, test_start=windows.test_start)
-    test = bt.run_backtest_grid(
-        panel,
-        strategies,
-        *windows.test,
-        config.rebalance,
-        config.cost_bps,
-        sensitivity_rebalances=tuple(config.sensitivity_rebalances),
-        sensitivity_costs_bps=tuple(config.sensitivity_costs_bps),
-        periods_per_year=market.calendar.periods_per_year,
-    )
-    validation_metrics = with_window_columns(
-        validation.metrics.with_columns(
-            (pl.col("strategy") == chosen).alias("selected_for_recommendations")
-        ),
         windows,
-    )
-    test = dataclasses.replace(
-        test,
-        metrics=with_window_columns(test.metrics, windows),
-        sensitivity=with_window_columns(test.sensitivity, windows),
+        config.rebalance,
+        config.cost_bps,
+        sensitivity_rebalances=config.sensitivity_rebalances,
+        sensitivity_costs_bps=config.sensitivity_costs_bps,
+        periods_per_year=market.calendar.periods_per_year,
     )
     with warehouse_resource.connect() as con:
-        warehouse.replace_table(con, tables.BACKTEST_METRICS, test.metrics)
-        warehouse.replace_table(con, tables.BACKTEST_EQUITY, test.equity)
-        warehouse.replace_table(con, tables.BACKTEST_SENSITIVITY, test.sensitivity)
-        warehouse.replace_table(con, tables.STRATEGY_VALIDATION, validation_metrics)
-    ranked = test.metrics.sort("sharpe", descending=True)
+        warehouse.replace_table(con, tables.BACKTEST_METRICS, result.test.metrics)
+        warehouse.replace_table(con, tables.BACKTEST_EQUITY, result.test.equity)
+        warehouse.replace_table(con, tables.BACKTEST_SENSITIVITY, result.test.sensitivity)
+        warehouse.replace_table(con, tables.STRATEGY_VALIDATION, result.validation_metrics)
+    yield from _describe_backtests(result, windows, market)
+
+
+def _describe_backtests(result: bt.WindowedBacktests, windows: EvaluationWindows, market):
+    """One MaterializeResult per backtest table: previews, the equity plot, the choice."""
+    test = result.test
     plot = png_markdown(bt.plot_equity_curves(test.equity, title="Test window"), "equity")
     yield dg.MaterializeResult(
         asset_key="backtest_metrics",
         metadata={
-            **table_metadata(ranked, tables.BACKTEST_METRICS, preview_rows=20),
+            **table_metadata(
+                test.metrics.sort("sharpe", descending=True),
+                tables.BACKTEST_METRICS,
+                preview_rows=20,
+            ),
             "equity_and_drawdown": plot,
-            "selected_strategy": chosen,
+            "selected_strategy": result.selected,
             **windows.as_metadata(),
             **market.as_metadata(),
         },
@@ -230,18 +222,11 @@ def backtests(
             "equity_and_drawdown": plot,
         },
     )
+    summary = ("strategy", "rebalance", "cost_bps", "total_return", "sharpe", "max_drawdown")
     yield dg.MaterializeResult(
         asset_key="backtest_sensitivity",
         metadata=table_metadata(
-            test.sensitivity.select(
-                "strategy",
-                "rebalance",
-                "cost_bps",
-                "total_return",
-                "sharpe",
-                "max_drawdown",
-                "turnover",
-            ),
+            test.sensitivity.select(*summary, "turnover"),
             tables.BACKTEST_SENSITIVITY,
             preview_rows=40,
         ),
@@ -250,11 +235,11 @@ def backtests(
         asset_key="strategy_validation",
         metadata={
             **table_metadata(
-                validation_metrics.sort("sharpe", descending=True),
+                result.validation_metrics.sort("sharpe", descending=True),
                 tables.STRATEGY_VALIDATION,
                 preview_rows=20,
             ),
-            "selected_strategy": chosen,
+            "selected_strategy": result.selected,
         },
     )
 
@@ -384,71 +369,116 @@ def recommendations(
     targets only where a lower confidence bound of the trade's expected advantage (from the
     forecasts' own out-of-sample track record) beats its round-trip costs, above a minimum
     notional and under a turnover cap, never buying what stopped trading or lacks liquidity.
-    Table ``portfolio.recommendations``; history is kept per as_of and run."""
+    Table ``portfolio.recommendations``; history is kept per as_of and run.
+
+    Read the inputs (:func:`_recommendation_inputs`); call ``core.recommend.recommend``; run
+    the blocking checks (``core.recommend.check_recommendations``); append the rows;
+    describe them."""
     from portfolio_pipeline.core import recommend as rec
-    from portfolio_pipeline.core.risk import compute_liquidity
 
     with warehouse_resource.connect() as con:
-        ohlcv = _ohlcv(con)
-        as_of = ohlcv["date"].max()
-        held = warehouse.read_table(con, tables.HOLDINGS)
-        strategy, why = _selected_strategy(con, config)
-        targets = warehouse.read_frame(
-            con,
-            f"select * from {tables.TARGET_WEIGHTS} where as_of = ? and strategy = ?",
-            (as_of, strategy),
-        )
-        if targets.is_empty():
-            raise dg.Failure(
-                f"no target weights of strategy {strategy!r} on {as_of}: materialize "
-                "target_weights, or configure a strategy it produces"
-            )
-        forecasts = _optional_table(
-            con,
-            tables.RETURN_FORECASTS,
-            "where horizon_days = ? and as_of <= ?",
-            (config.forecast_horizon_days, as_of),
-        )
-        gate, confidence_chosen_by = _gate_settings(con, config, ohlcv, as_of)
-        prices = latest_prices(ohlcv, as_of)
-        positions = value_holdings(held, prices, settings.cash_symbol).filter(
-            pl.col("symbol") != settings.cash_symbol
-        )
-        liquidity = compute_liquidity(
-            ohlcv, positions.select("symbol", "value"), as_of, cash_symbol=settings.cash_symbol
-        )
+        inputs = _recommendation_inputs(con, config, settings)
         frame = rec.recommend(
-            held,
-            prices,
-            targets,
-            forecasts,
+            inputs.held,
+            inputs.prices,
+            inputs.targets,
+            inputs.forecasts,
             cost_bps=config.cost_bps,
             min_notional=config.min_notional,
             turnover_cap=config.turnover_cap,
-            liquidity=liquidity,
-            as_of=as_of,
-            strategy=strategy,
+            liquidity=inputs.liquidity,
+            as_of=inputs.as_of,
+            strategy=inputs.strategy,
             run_id=context.run_id or uuid.uuid4().hex,
-            horizon_days=config.forecast_horizon_days if forecasts is not None else None,
-            gate=gate,
+            horizon_days=config.forecast_horizon_days if inputs.forecasts is not None else None,
+            gate=inputs.gate,
             cash_symbol=settings.cash_symbol,
         )
-        tradable = (
-            prices.filter(pl.col("trading"))
-            .join(liquidity.filter(pl.col("adv_quote") > 0).select("symbol"), on="symbol")["symbol"]
-            .to_list()
+        outcomes = rec.check_recommendations(
+            frame, rec.tradable_symbols(inputs.prices, inputs.liquidity)
         )
-        outcomes = rec.check_recommendations(frame, tradable)
         for name, outcome in outcomes.items():
             yield dg.AssetCheckResult(
                 check_name=name, passed=outcome.passed, description=outcome.detail
             )
         failed = [f"{n}: {o.detail}" for n, o in outcomes.items() if not o.passed]
         if failed:  # nothing is written: yesterday's recommendations stay the latest
-            raise dg.Failure(f"recommendations {as_of} ({strategy}) refused: " + "; ".join(failed))
+            raise dg.Failure(
+                f"recommendations {inputs.as_of} ({inputs.strategy}) refused: " + "; ".join(failed)
+            )
         warehouse.append_rows(con, tables.RECOMMENDATIONS, frame)
+    yield _describe_recommendations(frame, inputs)
+
+
+@dataclasses.dataclass(frozen=True)
+class _RecommendationInputs:
+    """What one recommendation run reads: holdings, prices, targets, forecasts and the gate."""
+
+    as_of: date
+    held: pl.DataFrame
+    prices: pl.DataFrame
+    strategy: str
+    strategy_chosen_by: str
+    targets: pl.DataFrame
+    forecasts: pl.DataFrame | None
+    gate: "GateSettings"
+    confidence_chosen_by: str
+    liquidity: pl.DataFrame
+
+
+def _recommendation_inputs(con, config: RecommendationConfig, settings) -> _RecommendationInputs:
+    """The latest day's holdings, prices, the selected strategy's targets, the forecasts, the
+    gate and the liquidity of the held positions (fails when the targets are missing)."""
+    from portfolio_pipeline.core.risk import compute_liquidity
+
+    ohlcv = _ohlcv(con)
+    as_of = ohlcv["date"].max()
+    held = warehouse.read_table(con, tables.HOLDINGS)
+    strategy, why = _selected_strategy(con, config)
+    targets = warehouse.read_frame(
+        con,
+        f"select * from {tables.TARGET_WEIGHTS} where as_of = ? and strategy = ?",
+        (as_of, strategy),
+    )
+    if targets.is_empty():
+        raise dg.Failure(
+            f"no target weights of strategy {strategy!r} on {as_of}: materialize "
+            "target_weights, or configure a strategy it produces"
+        )
+    forecasts = _optional_table(
+        con,
+        tables.RETURN_FORECASTS,
+        "where horizon_days = ? and as_of <= ?",
+        (config.forecast_horizon_days, as_of),
+    )
+    gate, confidence_chosen_by = _gate_settings(con, config, ohlcv, as_of)
+    prices = latest_prices(ohlcv, as_of)
+    positions = value_holdings(held, prices, settings.cash_symbol).filter(
+        pl.col("symbol") != settings.cash_symbol
+    )
+    liquidity = compute_liquidity(
+        ohlcv, positions.select("symbol", "value"), as_of, cash_symbol=settings.cash_symbol
+    )
+    return _RecommendationInputs(
+        as_of=as_of,
+        held=held,
+        prices=prices,
+        strategy=strategy,
+        strategy_chosen_by=why,
+        targets=targets,
+        forecasts=forecasts,
+        gate=gate,
+        confidence_chosen_by=confidence_chosen_by,
+        liquidity=liquidity,
+    )
+
+
+def _describe_recommendations(
+    frame: pl.DataFrame, inputs: _RecommendationInputs
+) -> dg.MaterializeResult:
     counts = frame.group_by("action").len().sort("action")
-    yield dg.MaterializeResult(
+    gate = inputs.gate
+    return dg.MaterializeResult(
         metadata={
             **table_metadata(
                 frame.select(
@@ -457,13 +487,13 @@ def recommendations(
                 tables.RECOMMENDATIONS,
                 preview_rows=30,
             ),
-            "as_of": str(as_of),
-            "strategy": strategy,
-            "strategy_chosen_by": why,
+            "as_of": str(inputs.as_of),
+            "strategy": inputs.strategy,
+            "strategy_chosen_by": inputs.strategy_chosen_by,
             "actions": ", ".join(f"{a}: {n}" for a, n in counts.iter_rows()),
-            "forecasts_used": forecasts is not None,
+            "forecasts_used": inputs.forecasts is not None,
             "gate_confidence": gate.confidence,
-            "gate_confidence_chosen_by": confidence_chosen_by,
+            "gate_confidence_chosen_by": inputs.confidence_chosen_by,
             "gate_calibration": (
                 gate.calibration.describe() if gate.calibration else "none (gate not applied)"
             ),
@@ -507,7 +537,10 @@ def risk_report(
     warehouse_resource: WarehouseResource,
     settings: dg.ResourceParam[Settings],
 ):
-    """Risk of the current holdings, the recommended portfolio and each strategy target."""
+    """Risk of the current holdings, the recommended portfolio and each strategy target.
+
+    Read the prices, holdings and the portfolios to assess; compute the risk metrics, stress
+    tests and liquidity (core.risk); write the three tables; describe them."""
     from portfolio_pipeline.core.risk import (
         compute_liquidity,
         compute_risk_metrics,
@@ -519,73 +552,83 @@ def risk_report(
     cash = settings.cash_symbol
     with warehouse_resource.connect() as con:
         ohlcv = _ohlcv(con)
-        market = market_context(ohlcv, settings)
-        scenarios = (
-            parse_scenarios(settings.stress_scenarios)
-            if settings.stress_scenarios
-            else scenarios_for(market.calendar.kind)
-        )
         as_of = ohlcv["date"].max()
-        held = warehouse.read_table(con, tables.HOLDINGS)
-        prices = latest_prices(ohlcv, as_of)
-        valued = value_holdings(held, prices, cash)
-        portfolios = {"current": valued.select("symbol", "weight")}
-        latest_run = _optional_table(
-            con,
-            tables.RECOMMENDATIONS,
-            f"where run_id = (select run_id from {tables.RECOMMENDATIONS} "
-            "order by generated_at desc limit 1)",
+        valued = value_holdings(
+            warehouse.read_table(con, tables.HOLDINGS), latest_prices(ohlcv, as_of), cash
         )
-        if latest_run is not None:
-            portfolios["recommended"] = latest_run.select(
-                "symbol", pl.col("target_weight").alias("weight")
-            )
-        targets = _optional_table(con, tables.TARGET_WEIGHTS, "where as_of = ?", (as_of,))
-        if targets is not None:
-            for (name,), frame in targets.partition_by("strategy", as_dict=True).items():
-                portfolios[f"target:{name}"] = frame.select("symbol", "weight")
+        portfolios = _risk_portfolios(con, valued, as_of)
         vol = _optional_table(con, tables.VOLATILITY_FORECASTS, "where as_of <= ?", (as_of,))
-        risk = pl.concat(
-            [
-                compute_risk_metrics(
-                    ohlcv,
-                    w,
-                    as_of,
-                    portfolio=name,
-                    periods_per_year=market.calendar.periods_per_year,
-                    lookback_days=market.calendar.periods_per_year,
-                    forecasts=vol,
-                    cash_symbol=cash,
-                )
-                for name, w in portfolios.items()
-            ],
-            how="diagonal_relaxed",
-        )
-        stress = pl.concat(
-            [
-                run_stress_tests(
-                    ohlcv,
-                    w,
-                    as_of,
-                    portfolio=name,
-                    lookback_days=market.calendar.periods_per_year,
-                    scenarios=scenarios,
-                    proxy_symbol=market.benchmark.symbol,
-                    cash_symbol=cash,
-                )
-                for name, w in portfolios.items()
-            ],
-            how="diagonal_relaxed",
-        )
-        liquidity = compute_liquidity(
-            ohlcv,
-            valued.filter(pl.col("symbol") != cash).select("symbol", "value"),
-            as_of,
-            cash_symbol=cash,
-        )
+    market = market_context(ohlcv, settings)
+    periods = market.calendar.periods_per_year
+    scenarios = (
+        parse_scenarios(settings.stress_scenarios)
+        if settings.stress_scenarios
+        else scenarios_for(market.calendar.kind)
+    )
+    risk = pl.concat(
+        [
+            compute_risk_metrics(
+                ohlcv,
+                w,
+                as_of,
+                portfolio=name,
+                periods_per_year=periods,
+                lookback_days=periods,
+                forecasts=vol,
+                cash_symbol=cash,
+            )
+            for name, w in portfolios.items()
+        ],
+        how="diagonal_relaxed",
+    )
+    stress = pl.concat(
+        [
+            run_stress_tests(
+                ohlcv,
+                w,
+                as_of,
+                portfolio=name,
+                lookback_days=periods,
+                scenarios=scenarios,
+                proxy_symbol=market.benchmark.symbol,
+                cash_symbol=cash,
+            )
+            for name, w in portfolios.items()
+        ],
+        how="diagonal_relaxed",
+    )
+    positions = valued.filter(pl.col("symbol") != cash).select("symbol", "value")
+    liquidity = compute_liquidity(ohlcv, positions, as_of, cash_symbol=cash)
+    with warehouse_resource.connect() as con:
         warehouse.replace_rows(con, tables.RISK_METRICS, risk, where="as_of = ?", params=(as_of,))
         warehouse.replace_rows(con, tables.STRESS_TESTS, stress, where="as_of = ?", params=(as_of,))
         warehouse.replace_table(con, tables.LIQUIDITY, liquidity)
+    yield from _describe_risk(risk, stress, liquidity, market, scenarios)
+
+
+def _risk_portfolios(con, valued: pl.DataFrame, as_of: date) -> dict[str, pl.DataFrame]:
+    """``symbol, weight`` of the current holdings, the latest recommended portfolio and every
+    strategy target of ``as_of`` (those that exist)."""
+    portfolios = {"current": valued.select("symbol", "weight")}
+    latest_run = _optional_table(
+        con,
+        tables.RECOMMENDATIONS,
+        f"where run_id = (select run_id from {tables.RECOMMENDATIONS} "
+        "order by generated_at desc limit 1)",
+    )
+    if latest_run is not None:
+        portfolios["recommended"] = latest_run.select(
+            "symbol", pl.col("target_weight").alias("weight")
+        )
+    targets = _optional_table(con, tables.TARGET_WEIGHTS, "where as_of = ?", (as_of,))
+    if targets is not None:
+        for (name,), frame in targets.partition_by("strategy", as_dict=True).items():
+            portfolios[f"target:{name}"] = frame.select("symbol", "weight")
+    return portfolios
+
+
+def _describe_risk(risk, stress, liquidity, market, scenarios):
+    """One MaterializeResult per risk table; current vs recommended side by side."""
     main = ["current", "recommended"]
     wide_risk = risk.filter(pl.col("portfolio").is_in(main)).pivot(
         on="portfolio", index="metric", values="value"

@@ -57,7 +57,7 @@ def fixed_weights() -> ExternalWeights:
             "weight": [0.5, 0.3, 0.1, 0.1],
         }
     )
-    return ExternalWeights(frame, name="fixed")
+    return ExternalWeights(name="fixed").fit(frame)
 
 
 def test_drift_costs_and_delisting_exact_without_rebalancing(three_assets, fixed_weights) -> None:
@@ -144,12 +144,12 @@ def small_panel(sample_ohlcv: pl.DataFrame) -> MarketPanel:
 def test_real_delisting_and_buy_and_hold(small_panel: MarketPanel) -> None:
     kwargs = {"lookback_days": 60, "min_history": 30}
     bh = run_backtest(
-        small_panel, BuyAndHold(**kwargs), date(2024, 8, 1), date(2024, 10, 31), "weekly", 10
+        small_panel, BuyAndHold(**kwargs).fit(), date(2024, 8, 1), date(2024, 10, 31), "weekly", 10
     )
     turnover = bh.equity.get_column("turnover").to_list()
     assert turnover[0] == pytest.approx(1.0) and all(t == 0 for t in turnover[1:])
     ew = run_backtest(
-        small_panel, EqualWeight(**kwargs), date(2024, 8, 1), date(2024, 10, 31), "weekly", 10
+        small_panel, EqualWeight(**kwargs).fit(), date(2024, 8, 1), date(2024, 10, 31), "weekly", 10
     )
     # held over 09-11 at its last price (relative 1), then liquidated to cash
     after = ew.equity.filter(pl.col("date") > date(2024, 9, 11))
@@ -157,12 +157,12 @@ def test_real_delisting_and_buy_and_hold(small_panel: MarketPanel) -> None:
     before = ew.equity.filter(pl.col("date") == date(2024, 9, 10))
     assert "MATICUSDT" in json.loads(before.get_column("weights")[0])
     with pytest.raises(ValueError, match="empty"):
-        run_backtest(small_panel, EqualWeight(**kwargs), date(2024, 9, 1), date(2024, 9, 1))
+        run_backtest(small_panel, EqualWeight(**kwargs).fit(), date(2024, 9, 1), date(2024, 9, 1))
 
 
 def test_grid_sensitivity_and_cache(small_panel: MarketPanel) -> None:
     kwargs = {"lookback_days": 60, "min_history": 30}
-    strategies = [EqualWeight(**kwargs), InverseVolatility(**kwargs), MinVariance(**kwargs)]
+    strategies = [s(**kwargs).fit() for s in (EqualWeight, InverseVolatility, MinVariance)]
     cache = EstimationCache()
     grid = run_backtest_grid(
         small_panel,
@@ -188,7 +188,9 @@ def test_grid_sensitivity_and_cache(small_panel: MarketPanel) -> None:
         for d, n in zip(days, days[1:], strict=False)
         if is_rebalance_day(d, n, "weekly") or is_rebalance_day(d, n, "monthly")
     }
-    assert sum(1 for k in cache.decisions if k[0].startswith("min_variance")) == len(decision_days)
+    assert set(strategies[2].decisions_) == {small_panel.row_of(d) for d in decision_days}
+    # the moments of a day are estimated once for the three strategies
+    assert len(cache.estimates) == len(decision_days) and cache.panel is small_panel
 
 
 def test_select_default_strategy_uses_validation_only() -> None:
@@ -208,3 +210,39 @@ def test_plot_is_png(three_assets, fixed_weights) -> None:
     result = run_backtest(three_assets, fixed_weights, _day(1), _day(4), "daily", 10.0)
     png = plot_equity_curves(result.equity)
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 1000
+
+
+@pytest.mark.slow
+def test_decisions_as_ray_tasks_equal_the_ones_taken_here(
+    small_panel: MarketPanel, ray_cluster, monkeypatch
+) -> None:
+    """decide_in_parallel on a separate Ray cluster fills each strategy's memo with exactly
+    the decisions the backtest would take in this process, on the days it needs."""
+    import numpy as np
+
+    from portfolio_pipeline.core.backtest import (
+        decide_in_parallel,
+        single_threaded_blas,
+        weight_path,
+    )
+    from portfolio_pipeline.core.strategies import HierarchicalRiskParity
+
+    kwargs = {"lookback_days": 60, "min_history": 30}
+    classes = (InverseVolatility, MinVariance, HierarchicalRiskParity, BuyAndHold)
+    window = (date(2024, 9, 1), date(2024, 10, 31))
+    runs = [(window, "weekly"), (window, "monthly")]
+    here = [cls(**kwargs).fit() for cls in classes]
+    with single_threaded_blas():
+        for strategy in here:
+            for (start, end), frequency in runs:
+                weight_path(small_panel, strategy, start, end, frequency, EstimationCache())
+    for name, value in ray_cluster.env.items():
+        monkeypatch.setenv(name, value)
+    there = [cls(**kwargs).fit() for cls in classes]
+    decide_in_parallel(small_panel, there, runs, chunks=3, backend="ray")
+    for mine, theirs in zip(here, there, strict=True):
+        assert sorted(theirs.decisions_) == sorted(mine.decisions_), mine.name
+        for row, decision in mine.decisions_.items():
+            np.testing.assert_array_equal(theirs.decisions_[row].weights, decision.weights)
+            assert theirs.decisions_[row].reason == decision.reason
+    assert len(there[-1].decisions_) == 1  # buy-and-hold decides once

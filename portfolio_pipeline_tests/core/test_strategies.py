@@ -95,8 +95,10 @@ def test_solver_failure_falls_back_with_reason() -> None:
     panel = MarketPanel.from_ohlcv(ohlcv)
     estimate = EstimationCache().estimate(panel, panel.row_of(date(2024, 4, 29)), 100, 60)
     assert (estimate.mu < 0).all()  # every asset under-performs cash: no tangency portfolio
-    decision = MaxSharpe(lookback_days=100, min_history=60).decide(
-        panel, panel.row_of(date(2024, 4, 29))
+    decision = (
+        MaxSharpe(lookback_days=100, min_history=60)
+        .fit()
+        .decide(panel, panel.row_of(date(2024, 4, 29)))
     )
     assert "max_sharpe failed" in decision.reason and "inverse volatility" in decision.reason
     assert decision.weights.sum() == pytest.approx(1.0)
@@ -125,16 +127,18 @@ def test_forecast_mean_variance_uses_interval_width(slice_ohlcv: pl.DataFrame) -
     q50 = {"BTCUSDT": 0.05, "ETHUSDT": 0.05, "PAXGUSDT": -0.02}
     narrow = _naive_forecasts(AS_OF, q50, {"BTCUSDT": 0.02, "ETHUSDT": 0.02, "PAXGUSDT": 0.02})
     wide_eth = _naive_forecasts(AS_OF, q50, {"BTCUSDT": 0.02, "ETHUSDT": 0.08, "PAXGUSDT": 0.02})
-    w_narrow = ForecastMeanVariance(narrow, **KW).decide(panel, row).weights
-    w_wide = ForecastMeanVariance(wide_eth, **KW).decide(panel, row).weights
+    w_narrow = ForecastMeanVariance(**KW).fit(narrow).decide(panel, row).weights
+    w_wide = ForecastMeanVariance(**KW).fit(wide_eth).decide(panel, row).weights
     assert w_narrow.sum() == pytest.approx(1.0) and w_wide.sum() == pytest.approx(1.0)
     assert w_narrow[index["PAXGUSDT"]] == 0  # negative penalised mean: not bought
     assert w_narrow[index["SOLUSDT"]] == 0  # no forecast: no weight
     assert w_wide[index["ETHUSDT"]] < w_narrow[index["ETHUSDT"]]  # uncertainty costs weight
     bearish = _naive_forecasts(AS_OF, {"BTCUSDT": -0.05}, {"BTCUSDT": 0.02})
-    assert ForecastMeanVariance(bearish, **KW).decide(panel, row).weights[-1] == pytest.approx(1.0)
-    stale = ForecastMeanVariance(
-        _naive_forecasts(AS_OF - timedelta(days=30), q50, {s: 0.02 for s in q50}), **KW
+    assert ForecastMeanVariance(**KW).fit(bearish).decide(panel, row).weights[-1] == pytest.approx(
+        1.0
+    )
+    stale = ForecastMeanVariance(**KW).fit(
+        _naive_forecasts(AS_OF - timedelta(days=30), q50, {s: 0.02 for s in q50})
     )
     assert "fell back to inverse volatility" in stale.decide(panel, row).reason
 
@@ -148,7 +152,7 @@ def test_external_weights_hook(slice_ohlcv: pl.DataFrame) -> None:
         }
     )
     panel = MarketPanel.from_ohlcv(slice_ohlcv)
-    strategy = ExternalWeights(policy, name="drl_ppo")
+    strategy = ExternalWeights(name="drl_ppo").fit(policy)
     before = strategy.decide(panel, panel.row_of(date(2024, 1, 15)))
     assert before.weights[-1] == 1.0 and "no external weights" in before.reason
     after_delisting = strategy.decide(panel, panel.row_of(date(2024, 3, 1)))
@@ -157,9 +161,75 @@ def test_external_weights_hook(slice_ohlcv: pl.DataFrame) -> None:
     assert "XMRUSDT" in after_delisting.reason
     bad = policy.with_columns(pl.col("weight") * 2)
     with pytest.raises(ValueError, match="2024-02-01 must be >= 0 and sum to 1"):
-        ExternalWeights(bad)
+        ExternalWeights().fit(bad)
 
 
 def test_unknown_strategy_name() -> None:
     with pytest.raises(ValueError, match="unknown strategy 'magic'"):
         build_strategies(["magic"])
+
+
+def test_estimator_contract_parameters_in_init_data_in_fit(slice_ohlcv: pl.DataFrame) -> None:
+    """__init__ stores parameters only; fit takes the data and returns self; the decision memo
+    lives in the fitted object, so refitting on new data can never serve a stale decision."""
+    panel = MarketPanel.from_ohlcv(slice_ohlcv.filter(pl.col("date") <= AS_OF))
+    row = panel.row_of(AS_OF)
+    strategy = ForecastMeanVariance(risk_aversion=-1.0, **KW)  # invalid, but only stored
+    assert strategy.risk_aversion == -1.0 and not hasattr(strategy, "forecasts_")
+    bullish = _naive_forecasts(AS_OF, {"BTCUSDT": 0.05}, {"BTCUSDT": 0.02})
+    with pytest.raises(ValueError, match="risk_aversion must be > 0"):
+        strategy.fit(bullish)
+    strategy.risk_aversion = 2.0
+    with pytest.raises(ValueError, match="not fitted"):
+        strategy.decide(panel, row)
+    assert strategy.fit(bullish) is strategy and strategy.horizon_days_ == 7
+    invested = strategy.decide(panel, row)
+    assert invested.weights[-1] < 1.0 and set(strategy.decisions_) == {row}
+    # The same object refitted on other data (a frame that may even reuse the freed frame's
+    # memory) answers from the new data: fit starts a new memo.
+    bearish = _naive_forecasts(AS_OF, {"BTCUSDT": -0.05}, {"BTCUSDT": 0.02})
+    assert strategy.fit(bearish).decide(panel, row).weights[-1] == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="takes no data"):
+        MaxSharpe(**KW).fit(bullish)
+    with pytest.raises(ValueError, match="needs a frame"):
+        ExternalWeights().fit(None)
+
+
+def test_memo_and_estimates_follow_one_panel(slice_ohlcv: pl.DataFrame) -> None:
+    early = MarketPanel.from_ohlcv(slice_ohlcv.filter(pl.col("date") <= AS_OF))
+    late = MarketPanel.from_ohlcv(slice_ohlcv)
+    (strategy,) = build_strategies(["inverse_volatility"], **KW)
+    cache = EstimationCache()
+    first = strategy.decide(early, early.row_of(AS_OF), cache)
+    assert cache.panel is early and strategy.panel_ is early
+    with pytest.raises(ValueError, match="serves another MarketPanel"):
+        strategy.decide(late, late.row_of(AS_OF), cache)
+    # another panel: a fresh memo (the row numbers differ in meaning), same answer for AS_OF
+    again = strategy.decide(late, late.row_of(AS_OF), EstimationCache())
+    assert strategy.panel_ is late and list(strategy.decisions_) == [late.row_of(AS_OF)]
+    np.testing.assert_array_equal(first.weights, again.weights)
+
+
+def test_fast_paths_equal_skfolio_to_the_last_bit(sample_ohlcv: pl.DataFrame) -> None:
+    """The HRP variance shortcut and the one-check Ledoit-Wolf give skfolio's own numbers."""
+    from skfolio.moments import LedoitWolf
+    from skfolio.optimization import HierarchicalRiskParity as SkfolioHRP
+
+    from portfolio_pipeline.core.strategies import (
+        HierarchicalRiskParity,
+        _precomputed_prior,
+        estimate_moments,
+    )
+
+    panel = MarketPanel.from_ohlcv(sample_ohlcv.filter(pl.col("date") <= date(2024, 6, 30)))
+    hrp = HierarchicalRiskParity().fit()
+    for day in (date(2022, 5, 12), date(2023, 3, 10), date(2024, 6, 30)):
+        est = estimate_moments(panel, panel.row_of(day), 365, 180)
+        assert est.assets.size >= 10
+        np.testing.assert_array_equal(
+            est.covariance, LedoitWolf().fit(est.window_returns).covariance_
+        )
+        reference = SkfolioHRP(prior_estimator=_precomputed_prior(est.mu, est.covariance))
+        np.testing.assert_array_equal(
+            hrp._optimise(est), reference.fit(est.window_returns).weights_
+        )

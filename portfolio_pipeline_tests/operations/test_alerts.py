@@ -1,15 +1,14 @@
-"""Alerts: webhook/Telegram delivery, failed runs, risk limits, stale live data."""
+"""Alert sensors and checks: failed runs, risk limits, stale live data (the delivery and the
+rules themselves are core.alerts, tested in core/test_alerts.py)."""
 
 from __future__ import annotations
 
-import logging
 from datetime import UTC, date, datetime
 
 import dagster as dg
 import polars as pl
-import pytest
 
-from portfolio_pipeline.core import alerts, warehouse
+from portfolio_pipeline.core import warehouse
 from portfolio_pipeline.ingestion.assets import RAW_OHLCV_DDL, raw_ohlcv
 from portfolio_pipeline.ingestion.resources import NewsSourceResource, OhlcvSourceResource
 from portfolio_pipeline.operations import checks
@@ -19,58 +18,7 @@ from portfolio_pipeline.operations.alerts import (
     run_failure_alert_sensor,
 )
 from portfolio_pipeline.resources import WarehouseResource
-from portfolio_pipeline_tests.helpers import materialize_range, pipeline_resources
-
-
-# --------------------------------------------------------------------------- delivery
-def test_webhook_gets_slack_compatible_json(webhook_server):
-    channels = alerts.AlertChannels(webhook_url=f"{webhook_server.url}/hook")
-    assert alerts.send_alert("BTC is on fire", channels) == ["webhook"]
-    assert webhook_server.requests == [("/hook", {"text": "BTC is on fire"})]
-
-
-def test_telegram_send_message(webhook_server, no_alert_channels, monkeypatch):
-    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "123:abc")
-    monkeypatch.setenv("TELEGRAM_CHAT_ID", "-10042")
-    monkeypatch.setenv("TELEGRAM_API_URL", webhook_server.url)
-    assert alerts.send_alert("x" * 5000) == ["telegram"]
-    path, body = webhook_server.requests[0]
-    assert path == "/bot123:abc/sendMessage"
-    assert body["chat_id"] == "-10042" and len(body["text"]) == alerts.TELEGRAM_MAX_CHARS
-    webhook_server.reply = {"ok": False, "description": "chat not found"}
-    with pytest.raises(alerts.AlertDeliveryError, match="chat not found"):
-        alerts.send_alert("again")
-
-
-def test_a_failing_channel_raises_after_trying_every_channel(webhook_server):
-    webhook_server.status = 500
-    webhook_server.reply = {"error": "boom"}
-    channels = alerts.AlertChannels(
-        webhook_url=f"{webhook_server.url}/hook",
-        telegram_token="1:t",
-        telegram_chat_id="7",
-        telegram_api_url=webhook_server.url,
-    )
-    with pytest.raises(alerts.AlertDeliveryError, match=r"webhook: HTTP 500.*telegram: HTTP 500"):
-        alerts.send_alert("down", channels)
-    assert len(webhook_server.requests) == 2
-
-
-def test_unreachable_webhook_is_a_clear_error():
-    channels = alerts.AlertChannels(webhook_url="http://127.0.0.1:9/nothing-listens-here")
-    with pytest.raises(alerts.AlertDeliveryError, match="webhook: ConnectionError"):
-        alerts.send_alert("x", channels, timeout_s=2)
-
-
-def test_without_channels_the_alert_is_logged(no_alert_channels, caplog):
-    with caplog.at_level(logging.WARNING, logger="portfolio_pipeline.core.alerts"):
-        assert alerts.send_alert("nobody listens") == []
-    assert "nobody listens" in caplog.text and "PORTFOLIO_PIPELINE_ALERT_WEBHOOK_URL" in caplog.text
-
-
-def test_telegram_needs_token_and_chat():
-    with pytest.raises(ValueError, match="TELEGRAM_CHAT_ID"):
-        alerts.AlertChannels.from_env({"TELEGRAM_BOT_TOKEN": "1:t"})
+from portfolio_pipeline_tests.helpers import materialize_range, pipeline_resources, risk_rows
 
 
 # --------------------------------------------------------------------------- failed runs
@@ -121,76 +69,6 @@ def test_failed_run_is_posted_with_the_failing_rule(
 
 
 # --------------------------------------------------------------------------- risk limits
-def _risk_rows(
-    as_of: date, values: dict[tuple[str, str], float], generated_at: datetime | None = None
-):
-    frame = pl.DataFrame(
-        {
-            "as_of": [as_of] * len(values),
-            "portfolio": [p for p, _ in values],
-            "metric": [m for _, m in values],
-            "value": list(values.values()),
-        }
-    )
-    if generated_at is not None:
-        frame = frame.with_columns(pl.lit(generated_at).alias("generated_at"))
-    return frame
-
-
-def test_breaches_use_the_latest_rows_and_magnitudes():
-    history = pl.concat(
-        [
-            _risk_rows(date(2024, 1, 1), {("current", "var_hist_95"): 0.20}),
-            _risk_rows(
-                date(2024, 1, 2),
-                {
-                    ("current", "var_hist_95"): 0.05,
-                    ("current", "max_drawdown"): -0.62,  # negative-return convention
-                    ("current", "var_hist_99"): 0.30,  # no limit on it
-                    ("target", "var_hist_95"): 0.50,  # not monitored by default
-                    ("current", "cvar_95"): float("nan"),
-                },
-            ),
-        ]
-    )
-    breaches = alerts.risk_limit_breaches(history, alerts.RiskLimits())
-    assert [(b.portfolio, b.metric, b.value) for b in breaches] == [
-        ("current", "max_drawdown", -0.62)
-    ]
-    wider = alerts.RiskLimits.from_env(
-        {
-            "PORTFOLIO_PIPELINE_VAR95_LIMIT": "0.04",
-            "PORTFOLIO_PIPELINE_RISK_PORTFOLIOS": "*",
-        }
-    )
-    names = {(b.portfolio, b.metric) for b in alerts.risk_limit_breaches(history, wider)}
-    assert names == {
-        ("current", "var_hist_95"),
-        ("current", "max_drawdown"),
-        ("target", "var_hist_95"),
-    }
-    renamed = alerts.RiskLimits.from_env({"PORTFOLIO_PIPELINE_VAR95_METRIC": "var_hist_99"})
-    assert {b.metric for b in alerts.risk_limit_breaches(history, renamed)} == {
-        "var_hist_99",
-        "max_drawdown",
-    }
-    with pytest.raises(ValueError, match="PORTFOLIO_PIPELINE_DRAWDOWN_LIMIT"):
-        alerts.RiskLimits.from_env({"PORTFOLIO_PIPELINE_DRAWDOWN_LIMIT": "half"})
-
-
-def test_latest_run_wins_when_history_keeps_several_runs():
-    day = date(2024, 1, 2)
-    rows = pl.concat(
-        [
-            _risk_rows(day, {("current", "var_hist_95"): 0.2}, datetime(2024, 1, 2, 1, tzinfo=UTC)),
-            _risk_rows(
-                day, {("current", "var_hist_95"): 0.01}, datetime(2024, 1, 2, 2, tzinfo=UTC)
-            ),
-        ]
-    )
-    assert alerts.risk_limit_breaches(rows, alerts.RiskLimits()) == []
-
-
 def _write_risk(path, frame):
     with warehouse.connection(path) as con:
         warehouse.replace_table(con, "portfolio.risk_metrics", frame)
@@ -205,12 +83,12 @@ def test_risk_sensor_alerts_once_per_distinct_breach(tmp_warehouse, webhook_env,
         context = dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources)
         return risk_limit_sensor.evaluate_tick(context)
 
-    _write_risk(tmp_warehouse, _risk_rows(date(2024, 1, 1), {("current", "var_hist_95"): 0.03}))
+    _write_risk(tmp_warehouse, risk_rows(date(2024, 1, 1), {("current", "var_hist_95"): 0.03}))
     calm = tick(None)
     assert "within limits" in calm.skip_message and not webhook_env.requests
     _write_risk(
         tmp_warehouse,
-        _risk_rows(
+        risk_rows(
             date(2024, 1, 2), {("current", "var_hist_95"): 0.11, ("current", "max_drawdown"): 0.3}
         ),
     )
@@ -219,10 +97,10 @@ def test_risk_sensor_alerts_once_per_distinct_breach(tmp_warehouse, webhook_env,
     assert "var_hist_95 = 0.1100 > limit 0.0800" in webhook_env.texts[0]
     assert "2024-01-02" in webhook_env.texts[0]
     assert "already alerted" in tick(first.cursor).skip_message and len(webhook_env.texts) == 1
-    _write_risk(tmp_warehouse, _risk_rows(date(2024, 1, 3), {("current", "var_hist_95"): 0.12}))
+    _write_risk(tmp_warehouse, risk_rows(date(2024, 1, 3), {("current", "var_hist_95"): 0.12}))
     second = tick(first.cursor)
     assert len(webhook_env.texts) == 2 and "0.1200" in webhook_env.texts[1]
-    _write_risk(tmp_warehouse, _risk_rows(date(2024, 1, 4), {("current", "var_hist_95"): 0.02}))
+    _write_risk(tmp_warehouse, risk_rows(date(2024, 1, 4), {("current", "var_hist_95"): 0.02}))
     assert tick(second.cursor).cursor == "" and len(webhook_env.texts) == 2
 
 
@@ -235,7 +113,7 @@ def test_risk_sensor_reads_the_published_snapshot_while_a_run_writes(tmp_warehou
         con.execute("create schema portfolio")
     context = dg.build_sensor_context(instance=instance, resources=resources)
     assert "does not exist yet" in risk_limit_sensor.evaluate_tick(context).skip_message
-    _write_risk(tmp_warehouse, _risk_rows(date(2024, 1, 2), {("current", "var_hist_95"): 0.5}))
+    _write_risk(tmp_warehouse, risk_rows(date(2024, 1, 2), {("current", "var_hist_95"): 0.5}))
     instance.add_run(
         dg.DagsterRun(
             job_name="daily_refresh_job", run_id="running-run", status=dg.DagsterRunStatus.STARTED
@@ -244,7 +122,7 @@ def test_risk_sensor_reads_the_published_snapshot_while_a_run_writes(tmp_warehou
     # A run is writing newer, calmer rows that it has not published yet: the tick reads the
     # published breach (it no longer skips runs: reading cannot make the run fail).
     with warehouse.connection(tmp_warehouse) as con:
-        calm = _risk_rows(date(2024, 1, 3), {("current", "var_hist_95"): 0.01})
+        calm = risk_rows(date(2024, 1, 3), {("current", "var_hist_95"): 0.01})
         warehouse.replace_table(con, "portfolio.risk_metrics", calm)
         context = dg.build_sensor_context(instance=instance, resources=resources)
         risk_limit_sensor.evaluate_tick(context)
@@ -253,26 +131,6 @@ def test_risk_sensor_reads_the_published_snapshot_while_a_run_writes(tmp_warehou
 
 # --------------------------------------------------------------------------- freshness
 NOW = datetime(2024, 1, 7, 12, 0, tzinfo=UTC)
-
-
-@pytest.mark.parametrize(
-    ("newest", "live", "stale"),
-    [
-        (date(2024, 1, 5), True, False),  # complete 2024-01-06 00:00: 36.0 h old, at the limit
-        (date(2024, 1, 4), True, True),  # 60 h old
-        (date(2024, 1, 4), False, False),  # a snapshot is exempt
-        (None, True, True),  # a live source with nothing stored
-        (datetime(2024, 1, 6, 0, 30, tzinfo=UTC), True, False),  # an article 35.5 h old
-        (datetime(2024, 1, 5, 23, 30, tzinfo=UTC), True, True),  # an article 36.5 h old
-    ],
-)
-def test_freshness_rule(newest, live, stale):
-    verdict = alerts.assess_freshness("raw_ohlcv", newest, source="x", live=live, now=NOW)
-    assert verdict.stale is stale
-    if not live:
-        assert "exempt" in verdict.describe()
-    if isinstance(newest, datetime):
-        assert verdict.age == NOW - newest
 
 
 def _store_candles(path, sample_ohlcv, last_day: date):

@@ -9,7 +9,7 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from portfolio_pipeline.core import inbox, warehouse
+from portfolio_pipeline.core import warehouse
 from portfolio_pipeline.core.sources.sample import SampleNewsSource
 from portfolio_pipeline.ingestion.assets import RAW_NEWS_DDL, RAW_OHLCV_DDL
 from portfolio_pipeline.operations.jobs import inbox_ingest_job
@@ -226,14 +226,3 @@ def test_run_refuses_a_file_changed_after_acceptance(setup):
     )
     assert not result.success
     assert _ohlcv(setup["warehouse"]).equals(before)
-
-
-def test_pending_files_skips_unsettled_hidden_and_other_files(tmp_path):
-    (tmp_path / "a.csv").write_text("x\n")
-    (tmp_path / ".hidden.csv").write_text("x\n")
-    (tmp_path / "notes.txt").write_text("x\n")
-    (tmp_path / "b.parquet.part").write_text("x\n")
-    (tmp_path / "processed").mkdir()
-    now = (tmp_path / "a.csv").stat().st_mtime
-    assert inbox.pending_files(tmp_path, settle_seconds=5, now=now + 1) == []
-    assert inbox.pending_files(tmp_path, settle_seconds=5, now=now + 6) == [tmp_path / "a.csv"]

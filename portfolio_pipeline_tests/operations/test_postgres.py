@@ -14,7 +14,6 @@ import dagster as dg
 import polars as pl
 import pytest
 import yaml
-from dagster._core.instance.ref import InstanceRef
 
 from portfolio_pipeline.core import warehouse
 from portfolio_pipeline.definitions import build_resources
@@ -79,7 +78,7 @@ def test_postgres_instance_materialization_schedule_and_sensor_ticks(
 ):
     daemon = tool("dagster-daemon")
     assert daemon, "dagster-daemon is not installed in this environment"
-    instance = dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(project["dagster_home"])))
+    instance = dg.DagsterInstance.from_config(str(project["dagster_home"]))
     assert type(instance.run_storage).__name__ == "PostgresRunStorage"
     assert type(instance.event_log_storage).__name__ == "PostgresEventLogStorage"
     assert type(instance.schedule_storage).__name__ == "PostgresScheduleStorage"

@@ -6,10 +6,6 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 import polars as pl
 import pytest
-from dagster._core.storage.tags import (
-    ASSET_PARTITION_RANGE_END_TAG,
-    ASSET_PARTITION_RANGE_START_TAG,
-)
 from dagster._utils.schedules import schedule_execution_time_iterator
 
 from portfolio_pipeline.core import warehouse
@@ -18,6 +14,10 @@ from portfolio_pipeline.ingestion import partitions
 from portfolio_pipeline.ingestion.assets import raw_news, raw_ohlcv
 from portfolio_pipeline.operations import build_operations, jobs, schedules
 from portfolio_pipeline.resources import WarehouseResource
+from portfolio_pipeline.run_tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+)
 from portfolio_pipeline.settings import load_settings
 from portfolio_pipeline_tests.helpers import pipeline_resources
 
