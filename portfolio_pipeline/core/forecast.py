@@ -306,41 +306,8 @@ def ohlcv_derived_frame(
     config = config or ForecastConfig()
     _validate_ohlcv(ohlcv)
     ppy = config.periods_per_year
-    close = pl.col("close")
     log_ret = pl.col("log_ret_1d")
-    per_symbol = (
-        ohlcv.select(pl.col("symbol").cast(pl.String), "date", pl.col("close").cast(pl.Float64))
-        .sort("symbol", "date")
-        .with_columns((close / close.shift(1)).log().over("symbol").alias("log_ret_1d"))
-        .with_columns(
-            (close / close.shift(5)).log().over("symbol").alias("log_ret_5d"),
-            (close / close.shift(20)).log().over("symbol").alias("log_ret_20d"),
-            log_ret.rolling_std(config.scale_window, min_samples=10)
-            .over("symbol")
-            .alias("own_daily_vol"),
-            log_ret.rolling_std(20, min_samples=20).over("symbol").alias("_vol_20d_daily"),
-            # Forward window d+1..d+H BARS: valid only if the bar H ahead exists and no gap
-            # on the way is larger than the calendar's normal gaps (a weekend is fine on an
-            # exchange, a missing week is not).
-            gap_free_ahead(horizon, config.max_normal_gap_days).alias("_window_complete"),
-            pl.col("date").shift(-horizon).over("symbol").alias("_date_ahead"),
-            (close.shift(-horizon) / close).log().over("symbol").alias("_fwd_log_ret"),
-            (log_ret**2)
-            .rolling_sum(horizon, min_samples=horizon)
-            .shift(-horizon)
-            .over("symbol")
-            .alias("_fwd_sum_sq"),
-        )
-    )
-    complete = pl.col("_window_complete")
-    per_symbol = per_symbol.with_columns(
-        pl.when(complete).then(pl.col("_fwd_log_ret")).alias(TARGET_RETURN),
-        pl.when(complete)
-        .then((pl.col("_fwd_sum_sq") / horizon * ppy).sqrt())
-        .alias(TARGET_VOLATILITY),
-        # The day the label is known: the close H bars later.
-        pl.when(complete).then(pl.col("_date_ahead")).alias("_label_end"),
-    )
+    per_symbol = _per_symbol_labels(ohlcv, horizon, config)
     per_date = per_symbol.group_by("date").agg(
         log_ret.mean().alias("xs_mean_log_ret_1d"),
         pl.col("log_ret_5d").mean().alias("xs_mean_log_ret_5d"),
@@ -383,6 +350,46 @@ def ohlcv_derived_frame(
             "mkt_log_ret_20d",
             "mkt_vol_20d",
         )  # fmt: skip
+    )
+
+
+def _per_symbol_labels(ohlcv: pl.DataFrame, horizon: int, config: ForecastConfig) -> pl.DataFrame:
+    """Each symbol's returns, trailing volatilities and H-bar labels (null across a gap)."""
+    ppy = config.periods_per_year
+    close = pl.col("close")
+    log_ret = pl.col("log_ret_1d")
+    per_symbol = (
+        ohlcv.select(pl.col("symbol").cast(pl.String), "date", pl.col("close").cast(pl.Float64))
+        .sort("symbol", "date")
+        .with_columns((close / close.shift(1)).log().over("symbol").alias("log_ret_1d"))
+        .with_columns(
+            (close / close.shift(5)).log().over("symbol").alias("log_ret_5d"),
+            (close / close.shift(20)).log().over("symbol").alias("log_ret_20d"),
+            log_ret.rolling_std(config.scale_window, min_samples=10)
+            .over("symbol")
+            .alias("own_daily_vol"),
+            log_ret.rolling_std(20, min_samples=20).over("symbol").alias("_vol_20d_daily"),
+            # Forward window d+1..d+H BARS: valid only if the bar H ahead exists and no gap
+            # on the way is larger than the calendar's normal gaps (a weekend is fine on an
+            # exchange, a missing week is not).
+            gap_free_ahead(horizon, config.max_normal_gap_days).alias("_window_complete"),
+            pl.col("date").shift(-horizon).over("symbol").alias("_date_ahead"),
+            (close.shift(-horizon) / close).log().over("symbol").alias("_fwd_log_ret"),
+            (log_ret**2)
+            .rolling_sum(horizon, min_samples=horizon)
+            .shift(-horizon)
+            .over("symbol")
+            .alias("_fwd_sum_sq"),
+        )
+    )
+    complete = pl.col("_window_complete")
+    return per_symbol.with_columns(
+        pl.when(complete).then(pl.col("_fwd_log_ret")).alias(TARGET_RETURN),
+        pl.when(complete)
+        .then((pl.col("_fwd_sum_sq") / horizon * ppy).sqrt())
+        .alias(TARGET_VOLATILITY),
+        # The day the label is known: the close H bars later.
+        pl.when(complete).then(pl.col("_date_ahead")).alias("_label_end"),
     )
 
 

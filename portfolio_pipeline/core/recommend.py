@@ -379,6 +379,26 @@ def _attach_forecasts(
 
 def _apply_gate(assets: list[_Asset], cost_rate: float, gate: GateSettings) -> None:
     """Keep the weight moves whose expected advantage clears the round-trip cost with confidence."""
+    wanted = {a.symbol: a.delta for a in assets[:-1]}
+    wanted[assets[-1].symbol] = -sum(wanted.values())  # cash is last
+    executed, best_bound, partners = _match_moves(assets, wanted, cost_rate, gate)
+    for a in assets[:-1]:
+        note = _gate_note(a, executed[a.symbol], wanted[a.symbol], best_bound, partners, gate)
+        if note:
+            a.notes.append(note)
+        a.delta = executed[a.symbol]
+
+
+def _match_moves(
+    assets: list[_Asset], wanted: dict[str, float], cost_rate: float, gate: GateSettings
+) -> tuple[dict[str, float], dict[str, float], dict[str, list[str]]]:
+    """Pairs the most promising buys with the least promising sales while the calibrated
+    advantage of the pair clears both legs' costs at the gate's confidence; a sale left
+    without a buyer may go to cash when cash beats it with confidence.
+
+    Returns the executed weight change per symbol, the best bound each symbol met (after
+    costs) and the counterparts each traded against.
+    """
     calibration = gate.calibration
     assert calibration is not None
     z = z_value(gate.confidence)
@@ -389,9 +409,7 @@ def _apply_gate(assets: list[_Asset], cost_rate: float, gate: GateSettings) -> N
     def median(a: _Asset) -> float | None:
         return None if a.is_cash else a.mid
 
-    wanted = {a.symbol: a.delta for a in assets[:-1]}
-    cash_symbol = assets[-1].symbol  # cash is last
-    wanted[cash_symbol] = -sum(wanted.values())
+    cash_symbol = assets[-1].symbol
     by_symbol = {a.symbol: a for a in assets}
     candidates = [by_symbol[s] for s in wanted if by_symbol[s].tradable]
     buys = sorted(
@@ -426,7 +444,6 @@ def _apply_gate(assets: list[_Asset], cost_rate: float, gate: GateSettings) -> N
             executed[sell.symbol] -= amount
             partners[buy.symbol].append(sell.symbol)
             partners[sell.symbol].append(buy.symbol)
-    # A sale whose buyer was refused may still go to cash, if cash beats it with confidence.
     for sell in sells:
         left = remaining_sell[sell.symbol]
         if sell.is_cash or left <= _EPS:
@@ -437,34 +454,39 @@ def _apply_gate(assets: list[_Asset], cost_rate: float, gate: GateSettings) -> N
         if margin > 0:
             executed[sell.symbol] -= left
             partners[sell.symbol].append(cash_symbol)
-    for a in assets[:-1]:
-        gated, want = executed[a.symbol], wanted[a.symbol]
-        if abs(gated - want) > _EPS:
-            if a.expected is None:
-                a.notes.append(f"gate refused: {a.forecast_issue or 'no usable forecast'}")
-            else:
-                margin = best_bound.get(a.symbol)
-                detail = (
-                    f"best bound {margin:+.2%} after costs"
-                    if margin is not None
-                    else "no counterpart"
-                )
-                verdict = (
-                    f"gate refused the wanted {want:+.4f}"
-                    if abs(gated) <= _EPS
-                    else f"gate passed {gated:+.4f} of the wanted {want:+.4f}"
-                )
-                a.notes.append(
-                    f"{verdict} (expected advantage not above costs at "
-                    f"{gate.confidence:.0%} confidence; {detail})"
-                )
-        elif partners[a.symbol]:
-            side = "bought against" if gated > 0 else "sold for"
-            a.notes.append(
-                f"gate passed: {side} {', '.join(partners[a.symbol])}, expected advantage above "
-                f"costs at {gate.confidence:.0%} confidence"
-            )
-        a.delta = gated
+    return executed, best_bound, partners
+
+
+def _gate_note(
+    a: _Asset,
+    gated: float,
+    want: float,
+    best_bound: dict[str, float],
+    partners: dict[str, list[str]],
+    gate: GateSettings,
+) -> str | None:
+    """Why the gate changed (or passed) an asset's wanted move; None when it had no say."""
+    if abs(gated - want) > _EPS:
+        if a.expected is None:
+            return f"gate refused: {a.forecast_issue or 'no usable forecast'}"
+        margin = best_bound.get(a.symbol)
+        detail = f"best bound {margin:+.2%} after costs" if margin is not None else "no counterpart"
+        verdict = (
+            f"gate refused the wanted {want:+.4f}"
+            if abs(gated) <= _EPS
+            else f"gate passed {gated:+.4f} of the wanted {want:+.4f}"
+        )
+        return (
+            f"{verdict} (expected advantage not above costs at "
+            f"{gate.confidence:.0%} confidence; {detail})"
+        )
+    if partners[a.symbol]:
+        side = "bought against" if gated > 0 else "sold for"
+        return (
+            f"gate passed: {side} {', '.join(partners[a.symbol])}, expected advantage above "
+            f"costs at {gate.confidence:.0%} confidence"
+        )
+    return None
 
 
 def _drop_small_trades(

@@ -501,43 +501,8 @@ def evaluate_forecasts(
         mape_improvement_pct, directional_accuracy, rank_ic, rank_ic_ir, ts_rank_corr,
         coverage_q10_q90, pinball_loss, eval_start, eval_end, n. 'ALL' first per horizon.
     """
-    rows = backtest
-    if evaluation_start is not None:
-        rows = rows.filter(pl.col("as_of") >= evaluation_start)
-    if evaluation_end is not None:
-        rows = rows.filter(pl.col("as_of") <= evaluation_end)
-    rows = rows.filter(pl.col("realized").is_not_null())
-    if rows.height == 0:
-        raise ForecastInputError(
-            f"evaluate_forecasts: no labelled backtest rows in {evaluation_start}..{evaluation_end}"
-        )
-    closes = ohlcv.select(
-        pl.col("symbol").cast(pl.String), "date", pl.col("close").cast(pl.Float64)
-    ).sort("symbol", "date")
-    # The realized price is the close H BARS after as_of (the symbol's own calendar).
-    ahead = pl.concat(
-        [
-            closes.select(
-                "symbol",
-                pl.col("date").alias("as_of"),
-                pl.lit(h, dtype=rows.schema["horizon_days"]).alias("horizon_days"),
-                pl.col("close").alias("_close"),
-                pl.col("close").shift(-h).over("symbol").alias("_price_actual"),
-            )
-            for h in sorted(rows["horizon_days"].unique().to_list())
-        ]
-    )
-    rows = rows.join(ahead, on=["symbol", "as_of", "horizon_days"], how="left")
-    unpriced = rows.filter(pl.col("_close").is_null() | pl.col("_price_actual").is_null())
-    if unpriced.height:
-        raise ForecastInputError(
-            "evaluate_forecasts: backtest rows without a close at as_of or as_of + H: "
-            + ", ".join(
-                f"{r['symbol']} {r['as_of']}" for r in unpriced.head(5).iter_rows(named=True)
-            )
-        )
-    rows = rows.with_columns((pl.col("_close") * pl.col("q50").exp()).alias("_price_model"))
-
+    rows = _labelled_in_window(backtest, evaluation_start, evaluation_end)
+    rows = _with_prices(rows, ohlcv)
     per_symbol = rows.group_by("horizon_days", "symbol").agg(_metrics())
     overall = (
         rows.group_by("horizon_days").agg(_metrics()).with_columns(pl.lit("ALL").alias("symbol"))
@@ -572,6 +537,53 @@ def evaluate_forecasts(
         .sort("horizon_days", "_not_all", "symbol")
         .select(columns)
     )
+
+
+def _labelled_in_window(
+    backtest: pl.DataFrame, evaluation_start: date | None, evaluation_end: date | None
+) -> pl.DataFrame:
+    """The backtest rows issued in the window whose outcome is known; at least one."""
+    rows = backtest
+    if evaluation_start is not None:
+        rows = rows.filter(pl.col("as_of") >= evaluation_start)
+    if evaluation_end is not None:
+        rows = rows.filter(pl.col("as_of") <= evaluation_end)
+    rows = rows.filter(pl.col("realized").is_not_null())
+    if rows.height == 0:
+        raise ForecastInputError(
+            f"evaluate_forecasts: no labelled backtest rows in {evaluation_start}..{evaluation_end}"
+        )
+    return rows
+
+
+def _with_prices(rows: pl.DataFrame, ohlcv: pl.DataFrame) -> pl.DataFrame:
+    """Adds the close at as_of, the actual close H bars later and the model's price."""
+    closes = ohlcv.select(
+        pl.col("symbol").cast(pl.String), "date", pl.col("close").cast(pl.Float64)
+    ).sort("symbol", "date")
+    # The realized price is the close H BARS after as_of (the symbol's own calendar).
+    ahead = pl.concat(
+        [
+            closes.select(
+                "symbol",
+                pl.col("date").alias("as_of"),
+                pl.lit(h, dtype=rows.schema["horizon_days"]).alias("horizon_days"),
+                pl.col("close").alias("_close"),
+                pl.col("close").shift(-h).over("symbol").alias("_price_actual"),
+            )
+            for h in sorted(rows["horizon_days"].unique().to_list())
+        ]
+    )
+    rows = rows.join(ahead, on=["symbol", "as_of", "horizon_days"], how="left")
+    unpriced = rows.filter(pl.col("_close").is_null() | pl.col("_price_actual").is_null())
+    if unpriced.height:
+        raise ForecastInputError(
+            "evaluate_forecasts: backtest rows without a close at as_of or as_of + H: "
+            + ", ".join(
+                f"{r['symbol']} {r['as_of']}" for r in unpriced.head(5).iter_rows(named=True)
+            )
+        )
+    return rows.with_columns((pl.col("_close") * pl.col("q50").exp()).alias("_price_model"))
 
 
 def evaluate_volatility_forecasts(backtest: pl.DataFrame) -> pl.DataFrame:

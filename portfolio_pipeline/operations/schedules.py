@@ -23,7 +23,6 @@ import os
 from datetime import UTC, date, timedelta
 
 import dagster as dg
-from dagster._utils.schedules import is_valid_cron_string
 
 from portfolio_pipeline.ingestion.partitions import month_keys
 from portfolio_pipeline.run_tags import (
@@ -48,8 +47,10 @@ def env_flag(name: str, default: bool) -> bool:
 
 def cron_from_env(name: str, default: str) -> str:
     cron = os.environ.get(name, "").strip() or default
-    if not is_valid_cron_string(cron):
-        raise ValueError(f"{name}={cron!r} is not a valid cron string (e.g. {default!r})")
+    try:  # Dagster's own validation through its public API (the checker itself is private)
+        dg.ScheduleDefinition(name="cron_probe", cron_schedule=cron, job_name="cron_probe")
+    except dg.DagsterInvalidDefinitionError:
+        raise ValueError(f"{name}={cron!r} is not a valid cron string (e.g. {default!r})") from None
     return cron
 
 
