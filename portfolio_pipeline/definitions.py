@@ -40,7 +40,7 @@ def build_resources(settings: Settings) -> dict[str, object]:
             sample_path=str(settings.sample_ohlcv_path),
             files_dir=str(settings.files_dir),
         ),
-        "sentiment_model": SentimentModelResource(),
+        "sentiment_model": SentimentModelResource(model=settings.sentiment_model or ""),
         "news_source": NewsSourceResource(
             kind=settings.news_source,
             symbols=list(settings.symbols),

@@ -122,6 +122,8 @@ class Settings:
     stress_scenarios: str | None = None
     # PORTFOLIO_PIPELINE_HOLDINGS; None = data/holdings.csv.
     holdings_file: Path | None = None
+    # PORTFOLIO_PIPELINE_SENTIMENT_MODEL: hub name, local path or "lexicon"; None = FinBERT.
+    sentiment_model: str | None = None
     extra: dict = field(default_factory=dict)
 
     @property
@@ -194,4 +196,5 @@ def load_settings() -> Settings:
         market_timezone=_env("PORTFOLIO_PIPELINE_MARKET_TIMEZONE", "UTC"),
         stress_scenarios=_env("PORTFOLIO_PIPELINE_STRESS_SCENARIOS", "") or None,
         holdings_file=Path(value) if (value := _env("PORTFOLIO_PIPELINE_HOLDINGS", "")) else None,
+        sentiment_model=_env("PORTFOLIO_PIPELINE_SENTIMENT_MODEL", "").strip() or None,
     )

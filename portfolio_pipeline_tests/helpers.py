@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, datetime
 from pathlib import Path
 
@@ -12,16 +13,18 @@ from portfolio_pipeline.run_tags import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
 )
-from portfolio_pipeline.settings import load_settings
+from portfolio_pipeline.settings import Settings, load_settings
 
 
-def pipeline_resources(warehouse_path: Path, monkeypatch, **env: str) -> dict:
-    """The project's resources built from the environment, pointed at ``warehouse_path``
-    (and optional env overrides, undone by ``monkeypatch`` after the test)."""
-    monkeypatch.setenv("PORTFOLIO_PIPELINE_WAREHOUSE", str(warehouse_path))
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    return build_resources(load_settings())
+def settings_for_tests(warehouse_path: Path, **overrides) -> Settings:
+    """The default settings pointed at ``warehouse_path``, with ``overrides`` of
+    :class:`Settings` fields: tests pass settings, they do not steer through the environment."""
+    return replace(load_settings(), warehouse_path=Path(warehouse_path), **overrides)
+
+
+def pipeline_resources(warehouse_path: Path, **overrides) -> dict:
+    """The project's resources built from :func:`settings_for_tests`."""
+    return build_resources(settings_for_tests(warehouse_path, **overrides))
 
 
 def materialize_range(assets, start: str, end: str, resources: dict, **kwargs):

@@ -16,9 +16,8 @@ from portfolio_pipeline_tests.helpers import materialize_range, pipeline_resourc
 def test_features_and_sentiment_materialize_with_checks(tmp_warehouse, monkeypatch):
     resources = pipeline_resources(
         tmp_warehouse,
-        monkeypatch,
-        PORTFOLIO_PIPELINE_SENTIMENT_MODEL="lexicon",
-        PORTFOLIO_PIPELINE_SYMBOLS="BTCUSDT,ETHUSDT,SOLUSDT",
+        sentiment_model="lexicon",
+        symbols=("BTCUSDT", "ETHUSDT", "SOLUSDT"),
     )
     assert materialize_range([raw_ohlcv, raw_news], "2021-06", "2022-01", resources).success
     downstream = [market_features, news_sentiment, daily_sentiment, news_digest]
@@ -54,7 +53,7 @@ def test_features_and_sentiment_materialize_with_checks(tmp_warehouse, monkeypat
 def _features_run(tmp_warehouse, ohlcv: pl.DataFrame, monkeypatch, instance=None):
     from portfolio_pipeline.core import warehouse
 
-    resources = pipeline_resources(tmp_warehouse, monkeypatch)
+    resources = pipeline_resources(tmp_warehouse)
     with connection(tmp_warehouse) as con:
         warehouse.replace_table(con, "market.raw_ohlcv", ohlcv)
     defs = dg.Definitions(

@@ -6,14 +6,14 @@ import polars as pl
 from portfolio_pipeline.core import warehouse
 from portfolio_pipeline.core.features import compute_market_features
 from portfolio_pipeline.definitions import build_definitions
-from portfolio_pipeline.settings import load_settings
+from portfolio_pipeline_tests.helpers import settings_for_tests
 
 SYMBOLS = ["BTCUSDT", "ETHUSDT", "SOLUSDT", "MATICUSDT"]
 FAST = {"horizons": [1, 8], "first_test_start": "2024-01-01", "retrain_every_days": 240,
         "iterations": 30, "depth": 4}  # fmt: skip
 
 
-def test_forecasting_assets_write_tables_and_registry(tmp_path, monkeypatch, sample_ohlcv):
+def test_forecasting_assets_write_tables_and_registry(tmp_path, sample_ohlcv):
     path = tmp_path / "warehouse.duckdb"
     ohlcv = sample_ohlcv.filter(
         pl.col("symbol").is_in(SYMBOLS) & (pl.col("date") >= date(2021, 1, 1))
@@ -21,9 +21,7 @@ def test_forecasting_assets_write_tables_and_registry(tmp_path, monkeypatch, sam
     with warehouse.connection(path) as con:
         warehouse.replace_table(con, "market.raw_ohlcv", ohlcv)
         warehouse.replace_table(con, "features.market_features", compute_market_features(ohlcv))
-    monkeypatch.setenv("PORTFOLIO_PIPELINE_WAREHOUSE", str(path))
-    monkeypatch.setenv("PORTFOLIO_PIPELINE_HOME", str(tmp_path))  # models under tmp_path/data
-    defs = build_definitions(load_settings())
+    defs = build_definitions(settings_for_tests(path, home=tmp_path))  # models under tmp_path
     keys = ["forecast_backtest", "forecast_folds", "forecast_evaluation", "return_forecasts"]
     result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
         asset_selection=[dg.AssetKey(k) for k in keys],

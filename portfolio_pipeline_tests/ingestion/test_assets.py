@@ -24,7 +24,7 @@ def _stored(path):
 def test_backfill_is_single_run_and_idempotent(
     tmp_warehouse, monkeypatch, sample_ohlcv, sample_news
 ):
-    resources = pipeline_resources(tmp_warehouse, monkeypatch)
+    resources = pipeline_resources(tmp_warehouse)
     first = materialize_range([raw_ohlcv, raw_news], "2022-01", "2022-01", resources)
     assert first.success
     expected = sample_ohlcv.filter(pl.col("date").is_between(*JAN_2022))
@@ -43,17 +43,16 @@ def test_backfill_is_single_run_and_idempotent(
 
 
 def test_day_without_news_is_not_an_error(tmp_warehouse, monkeypatch):
-    resources = pipeline_resources(tmp_warehouse, monkeypatch)
+    resources = pipeline_resources(tmp_warehouse)
     assert materialize_range([raw_news], "2019-05", "2019-05", resources).success
 
 
 def _files_resources(tmp_path, tmp_warehouse, monkeypatch):
     return pipeline_resources(
         tmp_warehouse,
-        monkeypatch,
-        PORTFOLIO_PIPELINE_OHLCV_SOURCE="files",
-        PORTFOLIO_PIPELINE_FILES_DIR=str(tmp_path / "files"),
-        PORTFOLIO_PIPELINE_SYMBOLS="BTCUSDT,ETHUSDT",
+        ohlcv_source="files",
+        files_dir=tmp_path / "files",
+        symbols=("BTCUSDT", "ETHUSDT"),
     )
 
 

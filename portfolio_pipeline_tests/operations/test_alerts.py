@@ -37,10 +37,9 @@ def test_failed_run_is_posted_with_the_failing_rule(
     ).write_csv(folder / "prices.csv")
     resources = pipeline_resources(
         tmp_warehouse,
-        monkeypatch,
-        PORTFOLIO_PIPELINE_OHLCV_SOURCE="files",
-        PORTFOLIO_PIPELINE_FILES_DIR=str(tmp_path / "files"),
-        PORTFOLIO_PIPELINE_SYMBOLS="BTCUSDT,ETHUSDT",
+        ohlcv_source="files",
+        files_dir=tmp_path / "files",
+        symbols=("BTCUSDT", "ETHUSDT"),
     )
     instance = dg.DagsterInstance.ephemeral()
     # As the CLI and the UI launch it: the project's asset job with an asset selection.
@@ -145,7 +144,7 @@ def _store_candles(path, sample_ohlcv, last_day: date):
 
 
 def test_freshness_check_runs_with_raw_ohlcv_and_exempts_the_sample(tmp_warehouse, monkeypatch):
-    resources = pipeline_resources(tmp_warehouse, monkeypatch)
+    resources = pipeline_resources(tmp_warehouse)
     result = materialize_range(
         [raw_ohlcv, checks.raw_ohlcv_is_fresh], "2024-01", "2024-01", resources
     )

@@ -25,9 +25,7 @@ IN_FILE = (date(2024, 1, 3), date(2024, 1, 5))
 @pytest.fixture()
 def setup(tmp_path, tmp_warehouse, monkeypatch, sample_ohlcv):
     """A warehouse holding 10 days of BTC/ETH and 40 articles; an empty inbox."""
-    resources = pipeline_resources(
-        tmp_warehouse, monkeypatch, PORTFOLIO_PIPELINE_SYMBOLS=",".join(SYMBOLS)
-    )
+    resources = pipeline_resources(tmp_warehouse, symbols=tuple(SYMBOLS))
     stored = sample_ohlcv.filter(
         pl.col("symbol").is_in(SYMBOLS) & pl.col("date").is_between(*STORED)
     )

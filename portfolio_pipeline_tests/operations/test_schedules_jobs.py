@@ -134,7 +134,7 @@ def test_one_run_mixes_the_monthly_partitions_and_unpartitioned_downstream(
     tmp_warehouse, monkeypatch
 ):
     """What the nightly run does: the raw partition(s), then unpartitioned assets reading it."""
-    resources = pipeline_resources(tmp_warehouse, monkeypatch)
+    resources = pipeline_resources(tmp_warehouse)
 
     @dg.asset(group_name="features", deps=[raw_ohlcv])
     def symbols_seen(warehouse_resource: WarehouseResource) -> None:

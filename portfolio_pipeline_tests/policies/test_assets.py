@@ -9,7 +9,7 @@ from portfolio_pipeline.core import warehouse
 from portfolio_pipeline.core.features import compute_market_features
 from portfolio_pipeline.definitions import build_definitions
 from portfolio_pipeline.policies.assets import POLICY_OUTPUTS
-from portfolio_pipeline.settings import load_settings
+from portfolio_pipeline_tests.helpers import settings_for_tests
 
 SMALL = {
     "train_start": "2022-01-01", "tune_start": "2023-01-01", "train_end": "2024-01-01",
@@ -20,7 +20,7 @@ SMALL = {
 
 
 @pytest.mark.slow
-def test_drl_policy_registers_seeds_and_writes_weights(tmp_path, monkeypatch, sample_ohlcv):
+def test_drl_policy_registers_seeds_and_writes_weights(tmp_path, sample_ohlcv):
     ohlcv = sample_ohlcv.filter(
         pl.col("symbol").is_in(["BTCUSDT", "ETHUSDT", "PAXGUSDT"])
         & (pl.col("date") >= date(2021, 1, 1))
@@ -29,9 +29,7 @@ def test_drl_policy_registers_seeds_and_writes_weights(tmp_path, monkeypatch, sa
     with warehouse.connection(path) as con:
         warehouse.replace_table(con, "market.raw_ohlcv", ohlcv)
         warehouse.replace_table(con, "features.market_features", compute_market_features(ohlcv))
-    monkeypatch.setenv("PORTFOLIO_PIPELINE_WAREHOUSE", str(path))
-    monkeypatch.setenv("PORTFOLIO_PIPELINE_HOME", str(tmp_path))
-    defs = build_definitions(load_settings())
+    defs = build_definitions(settings_for_tests(path, home=tmp_path))
     result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
         asset_selection=[dg.AssetKey(name) for name in POLICY_OUTPUTS],  # one multi-asset
         instance=dg.DagsterInstance.ephemeral(),

@@ -7,7 +7,7 @@ import pytest
 from portfolio_pipeline.core import warehouse
 from portfolio_pipeline.core.metrics import performance_summary
 from portfolio_pipeline.definitions import build_definitions
-from portfolio_pipeline.settings import load_settings
+from portfolio_pipeline_tests.helpers import settings_for_tests
 
 PORTFOLIO_ASSETS = [
     "holdings", "backtest_metrics", "backtest_equity", "backtest_sensitivity",
@@ -39,16 +39,13 @@ def portfolio_run(tmp_path_factory, sample_ohlcv):
         warehouse.replace_table(
             con, "market.raw_ohlcv", sample_ohlcv.filter(pl.col("date") <= date(2024, 3, 31))
         )
-    mp = pytest.MonkeyPatch()
-    mp.setenv("PORTFOLIO_PIPELINE_WAREHOUSE", str(path))
-    defs = build_definitions(load_settings())
+    defs = build_definitions(settings_for_tests(path))
     result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
         asset_selection=[dg.AssetKey(k) for k in PORTFOLIO_ASSETS],
         instance=dg.DagsterInstance.ephemeral(),
         run_config=RUN_CONFIG,
     )
     yield path, result
-    mp.undo()
 
 
 def test_portfolio_graph_materializes_with_passing_checks(portfolio_run):
@@ -105,10 +102,9 @@ def test_backtest_metrics_recompute_from_equity(portfolio_run):
             )
 
 
-def test_recommendation_history_is_kept(portfolio_run, monkeypatch):
+def test_recommendation_history_is_kept(portfolio_run):
     path, _ = portfolio_run
-    monkeypatch.setenv("PORTFOLIO_PIPELINE_WAREHOUSE", str(path))
-    defs = build_definitions(load_settings())
+    defs = build_definitions(settings_for_tests(path))
     again = defs.resolve_implicit_global_asset_job_def().execute_in_process(
         asset_selection=[dg.AssetKey("recommendations")], instance=dg.DagsterInstance.ephemeral()
     )

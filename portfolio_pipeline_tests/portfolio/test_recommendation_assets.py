@@ -12,8 +12,7 @@ from portfolio_pipeline.core import recommendation_backtest as rb
 from portfolio_pipeline.core import warehouse
 from portfolio_pipeline.core.strategies import build_strategies
 from portfolio_pipeline.definitions import build_definitions
-from portfolio_pipeline.settings import load_settings
-from portfolio_pipeline_tests.helpers import walk_forward_like_forecasts
+from portfolio_pipeline_tests.helpers import settings_for_tests, walk_forward_like_forecasts
 
 SYMBOLS = ["BTCUSDT", "ETHUSDT", "BNBUSDT", "XRPUSDT", "PAXGUSDT", "ADAUSDT", "SOLUSDT", "LINKUSDT"]
 DECISION = date(2023, 9, 13)  # a Wednesday: the target was decided on Monday
@@ -31,17 +30,12 @@ def market(sample_ohlcv):
 
 
 def _execute(path, selection, run_config=None):
-    mp = pytest.MonkeyPatch()
-    mp.setenv("PORTFOLIO_PIPELINE_WAREHOUSE", str(path))
-    try:
-        defs = build_definitions(load_settings())
-        return defs.resolve_implicit_global_asset_job_def().execute_in_process(
-            asset_selection=[dg.AssetKey(k) for k in selection],
-            instance=dg.DagsterInstance.ephemeral(),
-            run_config=run_config or {},
-        )
-    finally:
-        mp.undo()
+    defs = build_definitions(settings_for_tests(path))
+    return defs.resolve_implicit_global_asset_job_def().execute_in_process(
+        asset_selection=[dg.AssetKey(k) for k in selection],
+        instance=dg.DagsterInstance.ephemeral(),
+        run_config=run_config or {},
+    )
 
 
 def test_the_simulation_trades_exactly_what_the_recommendations_asset_recommends(tmp_path, market):
