@@ -69,7 +69,7 @@ def _ohlcv(con) -> pl.DataFrame:
     )
 
 
-def _strategies(con, forecasts: pl.DataFrame | None, policy_weights: pl.DataFrame | None):
+def _strategies(forecasts: pl.DataFrame | None, policy_weights: pl.DataFrame | None):
     from portfolio_pipeline.core.strategies import build_strategies
 
     external = {}
@@ -111,7 +111,7 @@ def holdings(warehouse_resource: WarehouseResource, settings: dg.ResourceParam[S
     )
 
 
-BACKTEST_DEPS = ["raw_ohlcv", "forecast_backtest", "drl_policy"]
+BACKTEST_DEPS = ["raw_ohlcv", "forecast_backtest", "policy_weights"]
 BACKTEST_OUTPUTS = {  # asset -> (table, description)
     "backtest_metrics": (
         tables.BACKTEST_METRICS,
@@ -165,7 +165,7 @@ def backtests(
         forecasts = _optional_table(
             con, tables.FORECAST_BACKTEST, "where horizon_days = ?", (config.forecast_horizon_days,)
         )
-        strategies = _strategies(con, forecasts, _policy_weights(con))
+        strategies = _strategies(forecasts, _policy_weights(con))
     market = market_context(ohlcv, settings)
     windows = _windows(ohlcv, settings, config)
     # One panel for both windows (strategies only read rows <= their decision day); it
@@ -245,7 +245,7 @@ def _describe_backtests(result: bt.WindowedBacktests, windows: EvaluationWindows
 
 
 @dg.asset(
-    deps=["raw_ohlcv", "return_forecasts", "drl_policy"],
+    deps=["raw_ohlcv", "return_forecasts", "policy_weights"],
     kinds={"duckdb", "polars"},
     metadata={"table": tables.TARGET_WEIGHTS},
 )
@@ -273,7 +273,7 @@ def target_weights(
             (as_of, PortfolioConfig().forecast_horizon_days),
         )
         policy_weights = _policy_weights(con)
-        strategies = _strategies(con, forecasts, policy_weights)
+        strategies = _strategies(forecasts, policy_weights)
         # re-decided on the first trading day of each period (weekly), exactly as the
         # recommendation backtest replays it; later days of the period keep that target
         dates = ohlcv.get_column("date").unique().sort().to_numpy().astype("datetime64[D]")

@@ -69,7 +69,7 @@ SIMULATION_OUTPUTS = {  # asset -> (table, description)
                 "forecast_backtest",
                 "strategy_validation",
                 "holdings",
-                "drl_policy",
+                "policy_weights",
             ],
             kinds={"duckdb"},
             description=f"{text} Table {table}.",
@@ -95,7 +95,7 @@ def recommendation_backtest(
         policy_weights = _policy_weights(con)
         strategy_name, chosen_by = _selected_strategy(con, config)
         held = warehouse.read_table(con, tables.HOLDINGS)
-    strategies = {s.name: s for s in _strategies(con, history, policy_weights)}
+    strategies = {s.name: s for s in _strategies(history, policy_weights)}
     if strategy_name not in strategies:
         raise dg.Failure(f"recommendation backtest: unknown strategy {strategy_name!r}")
     start_weights, start_value = _replay_start(config, held, ohlcv, settings.cash_symbol)
