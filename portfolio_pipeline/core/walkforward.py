@@ -13,18 +13,23 @@ default), so the cost of a walk-forward grows linearly with the history, not wit
 
 Every (horizon, fold) fit is an independent task: :func:`walk_forward_horizons` submits
 the folds of all horizons as one batch (:mod:`portfolio_pipeline.core.parallel`), and the
-volatility walk-forward can fit its final model in the same batch.
+volatility walk-forward can fit its final model in the same batch. With ``fold_cache_dir``
+a fold whose inputs (every design-frame row up to its test end, the code version and the
+configuration) are unchanged is read back instead of refitted
+(:mod:`portfolio_pipeline.core.fold_cache`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
+from pathlib import Path
 
 import numpy as np
 import polars as pl
 
+from portfolio_pipeline.core.fold_cache import FoldCache
 from portfolio_pipeline.core.forecast import (
     QUANTILES,
     RETURN_KIND,
@@ -104,6 +109,7 @@ class FoldPlan:
     kind: str
     rows: pl.DataFrame
     schedule: list[tuple[date, date]]
+    include_unlabelled: bool = False
 
     @property
     def tasks(self) -> list[tuple[int, str, date]]:
@@ -127,7 +133,16 @@ def plan_folds(
     if include_unlabelled:
         labelled = inputs.frame.filter(pl.col("_scale").is_not_null())
     schedule = fold_schedule(labelled["date"], first_test_start, retrain_every_days, last_test_date)
-    return FoldPlan(inputs, kind, labelled, schedule)
+    return FoldPlan(inputs, kind, labelled, schedule, include_unlabelled)
+
+
+def _check_embargo(plan: FoldPlan, fold: int, test_start: date, model: ForecastModel) -> None:
+    label_end = date.fromisoformat(model.extra["train_label_end"])
+    if model.train_end >= test_start or label_end > test_start:
+        raise EmbargoViolation(
+            f"fold {fold} H={plan.inputs.horizon_days}: train_end {model.train_end} (label "
+            f"ends {label_end}) reaches test_start {test_start}"
+        )
 
 
 def folds_of(
@@ -135,12 +150,7 @@ def folds_of(
 ) -> Iterator[tuple[int, date, date, ForecastModel, pl.DataFrame]]:
     """Yield (fold, test_start, test_end, model, test rows), checking every fold's embargo."""
     for fold, ((test_start, test_end), model) in enumerate(zip(plan.schedule, models, strict=True)):
-        label_end = date.fromisoformat(model.extra["train_label_end"])
-        if model.train_end >= test_start or label_end > test_start:
-            raise EmbargoViolation(
-                f"fold {fold} H={plan.inputs.horizon_days}: train_end {model.train_end} (label "
-                f"ends {label_end}) reaches test_start {test_start}"
-            )
+        _check_embargo(plan, fold, test_start, model)
         test_rows = plan.rows.filter(pl.col("date").is_between(test_start, test_end))
         if test_rows.height:
             yield fold, test_start, test_end, model, test_rows
@@ -203,6 +213,7 @@ def walk_forward(
     last_test_date: date | None = None,
     include_unlabelled: bool = False,
     backend: str | None = None,
+    fold_cache_dir: str | Path | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Out-of-sample quantile forecasts by purged walk-forward, one horizon.
 
@@ -228,6 +239,10 @@ def walk_forward(
     backend : {"sequential", "ray"}, optional
         Where the folds are fitted (:func:`portfolio_pipeline.core.parallel.resolve_backend`);
         the results do not depend on it.
+    fold_cache_dir : str or pathlib.Path, optional
+        Reuse the stored outputs of every fold whose inputs are unchanged instead of
+        refitting it (:mod:`portfolio_pipeline.core.fold_cache`); the results do not depend
+        on it. None (default): fit every fold.
 
     Returns
     -------
@@ -250,6 +265,7 @@ def walk_forward(
         last_test_date=last_test_date,
         include_unlabelled=include_unlabelled,
         backend=backend,
+        fold_cache_dir=fold_cache_dir,
     )
 
 
@@ -265,6 +281,7 @@ def walk_forward_horizons(
     last_test_date: date | None = None,
     include_unlabelled: bool = False,
     backend: str | None = None,
+    fold_cache_dir: str | Path | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """:func:`walk_forward` for several horizons; every (horizon, fold) fit is one task of a
     single batch (Ray tasks with the ``ray`` backend), and the frames are those of the
@@ -281,50 +298,122 @@ def walk_forward_horizons(
         )
         for h in horizons
     ]
-    models = _fit_plans(plans, backend)
-    backtests, folds = [], []
-    for plan, plan_models in zip(plans, models, strict=True):
-        horizon = plan.inputs.horizon_days
-        for fold, test_start, test_end, model, rows in folds_of(plan, plan_models):
-            quantiles, reordered = predict_quantiles(model, rows)
-            backtests.append(
-                pl.DataFrame(
-                    {
-                        "as_of": rows["date"],
-                        "symbol": rows["symbol"],
-                        "horizon_days": pl.Series([horizon] * rows.height, dtype=pl.Int32),
-                        "fold": pl.Series([fold] * rows.height, dtype=pl.Int32),
-                        "q10": quantiles[:, 0],
-                        "q50": quantiles[:, 1],
-                        "q90": quantiles[:, 2],
-                        "realized": rows[TARGET_RETURN],
-                        "quantiles_reordered": reordered,
-                    }
-                )
-            )
-            folds.append(
-                _fold_row(
-                    fold, horizon, model, test_start, test_end, rows.height, int(reordered.sum())
-                )
-            )
+    backtests, folds, _ = _run_plans(
+        plans, backend, _return_fold, RETURN_BACKTEST_COLUMNS, _cache(fold_cache_dir)
+    )
     return _collect(backtests, folds)
 
 
-def _fit_plans(
-    plans: list[FoldPlan], backend: str | None, extra: Sequence[tuple[int, str, None]] = ()
-) -> list[list[ForecastModel]]:
-    """Fit the folds of every plan (and ``extra`` tasks, returned last) as one batch."""
+RETURN_BACKTEST_COLUMNS = [
+    "as_of", "symbol", "horizon_days", "fold", "q10", "q50", "q90", "realized",
+    "quantiles_reordered",
+]  # fmt: skip
+VOLATILITY_BACKTEST_COLUMNS = [
+    "as_of", "symbol", "horizon_days", "fold", "vol_forecast", "trailing_vol", "realized_vol",
+]  # fmt: skip
+
+# (plan, fold, test_start, test_end, model, test rows) -> (backtest rows, fold row)
+FoldOutputs = Callable[
+    [FoldPlan, int, date, date, ForecastModel, pl.DataFrame], tuple[pl.DataFrame, dict]
+]
+
+
+def _return_fold(plan, fold, test_start, test_end, model, rows) -> tuple[pl.DataFrame, dict]:
+    horizon = plan.inputs.horizon_days
+    quantiles, reordered = predict_quantiles(model, rows)
+    backtest = pl.DataFrame(
+        {
+            "as_of": rows["date"],
+            "symbol": rows["symbol"],
+            "horizon_days": pl.Series([horizon] * rows.height, dtype=pl.Int32),
+            "fold": pl.Series([fold] * rows.height, dtype=pl.Int32),
+            "q10": quantiles[:, 0],
+            "q50": quantiles[:, 1],
+            "q90": quantiles[:, 2],
+            "realized": rows[TARGET_RETURN],
+            "quantiles_reordered": reordered,
+        }
+    )
+    row = _fold_row(fold, horizon, model, test_start, test_end, rows.height, int(reordered.sum()))
+    return backtest, row
+
+
+def _volatility_fold(plan, fold, test_start, test_end, model, rows) -> tuple[pl.DataFrame, dict]:
+    horizon = plan.inputs.horizon_days
+    annualise = np.sqrt(plan.inputs.config.periods_per_year)
+    backtest = pl.DataFrame(
+        {
+            "as_of": rows["date"],
+            "symbol": rows["symbol"],
+            "horizon_days": pl.Series([horizon] * rows.height, dtype=pl.Int32),
+            "fold": pl.Series([fold] * rows.height, dtype=pl.Int32),
+            "vol_forecast": predict_volatility_values(model, rows),
+            "trailing_vol": rows["_scale"].to_numpy() * annualise,
+            "realized_vol": rows[TARGET_VOLATILITY],
+        }
+    )
+    return backtest, _fold_row(fold, horizon, model, test_start, test_end, rows.height, 0)
+
+
+def _cache(directory: str | Path | None) -> FoldCache | None:
+    return None if directory is None else FoldCache(directory)
+
+
+def _run_plans(
+    plans: list[FoldPlan],
+    backend: str | None,
+    outputs: FoldOutputs,
+    columns: list[str],
+    cache: FoldCache | None,
+    extra: Sequence[tuple[int, str, None]] = (),
+) -> tuple[list[pl.DataFrame], list[dict], list[ForecastModel]]:
+    """Backtest pieces and fold rows of every plan's folds, in order, and the ``extra`` models.
+
+    With ``cache``, a fold whose key (:class:`~portfolio_pipeline.core.fold_cache.FoldCache`)
+    has an entry is read back instead of fitted; the other folds (and ``extra``) are fitted
+    as one batch (:func:`fit_models`) and stored.
+    """
     if len({p.inputs.horizon_days for p in plans}) != len(plans):
         raise ValueError("walk-forward: each horizon may appear once")
-    tasks = [task for plan in plans for task in plan.tasks]
-    models = fit_models({p.inputs.horizon_days: p.inputs for p in plans}, [*tasks, *extra], backend)
-    out, start = [], 0
-    for plan in plans:
-        out.append(models[start : start + len(plan.schedule)])
-        start += len(plan.schedule)
-    if extra:
-        out.append(models[start:])
-    return out
+    results: dict[tuple[int, int], tuple[pl.DataFrame, dict | None]] = {}
+    keys: dict[tuple[int, int], str] = {}
+    pending: list[tuple[int, int]] = []
+    for p, plan in enumerate(plans):
+        for fold, (test_start, test_end) in enumerate(plan.schedule):
+            if cache is not None:
+                keys[p, fold] = cache.key(
+                    plan.inputs, plan.kind, fold, test_start, test_end, plan.include_unlabelled
+                )
+                hit = cache.load(keys[p, fold], columns)
+                if hit is not None:
+                    results[p, fold] = hit
+                    continue
+            pending.append((p, fold))
+    tasks = [plans[p].tasks[fold] for p, fold in pending]
+    models = (
+        fit_models({p.inputs.horizon_days: p.inputs for p in plans}, [*tasks, *extra], backend)
+        if tasks or extra
+        else []
+    )
+    for (p, fold), model in zip(pending, models, strict=False):
+        plan = plans[p]
+        test_start, test_end = plan.schedule[fold]
+        _check_embargo(plan, fold, test_start, model)
+        rows = plan.rows.filter(pl.col("date").is_between(test_start, test_end))
+        if rows.height:
+            results[p, fold] = outputs(plan, fold, test_start, test_end, model, rows)
+        else:  # a fold without test rows (e.g. a gap in the data) gives nothing
+            results[p, fold] = (pl.DataFrame(schema={c: pl.Float64 for c in columns}), None)
+        if cache is not None:
+            cache.store(keys[p, fold], *results[p, fold])
+    backtests, folds = [], []
+    for p, plan in enumerate(plans):
+        for fold in range(len(plan.schedule)):
+            piece, row = results[p, fold]
+            if row is not None:
+                backtests.append(piece)
+                folds.append(row)
+    return backtests, folds, models[len(tasks) :]
 
 
 def _collect(backtests: list[pl.DataFrame], folds: list[dict]) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -345,6 +434,7 @@ def walk_forward_volatility(
     retrain_every_days: int = DEFAULT_RETRAIN_EVERY_DAYS,
     last_test_date: date | None = None,
     backend: str | None = None,
+    fold_cache_dir: str | Path | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Walk-forward of the volatility model (same folds and purge as :func:`walk_forward`).
 
@@ -358,7 +448,8 @@ def walk_forward_volatility(
     """
     backtest, folds, _ = _volatility(
         build_model_inputs(features, ohlcv, horizon, sentiment=sentiment, config=config),
-        first_test_start, retrain_every_days, last_test_date, backend, final_model=False,
+        first_test_start, retrain_every_days, last_test_date, backend, _cache(fold_cache_dir),
+        final_model=False,
     )  # fmt: skip
     return backtest, folds
 
@@ -374,13 +465,15 @@ def walk_forward_volatility_and_model(
     retrain_every_days: int = DEFAULT_RETRAIN_EVERY_DAYS,
     last_test_date: date | None = None,
     backend: str | None = None,
+    fold_cache_dir: str | Path | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame, ForecastModel]:
     """:func:`walk_forward_volatility` plus the model fitted on every labelled row (what
     :func:`~portfolio_pipeline.core.forecast.fit_volatility_model` gives), its fit one more
     task of the folds' batch, on the same inputs."""
     backtest, folds, final = _volatility(
         build_model_inputs(features, ohlcv, horizon, sentiment=sentiment, config=config),
-        first_test_start, retrain_every_days, last_test_date, backend, final_model=True,
+        first_test_start, retrain_every_days, last_test_date, backend, _cache(fold_cache_dir),
+        final_model=True,
     )  # fmt: skip
     assert final is not None
     return backtest, folds, final
@@ -392,32 +485,18 @@ def _volatility(
     retrain_every_days: int,
     last_test_date: date | None,
     backend: str | None,
+    cache: FoldCache | None,
     *,
     final_model: bool,
 ) -> tuple[pl.DataFrame, pl.DataFrame, ForecastModel | None]:
     horizon = inputs.horizon_days
-    annualise = np.sqrt(inputs.config.periods_per_year)
     plan = plan_folds(inputs, VOLATILITY_KIND, first_test_start, retrain_every_days, last_test_date)
     extra = [(horizon, VOLATILITY_KIND, None)] if final_model else []
-    fitted = _fit_plans([plan], backend, extra)
-    backtests, folds = [], []
-    for fold, test_start, test_end, model, rows in folds_of(plan, fitted[0]):
-        backtests.append(
-            pl.DataFrame(
-                {
-                    "as_of": rows["date"],
-                    "symbol": rows["symbol"],
-                    "horizon_days": pl.Series([horizon] * rows.height, dtype=pl.Int32),
-                    "fold": pl.Series([fold] * rows.height, dtype=pl.Int32),
-                    "vol_forecast": predict_volatility_values(model, rows),
-                    "trailing_vol": rows["_scale"].to_numpy() * annualise,
-                    "realized_vol": rows[TARGET_VOLATILITY],
-                }
-            )
-        )
-        folds.append(_fold_row(fold, horizon, model, test_start, test_end, rows.height, 0))
+    backtests, folds, final = _run_plans(
+        [plan], backend, _volatility_fold, VOLATILITY_BACKTEST_COLUMNS, cache, extra
+    )
     backtest, fold_frame = _collect(backtests, folds)
-    return backtest, fold_frame, (fitted[1][0] if final_model else None)
+    return backtest, fold_frame, (final[0] if final_model else None)
 
 
 # --------------------------------------------------------------------------------------

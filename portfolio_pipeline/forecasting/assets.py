@@ -41,6 +41,9 @@ class ForecastSettings(dg.Config):
     # of a fit bounded as symbols and years grow (README, "Forecasting at 100+ symbols").
     max_fit_rows: int = 150_000
     use_sentiment: bool = True
+    # Reuse the stored outputs of walk-forward folds whose inputs are unchanged (under
+    # <models dir>/fold_cache, core.fold_cache); False refits every fold.
+    fold_cache: bool = True
 
 
 def _config(settings: ForecastSettings, ohlcv: pl.DataFrame, project: Settings):
@@ -60,6 +63,11 @@ def _config(settings: ForecastSettings, ohlcv: pl.DataFrame, project: Settings):
         train_window_days=settings.train_window_days,
         max_fit_rows=settings.max_fit_rows,
     )
+
+
+def _fold_cache_dir(settings: ForecastSettings, project: Settings):
+    """Where the walk-forward keeps its fold cache, None when it is turned off."""
+    return project.models_dir / "fold_cache" if settings.fold_cache else None
 
 
 def _first_test_start(settings: ForecastSettings, ohlcv: pl.DataFrame, project: Settings) -> date:
@@ -154,6 +162,7 @@ def forecast_walk_forward(
         # Point-in-time: forecasts at every date, realized null where not known yet, so
         # the DRL and forecast_mv see in training what they see live.
         include_unlabelled=True,
+        fold_cache_dir=_fold_cache_dir(config, settings),
     )
     for horizon, n_folds in fold_frame.group_by("horizon_days").len().sort("horizon_days").rows():
         context.log.info(f"H={horizon}: {n_folds} folds")
@@ -301,6 +310,7 @@ def volatility_forecasts(
         config=model_config,
         first_test_start=_first_test_start(config, ohlcv, settings),
         retrain_every_days=config.retrain_every_days,
+        fold_cache_dir=_fold_cache_dir(config, settings),
     )
     evaluation = evaluate_volatility_forecasts(backtest)
     frame = forecast.predict_volatility(model, features, ohlcv, as_of, sentiment=sentiment)
