@@ -50,3 +50,7 @@ def test_forecasting_assets_write_tables_and_registry(tmp_path, sample_ohlcv):
     assert registry.height == 2
     for artifact in registry["artifact_path"]:
         assert (tmp_path / "data" / "models").as_posix() in artifact
+    # the walk-forward kept one fold-cache entry per (horizon, fold) under the models dir,
+    # so the next run reads back the folds whose inputs are unchanged
+    cache = tmp_path / "data" / "models" / "fold_cache"
+    assert len(list(cache.glob("*.parquet"))) == len(list(cache.glob("*.json"))) == folds.height
