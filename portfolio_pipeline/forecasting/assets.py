@@ -141,7 +141,8 @@ def forecast_walk_forward(
     warehouse_resource: WarehouseResource,
     settings: dg.ResourceParam[Settings],
 ):
-    """Walk-forward evaluation of the CatBoost quantile model for every horizon."""
+    """Walk-forward evaluation of the CatBoost quantile model for every horizon; folds whose
+    inputs are unchanged are read back from the fold cache (``ForecastSettings.fold_cache``)."""
     from portfolio_pipeline.core.forecast import plot_interval
     from portfolio_pipeline.core.walkforward import evaluate_forecasts, walk_forward_horizons
 
