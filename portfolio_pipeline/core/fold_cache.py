@@ -152,8 +152,11 @@ class FoldCache:
         return rows, fold_row
 
     def store(self, key: str, rows: pl.DataFrame, fold_row: dict[str, Any] | None) -> None:
-        """Write one entry atomically (temporary file + rename, Parquet before JSON)."""
-        self.directory.mkdir(parents=True, exist_ok=True)
+        """Write one entry atomically (temporary file + rename, Parquet before JSON).
+
+        A directory that cannot be written (read-only, full) is logged and skipped: the
+        cache only saves time, it never fails the walk-forward.
+        """
         parquet, meta = self._paths(key)
         info = {
             "n_rows": rows.height,
@@ -161,8 +164,12 @@ class FoldCache:
             if fold_row is None
             else {k: v.isoformat() if isinstance(v, date) else v for k, v in fold_row.items()},
         }
-        self._atomic(parquet, lambda handle: rows.write_parquet(handle))
-        self._atomic(meta, lambda handle: handle.write(json.dumps(info).encode()))
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            self._atomic(parquet, lambda handle: rows.write_parquet(handle))
+            self._atomic(meta, lambda handle: handle.write(json.dumps(info).encode()))
+        except OSError as error:
+            logger.warning("fold cache: could not write %s (%s)", parquet, error)
 
     def _atomic(self, path: Path, write) -> None:
         descriptor, temporary = tempfile.mkstemp(dir=self.directory, prefix=f".{path.name}.")

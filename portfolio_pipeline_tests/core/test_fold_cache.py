@@ -152,3 +152,9 @@ def test_volatility_folds_are_cached_and_the_final_model_always_fitted(
         assert_frame_equal(result[0], plain[0])
         assert_frame_equal(result[1], plain[1])
         assert result[2].model_version == plain[2].model_version
+
+
+def test_an_unwritable_cache_directory_only_costs_the_refits(ohlcv_base, uncached_base, tmp_path):
+    blocker = tmp_path / "not_a_directory"
+    blocker.write_text("a file where the cache directory should be")
+    _assert_same(_run(ohlcv_base, blocker / "fold_cache"), uncached_base)
