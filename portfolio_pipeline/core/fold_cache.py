@@ -13,25 +13,31 @@ The key hashes all of them, so:
 - a data correction in old history changes every fold that can see the corrected rows;
 - new days change the last fold (its ``test_end`` moves and its rows' labels fill in), and
   any fold whose rows' labels reach into the new days;
-- nothing after a fold's ``test_end`` enters its key, and nothing after it is read by the
-  fold either, so reusing an entry never brings in look-ahead.
+- rows dated after a fold's ``test_end`` never enter its key (later bars reach it only
+  through its own rows' labels, the outcomes it reports), and the fold's model never saw
+  anything after ``test_start`` (the purge), so reusing an entry brings in no look-ahead.
 
-The per-row hash is polars' ``hash_rows`` with two fixed seeds, stable only within one polars
-version, so the polars version is part of the key too. An entry is one Parquet file (the
-backtest rows) and one JSON file (the fold row), each written to a temporary file and
-renamed into place; an entry that is missing, unreadable or inconsistent is a miss (the
-fold is refitted and the entry rewritten), never an error.
+The key also covers the source of the fitting code and the versions of CatBoost, numpy and
+polars (:func:`code_fingerprint`): an edit of the forecast code refits everything even
+without a ``CODE_VERSION`` bump. The per-row hash is polars' ``hash_rows`` with two fixed
+seeds, stable within one polars version (hence the version in the key). An entry is one
+Parquet file (the backtest rows) and one JSON file (the fold row), each written to a
+temporary file and renamed into place; an entry that is missing, unreadable or
+inconsistent is a miss (the fold is refitted and the entry rewritten), never an error.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import importlib
 import json
 import logging
 import os
 import tempfile
 from dataclasses import asdict
 from datetime import date
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +52,33 @@ _DATE_FIELDS = ("train_start", "train_end", "train_label_end", "test_start", "te
 # Fixed seeds: the same rows hash the same in every process and run (same polars version);
 # two 64-bit hashes per row make a collision between two versions of a row negligible.
 _SEEDS = (0x5EED, 0xF01D)
+
+
+# The modules whose code turns a fold's rows into its outputs (fit, predict, assemble).
+_CODE_MODULES = (
+    "portfolio_pipeline.core.forecast",
+    "portfolio_pipeline.core.walkforward",
+    "portfolio_pipeline.core.fold_cache",
+)
+_LIBRARIES = ("catboost", "numpy", "polars")
+
+
+@functools.cache
+def code_fingerprint() -> str:
+    """sha256 of the source of the fitting code and the versions of the libraries it uses.
+
+    ``CODE_VERSION`` is bumped by hand; hashing the source as well means an edit that
+    changes the forecasts without a bump never serves stale folds.
+    """
+    digest = hashlib.sha256(CODE_VERSION.encode())
+    for name in _CODE_MODULES:
+        digest.update(Path(importlib.import_module(name).__file__).read_bytes())
+    for library in _LIBRARIES:
+        try:
+            digest.update(f"{library}=={metadata.version(library)}".encode())
+        except metadata.PackageNotFoundError:
+            digest.update(f"{library} missing".encode())
+    return digest.hexdigest()
 
 
 class FoldCache:
@@ -94,8 +127,7 @@ class FoldCache:
         n_rows = int(dates.search_sorted(test_end, side="right"))
         digest = hashlib.sha256(self._hashes(frame)[:n_rows].tobytes()).hexdigest()
         payload: dict[str, Any] = {
-            "code_version": CODE_VERSION,
-            "polars": pl.__version__,
+            "code": code_fingerprint(),
             "kind": kind,
             "horizon_days": inputs.horizon_days,
             "config": {

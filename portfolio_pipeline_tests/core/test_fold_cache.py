@@ -158,3 +158,15 @@ def test_an_unwritable_cache_directory_only_costs_the_refits(ohlcv_base, uncache
     blocker = tmp_path / "not_a_directory"
     blocker.write_text("a file where the cache directory should be")
     _assert_same(_run(ohlcv_base, blocker / "fold_cache"), uncached_base)
+
+
+def test_other_fitting_code_refits_every_fold(ohlcv_base, fitted, tmp_path, monkeypatch):
+    from portfolio_pipeline.core import fold_cache
+
+    _run(ohlcv_base, tmp_path)
+    fitted.clear()
+    _run(ohlcv_base, tmp_path)
+    assert fitted == []
+    monkeypatch.setattr(fold_cache, "code_fingerprint", lambda: "an edited forecast.py")
+    _run(ohlcv_base, tmp_path)
+    assert fitted == [6]
