@@ -806,7 +806,10 @@ def _usable_daily_means(
         .filter(pl.col("date") <= end)
         .group_by("symbol", "date")
         .agg(
-            pl.col("score").mean().alias("sentiment"),
+            # Summed in value order: the same articles give the same bits whatever order the
+            # warehouse returned them in (downstream fold-cache keys hash these values).
+            # (a running sum over the sorted scores: polars may drop a sort before mean())
+            (pl.col("score").sort().cum_sum().last() / pl.len()).alias("sentiment"),
             pl.len().cast(pl.Int32).alias("news_count"),
         )
         .collect()

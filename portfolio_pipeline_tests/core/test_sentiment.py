@@ -396,3 +396,20 @@ def test_equity_news_counts_from_the_first_session_that_can_act_on_it():
     counts = dict(zip(daily["date"].to_list(), daily["news_count"].to_list(), strict=True))
     assert counts[date(2022, 2, 22)] == 3 and counts[date(2022, 2, 19)] == 0
     assert sum(counts.values()) == 5
+
+
+def test_daily_sentiment_is_bit_identical_whatever_the_input_order(lexicon_sentiment):
+    """The warehouse returns rows in no set order; the fold cache hashes these values, so the
+    same articles must give the same bits (a plain mean sums in input order)."""
+    start, end = date(2021, 10, 1), date(2022, 7, 31)
+    runs = [
+        daily_sentiment(
+            lexicon_sentiment.sample(fraction=1.0, shuffle=True, seed=seed),
+            SAMPLE_SYMBOLS,
+            start,
+            end,
+        )
+        for seed in range(4)
+    ]
+    for run in runs[1:]:
+        assert run.equals(runs[0])
