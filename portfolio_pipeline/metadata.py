@@ -72,3 +72,19 @@ def columns_schema(
 def names(values: Sequence[str], limit: int = 10) -> str:
     shown = ", ".join(values[:limit])
     return shown + (f" (+{len(values) - limit} more)" if len(values) > limit else "")
+
+
+def table_specs(
+    outputs: dict[str, tuple[str, str]], *, deps: Sequence[str], kinds: set[str]
+) -> list[dg.AssetSpec]:
+    """One spec per table a multi-asset writes, from ``{asset: (table, description)}``."""
+    return [
+        dg.AssetSpec(
+            name,
+            deps=list(deps),
+            kinds=kinds,
+            description=f"{text} Table {table}.",
+            metadata={"table": table},
+        )
+        for name, (table, text) in outputs.items()
+    ]

@@ -10,7 +10,7 @@ from portfolio_pipeline import tables
 from portfolio_pipeline.core import warehouse
 from portfolio_pipeline.core.market import market_context
 from portfolio_pipeline.core.windows import windows_from_settings
-from portfolio_pipeline.metadata import png_markdown, preview_markdown, table_metadata
+from portfolio_pipeline.metadata import png_markdown, preview_markdown, table_metadata, table_specs
 from portfolio_pipeline.resources import WarehouseResource
 from portfolio_pipeline.settings import Settings
 
@@ -232,16 +232,7 @@ def _materialize_results(result, profile, windows, market):
 
 
 @dg.multi_asset(
-    specs=[
-        dg.AssetSpec(
-            name,
-            deps=POLICY_DEPS,
-            kinds={"ray", "pytorch", "duckdb"},
-            description=f"{text} Table {table}.",
-            metadata={"table": table},
-        )
-        for name, (table, text) in POLICY_OUTPUTS.items()
-    ]
+    specs=table_specs(POLICY_OUTPUTS, deps=POLICY_DEPS, kinds={"ray", "pytorch", "duckdb"})
 )
 def drl_policy(
     context: dg.AssetExecutionContext,

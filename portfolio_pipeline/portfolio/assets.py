@@ -18,7 +18,7 @@ from portfolio_pipeline.core.windows import (
     EvaluationWindows,
     windows_from_settings,
 )
-from portfolio_pipeline.metadata import png_markdown, preview_markdown, table_metadata
+from portfolio_pipeline.metadata import png_markdown, preview_markdown, table_metadata, table_specs
 from portfolio_pipeline.resources import WarehouseResource
 from portfolio_pipeline.settings import Settings
 
@@ -135,18 +135,7 @@ BACKTEST_OUTPUTS = {  # asset -> (table, description)
 }
 
 
-@dg.multi_asset(
-    specs=[
-        dg.AssetSpec(
-            name,
-            deps=BACKTEST_DEPS,
-            kinds={"duckdb"},
-            description=f"{text} Table {table}.",
-            metadata={"table": table},
-        )
-        for name, (table, text) in BACKTEST_OUTPUTS.items()
-    ]
-)
+@dg.multi_asset(specs=table_specs(BACKTEST_OUTPUTS, deps=BACKTEST_DEPS, kinds={"duckdb"}))
 def backtests(
     context: dg.AssetExecutionContext,
     config: PortfolioConfig,

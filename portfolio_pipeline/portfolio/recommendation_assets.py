@@ -10,7 +10,7 @@ from portfolio_pipeline.core import warehouse
 from portfolio_pipeline.core.holdings import latest_prices, value_holdings
 from portfolio_pipeline.core.market import market_context
 from portfolio_pipeline.core.windows import windows_from_settings, with_window_columns
-from portfolio_pipeline.metadata import png_markdown, preview_markdown, table_metadata
+from portfolio_pipeline.metadata import png_markdown, preview_markdown, table_metadata, table_specs
 from portfolio_pipeline.portfolio.assets import (
     RecommendationConfig,
     _ohlcv,
@@ -61,22 +61,17 @@ SIMULATION_OUTPUTS = {  # asset -> (table, description)
 
 
 @dg.multi_asset(
-    specs=[
-        dg.AssetSpec(
-            name,
-            deps=[
-                "raw_ohlcv",
-                "forecast_backtest",
-                "strategy_validation",
-                "holdings",
-                "policy_weights",
-            ],
-            kinds={"duckdb"},
-            description=f"{text} Table {table}.",
-            metadata={"table": table},
-        )
-        for name, (table, text) in SIMULATION_OUTPUTS.items()
-    ]
+    specs=table_specs(
+        SIMULATION_OUTPUTS,
+        deps=[
+            "raw_ohlcv",
+            "forecast_backtest",
+            "strategy_validation",
+            "holdings",
+            "policy_weights",
+        ],
+        kinds={"duckdb"},
+    )
 )
 def recommendation_backtest(
     context: dg.AssetExecutionContext,
