@@ -21,6 +21,9 @@ time on a shared machine), ``peak_rss_mb`` (of the materializing process; Ray wo
 separate processes and not counted) and, given two or more N, ``growth_exponent`` per step:
 the slope of log(seconds) against log(rows) (1 = linear in rows).
 
+``--runs 2`` materializes twice in the same home: the second run is a rerun on unchanged
+data (warehouse and fold cache in place), `run` in every figure.
+
 ``--fits-only`` skips the graph and times one H=8 return-model fit on every labelled row of
 each panel, with the forecast settings from before issue 15, the current model without its
 row cap and the current defaults (``--fit-configs``): ``forecast_fit_cpu_seconds`` (with
@@ -95,21 +98,18 @@ def _prepare_home(home: Path, panel: pl.DataFrame) -> dict[str, str]:
     }
 
 
-def materialize_once(panel: pl.DataFrame, selection: str) -> dict:
-    """Materialize ``selection`` on ``panel`` in a fresh home; step times, runs, CPU, peak RSS."""
+def materialize(panel: pl.DataFrame, selection: str, env: dict[str, str], home: str) -> dict:
     start, end = panel["date"].min(), panel["date"].max()
     command = [
         sys.executable, "-c", "from portfolio_pipeline.cli import main; raise SystemExit(main())",
         "materialize", "--select", selection, "--partition", f"{start}...{end}",
     ]  # fmt: skip
-    with tempfile.TemporaryDirectory(prefix="scale_bench_") as tmp:
-        env = _prepare_home(Path(tmp), panel)
-        started = time.perf_counter()
-        child = subprocess.Popen(
-            command, env=env, cwd=tmp, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        )
-        stdout, stderr = child.communicate()
-        wall = time.perf_counter() - started
+    started = time.perf_counter()
+    child = subprocess.Popen(
+        command, env=env, cwd=home, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    stdout, stderr = child.communicate()
+    wall = time.perf_counter() - started
     if child.returncode:
         raise RuntimeError(
             f"materialize failed (exit {child.returncode}) for {panel['symbol'].n_unique()} "
@@ -123,6 +123,31 @@ def materialize_once(panel: pl.DataFrame, selection: str) -> dict:
         elif match := RUN_LINE.match(line):
             runs.append(float(match.group(1)))
     return {"steps": steps, "runs": runs, "wall": wall}
+
+
+def _report_run(panel, args, env: dict[str, str], home: str, run: int, per_step: dict) -> None:
+    """Materialize once in ``home`` and emit its figures (``run`` 2+ find the warehouse and
+    the walk-forward fold cache of run 1, as a second ``make run`` does)."""
+    n_symbols = panel["symbol"].n_unique()
+    cpu_before, _ = _child_usage()
+    result = materialize(panel, args.select, env, home)
+    cpu_after, peak_mb = _child_usage()
+    rows = panel.height
+    extra = {"n_symbols": n_symbols, "rows": rows, "years": args.years, "run": run}
+    for step, seconds in sorted(result["steps"].items()):
+        emit(NAME, "asset_seconds", seconds, "s", asset=step, **extra)
+        if run == 1:
+            per_step.setdefault(step, []).append((rows, seconds))
+    raw, rest = (result["runs"] + [math.nan, math.nan])[:2]
+    if len(result["runs"]) == 1:  # a selection without partitioned assets
+        raw, rest = math.nan, result["runs"][0]
+    if not math.isnan(raw):
+        emit(NAME, "raw_seconds", raw, "s", **extra)
+    emit(NAME, "graph_seconds_excluding_raw", rest, "s", **extra, goal_s=360)
+    emit(NAME, "graph_cpu_seconds", round(cpu_after - cpu_before, 1), "s", **extra)
+    # RUSAGE_CHILDREN's maxrss is the largest child so far: exact for the first size,
+    # an upper bound for later ones (sizes run in increasing order, so it is theirs).
+    emit(NAME, "peak_rss_mb", round(peak_mb, 1), "MiB", **extra, goal_mib=3072)
 
 
 def _child_usage() -> tuple[float, float]:
@@ -179,6 +204,10 @@ def main(argv: list[str] | None = None) -> int:
         help="with --fits-only: which settings to time",
     )  # fmt: skip
     parser.add_argument(
+        "--runs", type=int, default=1,
+        help="materialize this many times in the same home (run 2+ reuse the fold cache)",
+    )  # fmt: skip
+    parser.add_argument(
         "--fits-only",
         action="store_true",
         help="only time one forecast fit per N (before/after issue 15), not the graph",
@@ -193,24 +222,10 @@ def main(argv: list[str] | None = None) -> int:
     per_step: dict[str, list[tuple[int, float]]] = {}
     for n_symbols in sizes:
         panel = scaled_panel(sample, n_symbols, args.years)
-        cpu_before, _ = _child_usage()
-        result = materialize_once(panel, args.select)
-        cpu_after, peak_mb = _child_usage()
-        rows = panel.height
-        extra = {"n_symbols": n_symbols, "rows": rows, "years": args.years}
-        for step, seconds in sorted(result["steps"].items()):
-            emit(NAME, "asset_seconds", seconds, "s", asset=step, **extra)
-            per_step.setdefault(step, []).append((rows, seconds))
-        raw, rest = (result["runs"] + [math.nan, math.nan])[:2]
-        if len(result["runs"]) == 1:  # a selection without partitioned assets
-            raw, rest = math.nan, result["runs"][0]
-        if not math.isnan(raw):
-            emit(NAME, "raw_seconds", raw, "s", **extra)
-        emit(NAME, "graph_seconds_excluding_raw", rest, "s", **extra, goal_s=360)
-        emit(NAME, "graph_cpu_seconds", round(cpu_after - cpu_before, 1), "s", **extra)
-        # RUSAGE_CHILDREN's maxrss is the largest child so far: exact for the first size,
-        # an upper bound for later ones (sizes run in increasing order, so it is theirs).
-        emit(NAME, "peak_rss_mb", round(peak_mb, 1), "MiB", **extra, goal_mib=3072)
+        with tempfile.TemporaryDirectory(prefix="scale_bench_") as tmp:
+            env = _prepare_home(Path(tmp), panel)
+            for run in range(1, max(1, args.runs) + 1):
+                _report_run(panel, args, env, tmp, run, per_step)
     if len(sizes) >= 2:
         for step, points in sorted(per_step.items()):
             if len(points) >= 2 and all(s > 0 for _, s in points):
