@@ -104,6 +104,20 @@ class ForecastCalibration:
         variance = d0 * d0 * cov[0, 0] + 2.0 * d0 * d1 * cov[0, 1] + d1 * d1 * cov[1, 1]
         return mean, math.sqrt(max(variance, 0.0))
 
+    def pair_advantages(self, buy: np.ndarray, sell: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`expected_advantage` of every (buy i, sell j) pair at once: (B, S) arrays.
+
+        ``buy``/``sell`` are forecast medians with NaN for cash. Same arithmetic, in the same
+        order, as the scalar method, so every element equals its scalar result to the bit.
+        """
+        buy_risky, sell_risky = ~np.isnan(buy), ~np.isnan(sell)
+        d0 = buy_risky[:, None].astype(np.float64) - sell_risky[None, :].astype(np.float64)
+        d1 = np.where(buy_risky, buy, 0.0)[:, None] - np.where(sell_risky, sell, 0.0)[None, :]
+        cov = self.covariance
+        mean = d0 * self.intercept + d1 * self.usable_slope
+        variance = d0 * d0 * cov[0, 0] + 2.0 * d0 * d1 * cov[0, 1] + d1 * d1 * cov[1, 1]
+        return mean, np.sqrt(np.maximum(variance, 0.0))
+
     def describe(self) -> str:
         return (
             f"E[r] = {self.intercept:+.4f} + {self.slope:.3f} x median "

@@ -38,6 +38,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
+import numpy as np
 import polars as pl
 
 from portfolio_pipeline.core.gate import ForecastCalibration, z_value
@@ -396,19 +397,18 @@ def _match_moves(
     advantage of the pair clears both legs' costs at the gate's confidence; a sale left
     without a buyer may go to cash when cash beats it with confidence.
 
+    Each buy walks the sales in order (least promising first) until its wanted weight is
+    filled, skipping sales already used up; every pair it walks past counts for the best
+    bound of both legs. The margins of all pairs are computed at once (a 100-asset day has
+    ~2,500 pairs and a replay thousands of days); the walk itself only visits the pairs that
+    trade.
+
     Returns the executed weight change per symbol, the best bound each symbol met (after
     costs) and the counterparts each traded against.
     """
     calibration = gate.calibration
     assert calibration is not None
     z = z_value(gate.confidence)
-
-    def leg_cost(a: _Asset) -> float:
-        return 0.0 if a.is_cash else cost_rate
-
-    def median(a: _Asset) -> float | None:
-        return None if a.is_cash else a.mid
-
     cash_symbol = assets[-1].symbol
     by_symbol = {a.symbol: a for a in assets}
     candidates = [by_symbol[s] for s in wanted if by_symbol[s].tradable]
@@ -420,41 +420,66 @@ def _match_moves(
         (a for a in candidates if wanted[a.symbol] < -_EPS and a.expected is not None),
         key=lambda a: a.expected or 0.0,
     )
-    remaining_sell = {a.symbol: -wanted[a.symbol] for a in sells}
     executed = dict.fromkeys(by_symbol, 0.0)
     best_bound: dict[str, float] = {}
     partners: dict[str, list[str]] = {s: [] for s in by_symbol}
-    for buy in buys:
-        need = wanted[buy.symbol]
-        for sell in sells:
-            if need <= _EPS:
-                break
-            if remaining_sell[sell.symbol] <= _EPS:
-                continue
-            mean, se = calibration.expected_advantage(median(buy), median(sell))
-            margin = mean - z * se - (leg_cost(buy) + leg_cost(sell))
-            for a in (buy, sell):
-                best_bound[a.symbol] = max(best_bound.get(a.symbol, -math.inf), margin)
-            if margin <= 0:
-                continue
-            amount = min(need, remaining_sell[sell.symbol])
-            need -= amount
-            remaining_sell[sell.symbol] -= amount
-            executed[buy.symbol] += amount
-            executed[sell.symbol] -= amount
-            partners[buy.symbol].append(sell.symbol)
-            partners[sell.symbol].append(buy.symbol)
-    for sell in sells:
-        left = remaining_sell[sell.symbol]
+    remaining_sell = np.array([-wanted[a.symbol] for a in sells], dtype=np.float64)
+    sell_best = np.full(len(sells), -math.inf)
+    if buys and sells:
+        mean, se = calibration.pair_advantages(_medians(buys), _medians(sells))
+        costs = _leg_costs(buys, cost_rate)[:, None] + _leg_costs(sells, cost_rate)[None, :]
+        margins = mean - z * se - costs
+        for i, buy in enumerate(buys):
+            need = wanted[buy.symbol]
+            open_sells = np.flatnonzero(remaining_sell > _EPS)
+            walked = open_sells.size
+            for position in np.flatnonzero(margins[i, open_sells] > 0):
+                sell_index = int(open_sells[position])
+                sell = sells[sell_index]
+                amount = min(need, float(remaining_sell[sell_index]))
+                need -= amount
+                remaining_sell[sell_index] -= amount
+                executed[buy.symbol] += amount
+                executed[sell.symbol] -= amount
+                partners[buy.symbol].append(sell.symbol)
+                partners[sell.symbol].append(buy.symbol)
+                if need <= _EPS:
+                    walked = int(position) + 1
+                    break
+            if walked:
+                passed = open_sells[:walked]
+                best_bound[buy.symbol] = float(np.max(margins[i, passed]))
+                sell_best[passed] = np.maximum(sell_best[passed], margins[i, passed])
+    for sell_index, sell in enumerate(sells):
+        if sell_best[sell_index] > -math.inf:
+            best_bound[sell.symbol] = float(sell_best[sell_index])
+    for sell_index, sell in enumerate(sells):
+        left = float(remaining_sell[sell_index])
         if sell.is_cash or left <= _EPS:
             continue
-        mean, se = calibration.expected_advantage(None, median(sell))
-        margin = mean - z * se - leg_cost(sell)
+        mean, se = calibration.expected_advantage(None, _median(sell))
+        margin = mean - z * se - cost_rate
         best_bound[sell.symbol] = max(best_bound.get(sell.symbol, -math.inf), margin)
         if margin > 0:
             executed[sell.symbol] -= left
             partners[sell.symbol].append(cash_symbol)
     return executed, best_bound, partners
+
+
+def _median(a: _Asset) -> float | None:
+    """The asset's forecast median, None for cash (a certain return of 0)."""
+    return None if a.is_cash else a.mid
+
+
+def _medians(assets: list[_Asset]) -> np.ndarray:
+    return np.array(
+        [math.nan if (m := _median(a)) is None else m for a in assets], dtype=np.float64
+    )
+
+
+def _leg_costs(assets: list[_Asset], cost_rate: float) -> np.ndarray:
+    """The cost of one leg: nothing for cash."""
+    return np.array([0.0 if a.is_cash else cost_rate for a in assets], dtype=np.float64)
 
 
 def _gate_note(
