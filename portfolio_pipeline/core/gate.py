@@ -41,6 +41,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import date
+from functools import cached_property
 from statistics import NormalDist
 
 import numpy as np
@@ -158,8 +159,14 @@ def driscoll_kraay(
     beta = xtx_inv @ (x.T @ y)
     residual = y - x @ beta
     n_dates = int(date_index.max()) + 1
-    scores = np.zeros((n_dates, x.shape[1]))
-    np.add.at(scores, date_index, x * residual[:, None])
+    contributions = x * residual[:, None]
+    # Per-date sums of the scores; bincount adds in row order, as np.add.at does, ~10x faster.
+    scores = np.column_stack(
+        [
+            np.bincount(date_index, weights=contributions[:, j], minlength=n_dates)
+            for j in range(x.shape[1])
+        ]
+    )
     meat = scores.T @ scores
     for lag in range(1, min(max_lag, n_dates - 1) + 1):
         weight = 1.0 - lag / (max_lag + 1.0)
@@ -179,9 +186,20 @@ class ForecastHistory:
 
     horizon: int
     issue: np.ndarray  # (n,) datetime64[D], sorted
-    label_end: np.ndarray  # (n,) datetime64[D]
+    label_end: np.ndarray  # (n,) datetime64[D], sorted too: the same for every row of a date
     median: np.ndarray  # (n,) simple return
     realized: np.ndarray  # (n,) simple return
+
+    def __post_init__(self) -> None:
+        if np.any(np.diff(self.issue) < np.timedelta64(0, "D")) or np.any(
+            np.diff(self.label_end) < np.timedelta64(0, "D")
+        ):
+            raise GateInputError("forecast history must be sorted by issue date and label end")
+
+    @cached_property
+    def _issue_dates(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The distinct issue dates, the first row of each and each row's date number."""
+        return np.unique(self.issue, return_index=True, return_inverse=True)
 
     @classmethod
     def from_backtest(
@@ -226,20 +244,22 @@ class ForecastHistory:
         Uses the last ``lookback_bars`` issue dates among those; returns None when fewer than
         ``min_dates`` distinct issue dates qualify (too little track record to bound anything).
         """
-        day = np.datetime64(as_of, "D")
-        known = self.label_end <= day
-        if not known.any():
+        # Rows are sorted by issue date and every row of a date has the same label end, so
+        # the known rows are a prefix made of whole dates (a replay calibrates every day:
+        # no scan or sort of the whole history per call).
+        known = int(np.searchsorted(self.label_end, np.datetime64(as_of, "D"), side="right"))
+        if known == 0:
             return None
-        issue = self.issue[known]
-        distinct = np.unique(issue)
-        if len(distinct) < min_dates:
+        distinct, first_row, date_number = self._issue_dates
+        n_known_dates = int(date_number[known - 1]) + 1
+        if n_known_dates < min_dates:
             return None
-        first = distinct[max(0, len(distinct) - lookback_bars)]
-        window = issue >= first
-        issue = issue[window]
-        median = self.median[known][window]
-        realized = self.realized[known][window]
-        date_index = np.searchsorted(np.unique(issue), issue)
+        first_date = max(0, n_known_dates - lookback_bars)
+        first, start = distinct[first_date], int(first_row[first_date])
+        issue = self.issue[start:known]
+        median = self.median[start:known]
+        realized = self.realized[start:known]
+        date_index = date_number[start:known] - first_date
         x = np.column_stack([np.ones_like(median), median])
         beta, covariance = driscoll_kraay(x, realized, date_index, max_lag=self.horizon)
         return ForecastCalibration(

@@ -133,3 +133,64 @@ def test_a_wrong_way_track_record_is_ignored_not_inverted() -> None:
     )
     mean, _ = calibration.expected_advantage(-0.05, 0.05)  # buy the asset forecast to fall
     assert mean == 0.0
+
+
+def _reference_calibration(history, as_of, lookback_bars, min_dates):
+    """The scan-and-sort calibration the prefix search replaced (issue 15), as the reference."""
+    day = np.datetime64(as_of, "D")
+    known = history.label_end <= day
+    if not known.any():
+        return None
+    issue = history.issue[known]
+    distinct = np.unique(issue)
+    if len(distinct) < min_dates:
+        return None
+    first = distinct[max(0, len(distinct) - lookback_bars)]
+    window = issue >= first
+    issue, median = issue[window], history.median[known][window]
+    realized = history.realized[known][window]
+    date_index = np.searchsorted(np.unique(issue), issue)
+    x = np.column_stack([np.ones_like(median), median])
+    xtx_inv = np.linalg.pinv(x.T @ x)
+    beta = xtx_inv @ (x.T @ realized)
+    scores = np.zeros((int(date_index.max()) + 1, 2))
+    np.add.at(scores, date_index, x * (realized - x @ beta)[:, None])
+    meat = scores.T @ scores
+    for lag in range(1, min(history.horizon, len(scores) - 1) + 1):
+        gamma = scores[lag:].T @ scores[:-lag]
+        meat += (1.0 - lag / (history.horizon + 1.0)) * (gamma + gamma.T)
+    return beta, xtx_inv @ meat @ xtx_inv, len(realized), first
+
+
+def test_calibration_at_every_day_equals_the_full_scan_to_the_bit() -> None:
+    rng = np.random.default_rng(3)
+    calendar = [date(2023, 1, 1) + timedelta(days=i) for i in range(200)]
+    rows = [
+        {"as_of": d, "symbol": f"S{s}", "horizon_days": 5, "q50": float(rng.normal(0, 0.02))}
+        for d in calendar[:190]
+        for s in range(int(rng.integers(3, 9)))  # a ragged universe: 3 to 8 symbols a day
+    ]
+    frame = pl.DataFrame(rows).with_columns(
+        (pl.col("q50") * 0.5 + pl.Series(rng.normal(0, 0.03, len(rows)))).alias("realized")
+    )
+    history = ForecastHistory.from_backtest(frame, pl.Series(calendar), horizon=5)
+    compared = 0
+    for day in calendar:
+        for lookback, min_dates in ((730, 20), (30, 10)):
+            got = history.calibrate(day, lookback_bars=lookback, min_dates=min_dates)
+            want = _reference_calibration(history, day, lookback, min_dates)
+            assert (got is None) == (want is None), day
+            if got is None:
+                continue
+            beta, covariance, n_rows, first = want
+            assert (got.intercept, got.slope) == (beta[0], beta[1])
+            np.testing.assert_array_equal(got.covariance, covariance)
+            assert (got.n_rows, got.first_issue) == (n_rows, first.astype(date))
+            compared += 1
+    assert compared > 200
+
+
+def test_forecast_history_must_be_sorted() -> None:
+    day = np.array(["2024-01-02", "2024-01-01"], dtype="datetime64[D]")
+    with pytest.raises(GateInputError, match="sorted by issue date"):
+        ForecastHistory(1, day, day, np.zeros(2), np.zeros(2))
