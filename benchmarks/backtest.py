@@ -96,7 +96,7 @@ def run_grids(
     """Both grids per strategy (as the asset runs them, one shared cache); seconds each."""
     cache = TimedEstimationCache()
     seconds, validations, tests = {}, [], []
-    if parallel.resolve_backend() == parallel.RAY:  # as run_windowed_backtests does
+    if parallel.resolve_backend(cpus_per_task=1) == parallel.RAY:  # as run_windowed_backtests
         started = time.perf_counter()
         runs = [(windows.validation, "weekly")]
         runs += [(windows.test, f) for f in sorted({"weekly", *frequencies})]

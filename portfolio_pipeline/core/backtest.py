@@ -497,7 +497,7 @@ def run_windowed_backtests(
     :class:`EstimationCache` serves both windows (the strategies memoise their decisions).
     """
     cache = EstimationCache()
-    if parallel.resolve_backend() == parallel.RAY:
+    if parallel.resolve_backend(cpus_per_task=1) == parallel.RAY:  # one solver thread each
         runs = [(windows.validation, rebalance)]
         runs += [(windows.test, f) for f in {rebalance, *sensitivity_rebalances}]
         decide_in_parallel(panel, strategies, runs)

@@ -1,16 +1,19 @@
-"""Run independent pieces of work (walk-forward folds) in this process or as Ray tasks.
+"""Run independent pieces of work (walk-forward folds, backtest decision days) in this
+process or as Ray tasks.
 
 Pure (no dagster); Ray is imported only when it is used.
 
 Backend, from ``PORTFOLIO_PIPELINE_PARALLEL`` unless passed explicitly:
 
-- ``sequential`` (the default without ``RAY_ADDRESS``): a plain loop in this process. On a
-  2-core machine Ray buys nothing here (each CatBoost fit already uses both cores) and costs
-  ~3 s to start and ~1 s to stop.
-- ``ray`` (the default when ``RAY_ADDRESS`` is set): one Ray task per item, on the cluster
-  at ``RAY_ADDRESS`` or, without it, on a local Ray using the machine's cores. The shared
-  argument is put in the object store once; results come back in the order of the items, so
-  the caller sees exactly what the sequential loop would give.
+- ``ray`` (the default when ``RAY_ADDRESS`` is set, or when this machine has the cores to
+  run at least two tasks at once): one Ray task per item, on the cluster at ``RAY_ADDRESS``
+  or, without it, on a local Ray using the machine's cores, started for the batch and
+  stopped after it (~3 s and ~1 s). The shared argument is put in the object store once;
+  results come back in the order of the items, so the caller sees exactly what the
+  sequential loop would give.
+- ``sequential`` (the default otherwise): a plain loop in this process. On a 2-core machine
+  that is the walk-forward's case (each CatBoost fit already uses both cores), not the
+  backtests' (one solver thread per decision).
 
 The function must live in the package (Ray workers import it by name; the workers need this
 package installed).
@@ -32,29 +35,38 @@ Item = TypeVar("Item")
 Result = TypeVar("Result")
 
 
-def resolve_backend(backend: str | None = None) -> str:
+def local_cpus() -> int:
+    """The CPUs this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def resolve_backend(backend: str | None = None, cpus_per_task: float = 1.0) -> str:
     """The backend to use: ``backend``, else ``$PORTFOLIO_PIPELINE_PARALLEL``, else ``ray``
-    when ``RAY_ADDRESS`` is set, else ``sequential``."""
+    when ``RAY_ADDRESS`` is set or this machine can run two tasks of ``cpus_per_task`` at
+    once, else ``sequential``."""
     chosen = backend or os.environ.get(ENV_VAR, "").strip().lower()
     if not chosen:
-        chosen = RAY if os.environ.get("RAY_ADDRESS") else SEQUENTIAL
+        parallel_here = local_cpus() >= 2 * cpus_per_task
+        chosen = RAY if os.environ.get("RAY_ADDRESS") or parallel_here else SEQUENTIAL
     if chosen not in BACKENDS:
         raise ValueError(f"{ENV_VAR}={chosen!r} is not one of {', '.join(BACKENDS)}")
     return chosen
 
 
-def _ensure_ray() -> None:
-    """Join the cluster at ``RAY_ADDRESS`` (or start a quiet local Ray) unless connected."""
+def _ensure_ray() -> bool:
+    """Join the cluster at ``RAY_ADDRESS`` (or start a quiet local Ray) unless connected;
+    True when this call connected (the caller then disconnects after its batch)."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     import ray
 
     if ray.is_initialized():
-        return
+        return False
     address = os.environ.get("RAY_ADDRESS")
     if address:
         ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR)
     else:
         ray.init(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
+    return True
 
 
 def map_tasks(
@@ -95,14 +107,19 @@ def map_tasks(
     def part(item: Item) -> Any:
         return shared if shared_key is None else shared[shared_key(item)]
 
-    if resolve_backend(backend) == SEQUENTIAL or len(items) == 0:
+    if resolve_backend(backend, cpus_per_task) == SEQUENTIAL or len(items) == 0:
         return [function(part(item), item) for item in items]
     import ray
 
-    _ensure_ray()
-    remote = ray.remote(num_cpus=cpus_per_task, max_retries=0)(function)
-    if shared_key is None:
-        shared_ref = ray.put(shared)
-        return ray.get([remote.remote(shared_ref, item) for item in items])
-    refs = {key: ray.put(shared[key]) for key in dict.fromkeys(shared_key(i) for i in items)}
-    return ray.get([remote.remote(refs[shared_key(item)], item) for item in items])
+    connected_here = _ensure_ray()
+    try:
+        remote = ray.remote(num_cpus=cpus_per_task, max_retries=0)(function)
+        if shared_key is None:
+            shared_ref = ray.put(shared)
+            return ray.get([remote.remote(shared_ref, item) for item in items])
+        keys = dict.fromkeys(shared_key(i) for i in items)
+        refs = {key: ray.put(shared[key]) for key in keys}
+        return ray.get([remote.remote(refs[shared_key(item)], item) for item in items])
+    finally:
+        if connected_here:  # leave no Ray behind in the caller's process (a Dagster step)
+            ray.shutdown()

@@ -18,10 +18,17 @@ from portfolio_pipeline.core.walkforward import (
 FAST = ForecastConfig(iterations=30, depth=4, calibration_days=60, early_stopping_days=90)
 
 
-def test_backend_comes_from_the_argument_the_environment_or_ray_address(monkeypatch):
+def test_backend_comes_from_the_argument_the_environment_ray_address_or_the_cores(monkeypatch):
     monkeypatch.delenv(parallel.ENV_VAR, raising=False)
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setattr(parallel, "local_cpus", lambda: 2)
+    assert parallel.resolve_backend(cpus_per_task=2) == "sequential"  # one 2-thread fit at a time
+    assert parallel.resolve_backend(cpus_per_task=1) == "ray"  # two 1-thread tasks at once
+    monkeypatch.setattr(parallel, "local_cpus", lambda: 1)
     assert parallel.resolve_backend() == "sequential"
+    monkeypatch.setattr(parallel, "local_cpus", lambda: 8)
+    assert parallel.resolve_backend(cpus_per_task=2) == "ray"
+    monkeypatch.setattr(parallel, "local_cpus", lambda: 1)
     monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:6379")
     assert parallel.resolve_backend() == "ray"
     monkeypatch.setenv(parallel.ENV_VAR, "sequential")
@@ -67,14 +74,18 @@ def test_folds_and_horizons_on_a_ray_cluster_equal_the_sequential_path(
     )
     for name, value in ray_cluster.env.items():
         monkeypatch.setenv(name, value)
+    import ray
+
+    joined, real_init = [], ray.init
+    monkeypatch.setattr(
+        ray, "init", lambda **kw: joined.append(kw.get("address")) or real_init(**kw)
+    )
     on_ray = walk_forward_horizons(features, ohlcv, [1, 8], backend="ray", **window)
     volatility_on_ray = walk_forward_volatility_and_model(
         features, ohlcv, 8, backend="ray", **window
     )
-    import ray
-
-    assert ray.is_initialized()
-    assert ray.get_runtime_context().gcs_address.endswith(ray_cluster.address.split(":")[1])
+    assert joined == [ray_cluster.address] * 2  # each batch joined the cluster at RAY_ADDRESS
+    assert not ray.is_initialized()  # and left no connection behind in this process
     assert sequential[1].height == 6 and sorted(set(sequential[1]["horizon_days"])) == [1, 8]
     assert on_ray[0].equals(sequential[0]) and on_ray[1].equals(sequential[1])
     assert volatility_on_ray[0].equals(volatility[0])
