@@ -20,9 +20,10 @@ grids; the moments shared by all strategies are counted once, in ``moments_secon
 days optimised, and on the sample the test-window metrics. Run alone:
 ``python -m benchmarks.backtest [--n-assets 100] [--years 10] [--no-daily]`` (``--no-daily``
 skips the daily column, which re-optimises every day and dominates the run time).
-With ``PORTFOLIO_PIPELINE_PARALLEL=ray`` (or ``RAY_ADDRESS``) the decisions are taken first as
-Ray tasks (``core.backtest.decide_in_parallel``, as the asset does), reported as the
-``strategy_seconds`` of ``decisions_as_ray_tasks``.
+As in the asset, on a machine with 2+ cores (or with ``RAY_ADDRESS``) the decisions are taken
+first as Ray tasks (``core.backtest.decide_in_parallel``), reported as the ``strategy_seconds``
+of ``decisions_as_ray_tasks``; ``PORTFOLIO_PIPELINE_PARALLEL=sequential`` times the in-process
+path, where each strategy's seconds include its decisions.
 """
 
 from __future__ import annotations
