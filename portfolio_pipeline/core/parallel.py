@@ -31,6 +31,8 @@ RAY = "ray"
 BACKENDS = (SEQUENTIAL, RAY)
 ENV_VAR = "PORTFOLIO_PIPELINE_PARALLEL"
 
+logger = logging.getLogger(__name__)
+
 Item = TypeVar("Item")
 Result = TypeVar("Result")
 
@@ -51,6 +53,12 @@ def resolve_backend(backend: str | None = None, cpus_per_task: float = 1.0) -> s
     if chosen not in BACKENDS:
         raise ValueError(f"{ENV_VAR}={chosen!r} is not one of {', '.join(BACKENDS)}")
     return chosen
+
+
+def _chosen_by_default(backend: str | None) -> bool:
+    """True when neither the caller, the environment nor ``RAY_ADDRESS`` asked for Ray."""
+    asked = backend or os.environ.get(ENV_VAR, "").strip() or os.environ.get("RAY_ADDRESS")
+    return not asked
 
 
 def _ensure_ray() -> bool:
@@ -109,9 +117,17 @@ def map_tasks(
 
     if resolve_backend(backend, cpus_per_task) == SEQUENTIAL or len(items) == 0:
         return [function(part(item), item) for item in items]
-    import ray
+    try:
+        import ray
 
-    connected_here = _ensure_ray()
+        connected_here = _ensure_ray()
+    except Exception as exc:
+        if not _chosen_by_default(backend):
+            raise  # Ray was asked for: its failure is the caller's to see
+        # Parallelism picked only because the cores are there must never fail a run that
+        # works in process (e.g. a container whose /dev/shm cannot hold Ray's object store).
+        logger.warning("no local Ray (%s): running %d tasks in this process", exc, len(items))
+        return [function(part(item), item) for item in items]
     try:
         remote = ray.remote(num_cpus=cpus_per_task, max_retries=0)(function)
         if shared_key is None:

@@ -39,6 +39,27 @@ def test_backend_comes_from_the_argument_the_environment_ray_address_or_the_core
         parallel.resolve_backend()
 
 
+def test_a_local_ray_that_cannot_start_falls_back_to_this_process_unless_asked_for(
+    monkeypatch, caplog
+):
+    monkeypatch.delenv(parallel.ENV_VAR, raising=False)
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setattr(parallel, "local_cpus", lambda: 4)
+
+    def no_ray():
+        raise RuntimeError("object store: /dev/shm is full")
+
+    monkeypatch.setattr(parallel, "_ensure_ray", no_ray)
+    with caplog.at_level("WARNING", logger=parallel.__name__):
+        assert parallel.map_tasks(lambda shared, x: shared + x, 10, [1, 2]) == [11, 12]
+    assert "no local Ray (object store: /dev/shm is full): running 2 tasks" in caplog.text
+    with pytest.raises(RuntimeError, match="/dev/shm"):
+        parallel.map_tasks(lambda shared, x: shared + x, 10, [1, 2], backend="ray")
+    monkeypatch.setenv(parallel.ENV_VAR, "ray")
+    with pytest.raises(RuntimeError, match="/dev/shm"):
+        parallel.map_tasks(lambda shared, x: shared + x, 10, [1, 2])
+
+
 def test_each_task_gets_only_its_part_of_a_keyed_shared_argument():
     shared = {1: "one", 8: "eight"}
     calls = parallel.map_tasks(
