@@ -22,7 +22,8 @@ separate processes and not counted) and, given two or more N, ``growth_exponent`
 the slope of log(seconds) against log(rows) (1 = linear in rows).
 
 ``--runs 2`` materializes twice in the same home: the second run is a rerun on unchanged
-data (warehouse and fold cache in place), `run` in every figure.
+data (warehouse and fold cache in place), `run` in every figure; with ``--new-days 1`` the
+first run sees the panel without its last day and the second all of it: a nightly run.
 
 ``--fits-only`` skips the graph and times one H=8 return-model fit on every labelled row of
 each panel, with the forecast settings from before issue 15, the current model without its
@@ -42,7 +43,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -134,6 +135,8 @@ def _report_run(panel, args, env: dict[str, str], home: str, run: int, per_step:
     cpu_after, peak_mb = _child_usage()
     rows = panel.height
     extra = {"n_symbols": n_symbols, "rows": rows, "years": args.years, "run": run}
+    if run > 1 and args.new_days:
+        extra["new_days"] = args.new_days
     for step, seconds in sorted(result["steps"].items()):
         emit(NAME, "asset_seconds", seconds, "s", asset=step, **extra)
         if run == 1:
@@ -208,6 +211,10 @@ def main(argv: list[str] | None = None) -> int:
         help="materialize this many times in the same home (run 2+ reuse the fold cache)",
     )  # fmt: skip
     parser.add_argument(
+        "--new-days", type=int, default=0,
+        help="with --runs 2+: run 1 sees the panel without its last N days, run 2 all of it",
+    )  # fmt: skip
+    parser.add_argument(
         "--fits-only",
         action="store_true",
         help="only time one forecast fit per N (before/after issue 15), not the graph",
@@ -222,10 +229,13 @@ def main(argv: list[str] | None = None) -> int:
     per_step: dict[str, list[tuple[int, float]]] = {}
     for n_symbols in sizes:
         panel = scaled_panel(sample, n_symbols, args.years)
+        first = panel.filter(pl.col("date") <= panel["date"].max() - timedelta(args.new_days))
         with tempfile.TemporaryDirectory(prefix="scale_bench_") as tmp:
-            env = _prepare_home(Path(tmp), panel)
+            env = _prepare_home(Path(tmp), first)
             for run in range(1, max(1, args.runs) + 1):
-                _report_run(panel, args, env, tmp, run, per_step)
+                if run == 2 and args.new_days:  # the night after: the next day(s) arrived
+                    panel.write_parquet(Path(tmp) / "files" / "ohlcv" / "panel.parquet")
+                _report_run(first if run == 1 else panel, args, env, tmp, run, per_step)
     if len(sizes) >= 2:
         for step, points in sorted(per_step.items()):
             if len(points) >= 2 and all(s > 0 for _, s in points):
