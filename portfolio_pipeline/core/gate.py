@@ -191,10 +191,15 @@ class ForecastHistory:
     realized: np.ndarray  # (n,) simple return
 
     def __post_init__(self) -> None:
-        if np.any(np.diff(self.issue) < np.timedelta64(0, "D")) or np.any(
-            np.diff(self.label_end) < np.timedelta64(0, "D")
-        ):
-            raise GateInputError("forecast history must be sorted by issue date and label end")
+        # calibrate() finds the known rows by binary search: both columns must rise.
+        for name, values in (("issue date", self.issue), ("label end", self.label_end)):
+            falls = np.flatnonzero(np.diff(values) < np.timedelta64(0, "D"))
+            if falls.size:
+                row = int(falls[0])
+                raise GateInputError(
+                    f"forecast history must be sorted by issue date and label end: {name} "
+                    f"{values[row]} at row {row} is followed by {values[row + 1]}"
+                )
 
     @cached_property
     def _issue_dates(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -192,5 +192,7 @@ def test_calibration_at_every_day_equals_the_full_scan_to_the_bit() -> None:
 
 def test_forecast_history_must_be_sorted() -> None:
     day = np.array(["2024-01-02", "2024-01-01"], dtype="datetime64[D]")
-    with pytest.raises(GateInputError, match="sorted by issue date"):
+    with pytest.raises(
+        GateInputError, match="issue date 2024-01-02 at row 0 is followed by 2024-01-01"
+    ):
         ForecastHistory(1, day, day, np.zeros(2), np.zeros(2))
