@@ -32,7 +32,7 @@ setup(
         "great-expectations==1.24.1",
         "skfolio==1.12.2",
         "scikit-learn",
-        "threadpoolctl",  # one BLAS thread in the backtests (core.backtest)
+        "threadpoolctl",  # one BLAS thread in the backtests (portfolio.backtest)
         "matplotlib",
         "psycopg2-binary",
     ],
@@ -42,6 +42,8 @@ setup(
             "pytest-timeout",
             "ruff",
             "pre-commit",
+            "import-linter>=2.1",
+            "mypy>=1.10",
         ],
     },
     entry_points={

@@ -38,9 +38,11 @@ def _clock() -> tuple[float, float]:
 
 
 def _data_seconds(settings, first: date, last: date, path: Path) -> tuple[float, float]:
-    from portfolio_pipeline.core import quality, warehouse
+    from portfolio_pipeline import warehouse
     from portfolio_pipeline.definitions import build_resources
-    from portfolio_pipeline.ingestion.assets import RAW_NEWS_DDL, RAW_OHLCV_DDL
+    from portfolio_pipeline.market import quality
+    from portfolio_pipeline.market.assets import RAW_OHLCV_DDL
+    from portfolio_pipeline.news.assets import RAW_NEWS_DDL
 
     wall, cpu = _clock()
     resources = build_resources(settings)

@@ -1,7 +1,7 @@
 """Backtest grid, as the ``backtests`` asset runs it: every strategy over the validation window
 (strategy selection, weekly, 10 bps) and the held-out test window, plus the test window's
 daily/weekly/monthly x 0/10/25/50 bps sensitivity table. Windows come from the data
-(core.windows: on the sample, validation 2023 and test 2024-2025).
+(market.windows: on the sample, validation 2023 and test 2024-2025).
 
 Two panels:
 
@@ -21,7 +21,7 @@ days optimised, and on the sample the test-window metrics. Run alone:
 ``python -m benchmarks.backtest [--n-assets 100] [--years 10] [--no-daily]`` (``--no-daily``
 skips the daily column, which re-optimises every day and dominates the run time).
 As in the asset, on a machine with 2+ cores (or with ``RAY_ADDRESS``) the decisions are taken
-first as Ray tasks (``core.backtest.decide_in_parallel``), reported as the ``strategy_seconds``
+first as Ray tasks (``portfolio.backtest.decide_in_parallel``), reported as the ``strategy_seconds``
 of ``decisions_as_ray_tasks``; ``PORTFOLIO_PIPELINE_PARALLEL=sequential`` times the in-process
 path, where each strategy's seconds include its decisions.
 """
@@ -36,17 +36,17 @@ import numpy as np
 import polars as pl
 
 from benchmarks._common import emit
-from portfolio_pipeline.core import parallel
-from portfolio_pipeline.core import strategies as st
-from portfolio_pipeline.core.backtest import (
+from portfolio_pipeline.common import parallel
+from portfolio_pipeline.market.calendar import calendar_from_settings
+from portfolio_pipeline.market.windows import EvaluationWindows, windows_from_settings
+from portfolio_pipeline.portfolio import strategies as st
+from portfolio_pipeline.portfolio.backtest import (
     REBALANCE_FREQUENCIES,
     decide_in_parallel,
     run_backtest_grid,
     select_default_strategy,
 )
-from portfolio_pipeline.core.calendar import calendar_from_settings
-from portfolio_pipeline.core.metrics import METRIC_KEYS, Z_10_90
-from portfolio_pipeline.core.windows import EvaluationWindows, windows_from_settings
+from portfolio_pipeline.portfolio.metrics import METRIC_KEYS, Z_10_90
 from portfolio_pipeline.settings import load_settings
 
 NAME = "backtest"

@@ -27,7 +27,7 @@
    (the generator of ``benchmarks.features``, N symbols x ``--days`` days, the SPEC market
    features, lookback 30), for each ``--policy-architecture`` (``mlp``: SB3's MlpPolicy on
    the flat observation; ``shared_encoder``: one set of weights applied to every asset,
-   :mod:`portfolio_pipeline.core.policy_net`), with the policy's parameter count, and the
+   :mod:`portfolio_pipeline.policies.policy_net`), with the policy's parameter count, and the
    ratio of the rate at the smallest N to the rate at the largest (``throughput_drop``).
 4. ``--compare-architectures``: the ``quick`` search and the 3-seed retraining on the real
    sample (every symbol, the SPEC market features) once per policy architecture, same seeds:
@@ -48,8 +48,8 @@ import polars as pl
 
 from benchmarks._common import emit, peak_rss_mb
 from benchmarks.env import SYMBOLS, _market_features
-from portfolio_pipeline.core import drl, tuning
-from portfolio_pipeline.core.env import build_env_data
+from portfolio_pipeline.policies import drl, tuning
+from portfolio_pipeline.policies.env import build_env_data
 from portfolio_pipeline.settings import load_settings
 
 BENCHMARK = "drl"
@@ -240,8 +240,8 @@ def _classic_test_sharpes(ohlcv: pl.DataFrame, splits: drl.Splits) -> dict[str, 
     """Every classic strategy over the test days, daily rebalancing, 10 bps (as the DRL)."""
     from datetime import timedelta
 
-    from portfolio_pipeline.core.backtest import run_backtest_grid
-    from portfolio_pipeline.core.strategies import build_strategies
+    from portfolio_pipeline.portfolio.backtest import run_backtest_grid
+    from portfolio_pipeline.portfolio.strategies import build_strategies
 
     grid = run_backtest_grid(
         ohlcv,

@@ -3,7 +3,7 @@
 10 assets + cash, lookback 30, the SPEC market features computed from the shipped sample,
 one process, no wrappers. Actions are drawn up front so the figure measures the env alone.
 ``vec_env_steps_per_second`` counts aggregate steps (K environments x vector steps) of
-:class:`~portfolio_pipeline.core.vec_env.BatchedPortfolioEnv` with random starts and
+:class:`~portfolio_pipeline.policies.vec_env.BatchedPortfolioEnv` with random starts and
 256-step episodes (auto-reset), as in training.
 
     python -m benchmarks.env
@@ -17,7 +17,7 @@ import numpy as np
 import polars as pl
 
 from benchmarks._common import emit
-from portfolio_pipeline.core.env import PortfolioEnv, build_env_data
+from portfolio_pipeline.policies.env import PortfolioEnv, build_env_data
 from portfolio_pipeline.settings import load_settings
 
 BENCHMARK = "env"
@@ -33,14 +33,14 @@ def _emit(metric: str, value: float, unit: str, **extra: object) -> None:
 
 def _market_features(ohlcv: pl.DataFrame) -> pl.DataFrame | None:
     try:
-        from portfolio_pipeline.core.features import compute_market_features
+        from portfolio_pipeline.market.features import compute_market_features
     except ImportError:  # the built-in causal set of build_env_data is used instead
         return None
     return compute_market_features(ohlcv)
 
 
 def vec_env_throughput(data, n_envs: int, total_steps: int, seed: int) -> None:
-    from portfolio_pipeline.core.vec_env import BatchedPortfolioEnv
+    from portfolio_pipeline.policies.vec_env import BatchedPortfolioEnv
 
     env = BatchedPortfolioEnv(
         data, n_envs, lookback=30, cost_rate=0.001, random_start=True, episode_length=256

@@ -75,7 +75,7 @@ def synthetic_panel(
 
 
 def _features_in_fresh_process(parquet_path: str, queue) -> None:
-    from portfolio_pipeline.core.features import compute_market_features
+    from portfolio_pipeline.market.features import compute_market_features
 
     panel = pl.read_parquet(parquet_path)
     before_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -87,7 +87,7 @@ def _features_in_fresh_process(parquet_path: str, queue) -> None:
 
 
 def main() -> None:
-    from portfolio_pipeline.core.features import compute_market_features, returns_covariance
+    from portfolio_pipeline.market.features import compute_market_features, returns_covariance
 
     sample = pl.read_parquet(SAMPLE_PATH)
     compute_market_features(sample)  # warm-up (thread pool, first allocations)

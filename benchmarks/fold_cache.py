@@ -16,9 +16,9 @@ from pathlib import Path
 import polars as pl
 
 from benchmarks._common import emit
-from portfolio_pipeline.core import walkforward
-from portfolio_pipeline.core.features import compute_market_features
-from portfolio_pipeline.core.forecast import DEFAULT_HORIZONS
+from portfolio_pipeline.forecasting import walkforward
+from portfolio_pipeline.forecasting.model import DEFAULT_HORIZONS
+from portfolio_pipeline.market.features import compute_market_features
 
 NAME = "fold_cache"
 SAMPLE_PATH = Path(__file__).resolve().parents[1] / "data" / "crypto_ohlcv_daily.parquet"

@@ -15,14 +15,14 @@ from pathlib import Path
 import polars as pl
 
 from benchmarks._common import emit, peak_rss_mb
-from portfolio_pipeline.core.features import compute_market_features
-from portfolio_pipeline.core.forecast import DEFAULT_HORIZONS, fit_final_model
-from portfolio_pipeline.core.walkforward import (
+from portfolio_pipeline.forecasting.model import DEFAULT_HORIZONS, fit_final_model
+from portfolio_pipeline.forecasting.walkforward import (
     evaluate_forecasts,
     evaluate_volatility_forecasts,
     walk_forward,
     walk_forward_volatility,
 )
+from portfolio_pipeline.market.features import compute_market_features
 
 NAME = "forecast"
 SAMPLE_PATH = Path(__file__).resolve().parents[1] / "data" / "crypto_ohlcv_daily.parquet"

@@ -1,7 +1,7 @@
 """Forecast settings compared on the VALIDATION window only (issue 15: cheaper, not worse).
 
 Inputs: the shipped sample (21 symbols, 2017-08..2025-12) and its default windows
-(:func:`portfolio_pipeline.core.windows.windows_from_dates`: validation = 2023, test =
+(:func:`portfolio_pipeline.market.windows.windows_from_dates`: validation = 2023, test =
 2024-01..2025-12). For every candidate, the return walk-forward (H = 1 and 8) and the
 volatility walk-forward (H = 8) forecast the validation window only: folds start on the
 validation start, models are fitted on rows whose labels are known by each fold's start
@@ -33,15 +33,15 @@ from pathlib import Path
 import polars as pl
 
 from benchmarks._common import emit
-from portfolio_pipeline.core.features import compute_market_features
-from portfolio_pipeline.core.forecast import ForecastConfig
-from portfolio_pipeline.core.walkforward import (
+from portfolio_pipeline.forecasting.model import ForecastConfig
+from portfolio_pipeline.forecasting.walkforward import (
     evaluate_forecasts,
     evaluate_volatility_forecasts,
     walk_forward_horizons,
     walk_forward_volatility,
 )
-from portfolio_pipeline.core.windows import windows_from_dates
+from portfolio_pipeline.market.features import compute_market_features
+from portfolio_pipeline.market.windows import windows_from_dates
 
 NAME = "forecast_choice"
 SAMPLE_PATH = Path(__file__).resolve().parents[1] / "data" / "crypto_ohlcv_daily.parquet"

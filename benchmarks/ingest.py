@@ -17,9 +17,9 @@ def main() -> None:
         os.environ["PORTFOLIO_PIPELINE_WAREHOUSE"] = str(Path(tmp) / "warehouse.duckdb")
         os.environ["DAGSTER_HOME"] = tmp
         from portfolio_pipeline.cli import materialize
-        from portfolio_pipeline.core.warehouse import connection
-        from portfolio_pipeline.ingestion.partitions import month_keys
+        from portfolio_pipeline.market.partitions import month_keys
         from portfolio_pipeline.settings import load_settings
+        from portfolio_pipeline.warehouse import connection
 
         settings = load_settings()
         first, last = date(2017, 8, 17), date(2025, 12, 31)  # the shipped sample's days

@@ -19,11 +19,11 @@ import numpy as np
 import polars as pl
 
 from benchmarks._common import emit, peak_rss_mb
-from portfolio_pipeline.core import recommendation_backtest as rb
-from portfolio_pipeline.core.calendar import infer_calendar
-from portfolio_pipeline.core.holdings import latest_prices, load_holdings, value_holdings
-from portfolio_pipeline.core.strategies import build_strategies
-from portfolio_pipeline.core.windows import windows_from_dates
+from portfolio_pipeline.market.calendar import infer_calendar
+from portfolio_pipeline.market.windows import windows_from_dates
+from portfolio_pipeline.portfolio.holdings import latest_prices, load_holdings, value_holdings
+from portfolio_pipeline.portfolio.strategies import build_strategies
+from portfolio_pipeline.recommendations import replay as rb
 from portfolio_pipeline.settings import load_settings
 
 NAME = "recommendation"

@@ -173,8 +173,8 @@ def fit_cost(panel: pl.DataFrame, settings: dict) -> dict:
     """CPU seconds of one H=8 return-model fit on every labelled row of ``panel``."""
     import resource
 
-    from portfolio_pipeline.core.features import compute_market_features
-    from portfolio_pipeline.core.forecast import ForecastConfig, build_model_inputs, fit_model
+    from portfolio_pipeline.forecasting.model import ForecastConfig, build_model_inputs, fit_model
+    from portfolio_pipeline.market.features import compute_market_features
 
     inputs = build_model_inputs(
         compute_market_features(panel), panel, 8, config=ForecastConfig(**settings)

@@ -38,7 +38,7 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    from portfolio_pipeline.core.sentiment import (
+    from portfolio_pipeline.news.sentiment import (
         LexiconSentimentScorer,
         article_text,
         build_untrained_classifier,

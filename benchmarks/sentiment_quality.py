@@ -48,7 +48,7 @@ BOOTSTRAP_SAMPLES = 2000
 
 
 def _weak_pool(news: pl.DataFrame, exclude: list[str]) -> list[str]:
-    from portfolio_pipeline.core.sentiment_eval import normalise_title
+    from portfolio_pipeline.news.evaluation import normalise_title
 
     excluded = {normalise_title(t) for t in exclude}
     titles = news.select(pl.col("title").drop_nulls().unique(maintain_order=True))["title"]
@@ -99,9 +99,9 @@ def _accuracy_interval(truth: list[str], predicted: list[str], seed: int = 0) ->
 
 
 def main(argv: list[str] | None = None) -> None:
-    from portfolio_pipeline.core.lexicon import HEADLINE_V2, HEADLINE_V3, LEXICON_V1
-    from portfolio_pipeline.core.sentiment import LexiconSentimentScorer, predicted_labels
-    from portfolio_pipeline.core.sentiment_eval import evaluate_predictions, read_labelled
+    from portfolio_pipeline.news.evaluation import evaluate_predictions, read_labelled
+    from portfolio_pipeline.news.lexicon import HEADLINE_V2, HEADLINE_V3, LEXICON_V1
+    from portfolio_pipeline.news.sentiment import LexiconSentimentScorer, predicted_labels
 
     table = "--table" in (argv if argv is not None else sys.argv[1:])
     dev = read_labelled(DEV_PATH)

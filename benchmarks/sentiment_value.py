@@ -42,7 +42,7 @@ REPORTED = ("rank_ic", "rank_ic_ir", "coverage_q10_q90", "directional_accuracy",
 
 
 def _daily_sentiment(ohlcv: pl.DataFrame) -> tuple[pl.DataFrame, str]:
-    from portfolio_pipeline.core.sentiment import (
+    from portfolio_pipeline.news.sentiment import (
         MARKET_SYMBOL,
         LexiconSentimentScorer,
         daily_sentiment,
@@ -87,9 +87,13 @@ def _block_bootstrap(values: np.ndarray, block: int, samples: int, seed: int = 0
 
 
 def main() -> None:
-    from portfolio_pipeline.core.features import compute_market_features
-    from portfolio_pipeline.core.forecast import DEFAULT_HORIZONS, ForecastConfig
-    from portfolio_pipeline.core.walkforward import daily_rank_ic, evaluate_forecasts, walk_forward
+    from portfolio_pipeline.forecasting.model import DEFAULT_HORIZONS, ForecastConfig
+    from portfolio_pipeline.forecasting.walkforward import (
+        daily_rank_ic,
+        evaluate_forecasts,
+        walk_forward,
+    )
+    from portfolio_pipeline.market.features import compute_market_features
 
     ohlcv = pl.read_parquet(OHLCV_PATH)
     features = compute_market_features(ohlcv)

@@ -35,9 +35,9 @@ SENTIMENT_COLUMNS = ("sentiment_ewm", "news_count", "market_sentiment_ewm")
 
 
 def main(argv: list[str] | None = None) -> None:
-    from portfolio_pipeline.core import drl
-    from portfolio_pipeline.core.env import build_env_data
-    from portfolio_pipeline.core.features import compute_market_features
+    from portfolio_pipeline.market.features import compute_market_features
+    from portfolio_pipeline.policies import drl
+    from portfolio_pipeline.policies.env import build_env_data
 
     args = argv if argv is not None else sys.argv[1:]
     timesteps = int(args[args.index("--timesteps") + 1]) if "--timesteps" in args else TIMESTEPS

@@ -38,8 +38,8 @@ def main() -> None:
     import duckdb
     import polars as pl
 
-    from portfolio_pipeline.core import warehouse
-    from portfolio_pipeline.core.features import compute_market_features
+    from portfolio_pipeline import warehouse
+    from portfolio_pipeline.market.features import compute_market_features
 
     ohlcv = pl.read_parquet(DATA / "crypto_ohlcv_daily.parquet")
     news = pl.read_parquet(DATA / "crypto_news.parquet")

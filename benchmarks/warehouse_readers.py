@@ -67,7 +67,7 @@ def reader(path: str, stop: str, pause: float, out: str) -> None:
 def _seed(path: Path) -> None:
     import polars as pl
 
-    from portfolio_pipeline.core import warehouse
+    from portfolio_pipeline import warehouse
 
     with warehouse.connection(path) as con:
         warehouse.replace_table(

@@ -1,7 +1,7 @@
 """The single DuckDB writer at 500-1,000 symbols: write throughput of the forecast tables.
 
 Builds, for ``--symbols`` x ``--years`` daily rows, the frames a nightly run writes and times
-the project's own write path (:func:`portfolio_pipeline.core.warehouse.connection`: writer
+the project's own write path (:func:`portfolio_pipeline.warehouse.store.connection`: writer
 lock, working copy of the published file, write, checkpoint, fsync, atomic rename):
 
 * ``backtest_replace``: ``ml.forecast_backtest`` (as_of x symbol x 2 horizons, what the
@@ -57,8 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--years", type=float, default=10.0)
     args = parser.parse_args(argv)
 
-    from portfolio_pipeline import tables
-    from portfolio_pipeline.core import warehouse
+    from portfolio_pipeline import tables, warehouse
 
     panel = _panel(args.symbols, args.years)
     features = _random(panel, [f"f{i}" for i in range(FEATURE_COLUMNS)], 0)

@@ -9,20 +9,23 @@ from __future__ import annotations
 import dagster as dg
 
 from portfolio_pipeline import groups
-from portfolio_pipeline.features import assets as feature_assets
-from portfolio_pipeline.features import checks as feature_checks
-from portfolio_pipeline.features.resources import SentimentModelResource
 from portfolio_pipeline.forecasting import assets as forecasting_assets
-from portfolio_pipeline.ingestion import assets as ingestion_assets
-from portfolio_pipeline.ingestion.resources import NewsSourceResource, OhlcvSourceResource
-from portfolio_pipeline.operations import build_operations
+from portfolio_pipeline.market import assets as market_assets
+from portfolio_pipeline.market import checks as market_checks
+from portfolio_pipeline.market.partitions import with_history_partitions
+from portfolio_pipeline.market.resources import OhlcvSourceResource
+from portfolio_pipeline.news import assets as news_assets
+from portfolio_pipeline.news import checks as news_checks
+from portfolio_pipeline.news.resources import NewsSourceResource, SentimentModelResource
+from portfolio_pipeline.operations.definitions import build_operations
 from portfolio_pipeline.policies import assets as policy_assets
 from portfolio_pipeline.portfolio import assets as portfolio_assets
 from portfolio_pipeline.portfolio import checks as portfolio_checks
-from portfolio_pipeline.portfolio import recommendation_assets
-from portfolio_pipeline.resources import WarehouseResource
+from portfolio_pipeline.recommendations import assets as recommendation_assets
+from portfolio_pipeline.recommendations import replay_assets as recommendation_replay_assets
 from portfolio_pipeline.settings import Settings, load_settings
 from portfolio_pipeline.sqlite_tuning import install as install_sqlite_tuning
+from portfolio_pipeline.warehouse.resources import WarehouseResource
 
 install_sqlite_tuning()
 
@@ -51,11 +54,12 @@ def build_resources(settings: Settings) -> dict[str, object]:
 
 
 ASSET_MODULES_BY_GROUP = (
-    (groups.INGESTION, (ingestion_assets,)),
-    (groups.FEATURES, (feature_assets,)),
+    (groups.MARKET, (market_assets,)),
+    (groups.NEWS, (news_assets,)),
     (groups.FORECASTING, (forecasting_assets,)),
+    (groups.PORTFOLIO, (portfolio_assets,)),
     (groups.POLICIES, (policy_assets,)),
-    (groups.PORTFOLIO, (portfolio_assets, recommendation_assets)),
+    (groups.RECOMMENDATIONS, (recommendation_assets, recommendation_replay_assets)),
 )
 
 
@@ -78,8 +82,8 @@ def load_grouped_assets() -> list:
 
 def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     settings = settings or load_settings()
-    assets = ingestion_assets.with_history_partitions(load_grouped_assets(), settings)
-    checks = dg.load_asset_checks_from_modules([feature_checks, portfolio_checks])
+    assets = with_history_partitions(load_grouped_assets(), settings.start_date)
+    checks = dg.load_asset_checks_from_modules([market_checks, news_checks, portfolio_checks])
     operations = build_operations(assets, settings)
     return dg.Definitions(
         assets=assets,

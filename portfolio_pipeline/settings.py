@@ -105,7 +105,7 @@ class Settings:
     files_dir: Path
     symbols: tuple[str, ...]
     start_date: date
-    # None = infer from the data's calendar (core.calendar.infer_calendar).
+    # None = infer from the data's calendar (market.calendar.infer_calendar).
     periods_per_year: int | None
     profile: str
     cash_symbol: str = CASH_SYMBOL
@@ -118,7 +118,7 @@ class Settings:
     market_close: str | None = None
     market_timezone: str = "UTC"
     # PORTFOLIO_PIPELINE_STRESS_SCENARIOS ("name:2020-02-19..2020-03-23,..."); None = the
-    # market's defaults (core.risk.scenarios_for).
+    # market's defaults (portfolio.risk.scenarios_for).
     stress_scenarios: str | None = None
     # PORTFOLIO_PIPELINE_HOLDINGS; None = data/holdings.csv.
     holdings_file: Path | None = None

@@ -185,3 +185,26 @@ def webhook_env(webhook_server, no_alert_channels, monkeypatch):
     """Alerts go to the local server's /hook (Slack-compatible)."""
     monkeypatch.setenv("PORTFOLIO_PIPELINE_ALERT_WEBHOOK_URL", f"{webhook_server.url}/hook")
     return webhook_server
+
+
+@pytest.fixture()
+def ray_cluster_client(ray_cluster):
+    """This process pointed at :func:`ray_cluster` for one test: its variables set, and Ray's
+    cached auth mode and token dropped before and after (Ray reads them once per process, so
+    a tokenless local Ray earlier in the session would otherwise be refused with
+    InvalidAuthToken, and a later local Ray would still present this cluster's token)."""
+    from ray._private.authentication_test_utils import reset_auth_token_state
+
+    patch = pytest.MonkeyPatch()
+    for name, value in ray_cluster.env.items():
+        patch.setenv(name, value)
+    reset_auth_token_state()
+    try:
+        yield ray_cluster
+    finally:
+        import ray
+
+        if ray.is_initialized():
+            ray.shutdown()
+        patch.undo()
+        reset_auth_token_state()

@@ -3,8 +3,8 @@ from datetime import date
 import polars as pl
 import pytest
 
+from portfolio_pipeline import warehouse
 from portfolio_pipeline.cli import main
-from portfolio_pipeline.core import warehouse
 
 
 def _seed(path):
@@ -78,22 +78,23 @@ def test_python_dash_m_keeps_the_exit_code(tmp_warehouse):
 def test_partition_days_and_months_map_to_the_monthly_partitions():
     from datetime import UTC, datetime, timedelta
 
-    from portfolio_pipeline.cli import CliError, _partition_bounds
+    from portfolio_pipeline.cli.common import CliError
+    from portfolio_pipeline.cli.runs import partition_bounds
     from portfolio_pipeline.settings import load_settings
 
     settings = load_settings()  # start 2017-08-17: the first partition is 2017-08
-    assert _partition_bounds(settings, "2024-01-05") == ("2024-01-05", "2024-01-05")
-    assert _partition_bounds(settings, "2024-01...2024-03") == ("2024-01-01", "2024-03-31")
-    assert _partition_bounds(settings, "2017-08-01...2017-08-02") == ("2017-08-01", "2017-08-02")
+    assert partition_bounds(settings, "2024-01-05") == ("2024-01-05", "2024-01-05")
+    assert partition_bounds(settings, "2024-01...2024-03") == ("2024-01-01", "2024-03-31")
+    assert partition_bounds(settings, "2017-08-01...2017-08-02") == ("2017-08-01", "2017-08-02")
     yesterday = datetime.now(UTC).date() - timedelta(days=1)
     this_month = yesterday.strftime("%Y-%m")
-    assert _partition_bounds(settings, this_month)[1] == yesterday.isoformat()  # to date
+    assert partition_bounds(settings, this_month)[1] == yesterday.isoformat()  # to date
     with pytest.raises(CliError, match="before the first partition .*PORTFOLIO_PIPELINE_START"):
-        _partition_bounds(settings, "2017-07-31...2017-08-20")
+        partition_bounds(settings, "2017-07-31...2017-08-20")
     with pytest.raises(CliError, match="after yesterday"):
-        _partition_bounds(settings, f"2024-01-01...{yesterday + timedelta(days=1)}")
+        partition_bounds(settings, f"2024-01-01...{yesterday + timedelta(days=1)}")
     with pytest.raises(CliError, match="not a YYYY-MM-DD day or a YYYY-MM month"):
-        _partition_bounds(settings, "2024-1")
+        partition_bounds(settings, "2024-1")
 
 
 def test_materialize_replaces_the_months_holding_the_days(tmp_path, monkeypatch, capsys):

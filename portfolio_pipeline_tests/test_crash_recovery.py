@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from portfolio_pipeline.core import warehouse
+from portfolio_pipeline import warehouse
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -84,7 +84,7 @@ def test_a_second_cli_run_names_the_run_holding_the_warehouse(tmp_path):
     path = tmp_path / "warehouse.duckdb"
     holder = subprocess.Popen(
         [sys.executable, "-c",
-         "import time; from portfolio_pipeline.core import warehouse\n"
+         "import time; from portfolio_pipeline import warehouse\n"
          f"warehouse.acquire_writer_lock({str(path)!r}, owner='run 5e6f7a')\n"
          "print('held', flush=True); time.sleep(60)"],
         env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.PIPE, text=True,

@@ -16,9 +16,9 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from portfolio_pipeline.core import warehouse
+from portfolio_pipeline import warehouse
 from portfolio_pipeline.examples.sp500 import write_files_source
-from portfolio_pipeline.ingestion.partitions import month_key
+from portfolio_pipeline.market.partitions import month_key
 from portfolio_pipeline.policies.assets import POLICY_OUTPUTS
 from portfolio_pipeline_tests.helpers import materialize_range
 
@@ -119,9 +119,9 @@ def _metadata(result, asset: str) -> dict:
 
 def test_whole_graph_runs_on_equities(equities_run):
     path, result = equities_run
-    from portfolio_pipeline.cli import _failure_reason
+    from portfolio_pipeline.cli.runs import failure_reason
 
-    assert result.success, _failure_reason(result)
+    assert result.success, failure_reason(result)
     features = _metadata(result, "market_features")
     assert features["periods_per_year"] == 252 and features["calendar"] == "business"
     assert features["cash_symbol"] == "USD"
@@ -160,10 +160,10 @@ def test_whole_graph_runs_on_equities(equities_run):
 
 
 def test_drl_reference_and_splits_follow_the_equity_calendar():
-    from portfolio_pipeline.core import drl
-    from portfolio_pipeline.core.env import build_env_data
-    from portfolio_pipeline.core.market import choose_benchmark
     from portfolio_pipeline.examples.sp500 import sp500_ohlcv
+    from portfolio_pipeline.market.context import choose_benchmark
+    from portfolio_pipeline.policies import drl
+    from portfolio_pipeline.policies.env import build_env_data
 
     ohlcv = sp500_ohlcv(date(2019, 1, 2), END).filter(
         pl.col("symbol").is_in(["AAPL", "JNJ", "MSFT", "XOM"])

@@ -11,9 +11,10 @@ import polars as pl
 import pytest
 import requests
 
+from portfolio_pipeline import warehouse
 from portfolio_pipeline.cli import main
-from portfolio_pipeline.core import alerts, warehouse
-from portfolio_pipeline.core.sources.alphavantage import AlphaVantageNewsSource
+from portfolio_pipeline.market.sources.alphavantage import AlphaVantageNewsSource
+from portfolio_pipeline.operations import notifications as alerts
 
 REPO = Path(__file__).resolve().parents[1]
 FAKE_KEY = "FAKEKEY0123456789"

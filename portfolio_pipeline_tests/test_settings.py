@@ -26,5 +26,5 @@ def test_defaults_load(monkeypatch):
     for name in ("PORTFOLIO_PIPELINE_PERIODS_PER_YEAR", "PORTFOLIO_PIPELINE_START"):
         monkeypatch.delenv(name, raising=False)
     settings = load_settings()
-    # blank = inferred from the data calendar (core.calendar)
+    # blank = inferred from the data calendar (market.calendar)
     assert settings.periods_per_year is None and settings.start_date.isoformat() == "2017-08-17"

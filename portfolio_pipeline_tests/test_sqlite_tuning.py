@@ -3,7 +3,8 @@ import os
 import pytest
 import sqlalchemy as sa
 
-from portfolio_pipeline import cli, sqlite_tuning
+from portfolio_pipeline import sqlite_tuning
+from portfolio_pipeline.cli import runs as cli_runs
 
 
 def _synchronous(path) -> int:
@@ -32,11 +33,11 @@ def test_cli_turns_fsyncs_off_only_for_a_bulk_backfill(monkeypatch):
         (tags, ("2021-01-01", "2021-01-31")),  # a month: ordinary run
         ({}, ("2021-01-01", "2021-12-31")),  # the unpartitioned run after it
     ):
-        with cli._bulk_backfill(partition_tags, bounds):
+        with cli_runs.bulk_backfill(partition_tags, bounds):
             seen.append(os.environ.get(sqlite_tuning.SYNCHRONOUS_ENV))
     assert seen == ["OFF", None, None]
     assert sqlite_tuning.SYNCHRONOUS_ENV not in os.environ
     # an explicit setting always wins
     monkeypatch.setenv(sqlite_tuning.SYNCHRONOUS_ENV, "FULL")
-    with cli._bulk_backfill(tags, ("2021-01-01", "2021-12-31")):
+    with cli_runs.bulk_backfill(tags, ("2021-01-01", "2021-12-31")):
         assert os.environ[sqlite_tuning.SYNCHRONOUS_ENV] == "FULL"

@@ -29,7 +29,7 @@ def test_module_entry_point_matches_workspace():
 
 def test_package_exposes_defs_lazily_and_core_stays_dagster_free():
     code = (
-        "import sys, json; import portfolio_pipeline.core.features, portfolio_pipeline.core.env; "
+        "import sys, json; import portfolio_pipeline.market.features, portfolio_pipeline.policies.env; "
         "before = 'dagster' in sys.modules; import portfolio_pipeline, dagster; "
         "ok = isinstance(portfolio_pipeline.defs, dagster.Definitions); "
         "print(json.dumps([before, ok, 'defs' in dir(portfolio_pipeline)]))"

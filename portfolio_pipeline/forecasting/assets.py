@@ -6,13 +6,12 @@ from datetime import UTC, date, datetime
 import dagster as dg
 import polars as pl
 
-from portfolio_pipeline import tables
-from portfolio_pipeline.core import warehouse
-from portfolio_pipeline.core.market import market_context
-from portfolio_pipeline.core.windows import first_forecast_test_start, windows_from_settings
+from portfolio_pipeline import tables, warehouse
+from portfolio_pipeline.market.context import market_context
+from portfolio_pipeline.market.windows import first_forecast_test_start, windows_from_settings
 from portfolio_pipeline.metadata import png_markdown, preview_markdown, table_metadata
-from portfolio_pipeline.resources import WarehouseResource
 from portfolio_pipeline.settings import Settings
+from portfolio_pipeline.warehouse.resources import WarehouseResource
 
 INPUT_DEPS = ["raw_ohlcv", "market_features", "daily_sentiment"]
 
@@ -20,7 +19,7 @@ INPUT_DEPS = ["raw_ohlcv", "market_features", "daily_sentiment"]
 class ForecastSettings(dg.Config):
     """Horizons in BARS of each symbol's calendar (crypto days, equity sessions); walk-forward
     from ``first_test_start`` (blank = from the data: the first 1 January two years into the
-    history, no later than the validation window, core.windows.first_forecast_test_start),
+    history, no later than the validation window, market.windows.first_forecast_test_start),
     refit every ``retrain_every_days`` calendar days; ``use_sentiment`` joins
     features.daily_sentiment."""
 
@@ -32,7 +31,7 @@ class ForecastSettings(dg.Config):
     depth: int = 5
     random_seed: int = 42
     # one_hot | none | target_stats (README, "Scaling out"); 0 days turns early stopping off.
-    # none + 120 days is ~2x faster at 100 symbols but ranks worse (see core.forecast).
+    # none + 120 days is ~2x faster at 100 symbols but ranks worse (see forecasting.model).
     symbol_encoding: str = "one_hot"
     early_stopping_days: int = 0
     # Rolling training window in calendar days (0 = expanding from the start of the data).
@@ -42,13 +41,13 @@ class ForecastSettings(dg.Config):
     max_fit_rows: int = 150_000
     use_sentiment: bool = True
     # Reuse the stored outputs of walk-forward folds whose inputs are unchanged (under
-    # <models dir>/fold_cache, core.fold_cache); False refits every fold.
+    # <models dir>/fold_cache, forecasting.fold_cache); False refits every fold.
     fold_cache: bool = True
 
 
 def _config(settings: ForecastSettings, ohlcv: pl.DataFrame, project: Settings):
     """Model settings plus what the data says: its calendar and its benchmark symbol."""
-    from portfolio_pipeline.core.forecast import ForecastConfig
+    from portfolio_pipeline.forecasting.model import ForecastConfig
 
     market = market_context(ohlcv, project)
     return ForecastConfig(
@@ -143,15 +142,15 @@ def forecast_walk_forward(
 ):
     """Walk-forward evaluation of the CatBoost quantile model for every horizon; folds whose
     inputs are unchanged are read back from the fold cache (``ForecastSettings.fold_cache``)."""
-    from portfolio_pipeline.core.forecast import plot_interval
-    from portfolio_pipeline.core.walkforward import evaluate_forecasts, walk_forward_horizons
+    from portfolio_pipeline.forecasting.model import plot_interval
+    from portfolio_pipeline.forecasting.walkforward import evaluate_forecasts, walk_forward_horizons
 
     with warehouse_resource.connect() as con:
         ohlcv, features, sentiment = _inputs(con, config)
     model_config = _config(config, ohlcv, settings)
     first_test = _first_test_start(config, ohlcv, settings)
     # Every (horizon, fold) fit is one task of a single batch: Ray tasks with
-    # PORTFOLIO_PIPELINE_PARALLEL=ray or RAY_ADDRESS (core.parallel), else a loop here.
+    # PORTFOLIO_PIPELINE_PARALLEL=ray or RAY_ADDRESS (common.parallel), else a loop here.
     backtest, fold_frame = walk_forward_horizons(
         features,
         ohlcv,
@@ -231,7 +230,7 @@ def return_forecasts(
     then, for every symbol still trading (delisted symbols have no row), table
     ``ml.return_forecasts`` (history kept per as_of). Each model is saved under
     ``data/models/`` and registered in ``ml.model_registry``."""
-    from portfolio_pipeline.core import forecast
+    from portfolio_pipeline.forecasting import model as forecast
 
     with warehouse_resource.connect() as con:
         ohlcv, features, sentiment = _inputs(con, config)
@@ -292,8 +291,8 @@ def volatility_forecasts(
     volatility, for the risk reports, table ``ml.volatility_forecasts`` (history kept per
     as_of). Its walk-forward accuracy against the trailing-volatility forecast is in
     ``ml.volatility_evaluation``."""
-    from portfolio_pipeline.core import forecast
-    from portfolio_pipeline.core.walkforward import (
+    from portfolio_pipeline.forecasting import model as forecast
+    from portfolio_pipeline.forecasting.walkforward import (
         evaluate_volatility_forecasts,
         walk_forward_volatility_and_model,
     )

@@ -1,11 +1,11 @@
 """Alert sensors: failed runs, risk limits, stale live data -> webhook / Telegram.
 
-Channels are configured by environment variable (``core/alerts.py``); with none, alerts are
+Channels are configured by environment variable (``operations.notifications.py``); with none, alerts are
 logged in the sensor's tick log. A delivery error fails the tick (visible in the UI) and the
 cursor does not move, so the alert is retried on the next tick instead of being lost.
 
 Sensors read the published warehouse read-only, as analysts do: a run writes a working copy
-and publishes it by rename (``core/warehouse.py``), so a tick during a run reads the last
+and publishes it by rename (``warehouse/store.py``), so a tick during a run reads the last
 published snapshot and never makes the run fail.
 """
 
@@ -14,17 +14,18 @@ import os
 import dagster as dg
 
 from portfolio_pipeline import tables
-from portfolio_pipeline.core import alerts
-from portfolio_pipeline.core.warehouse import WarehouseError, table_exists
-from portfolio_pipeline.ingestion.resources import NewsSourceResource, OhlcvSourceResource
+from portfolio_pipeline.market.resources import OhlcvSourceResource
+from portfolio_pipeline.news.resources import NewsSourceResource
+from portfolio_pipeline.operations import notifications as alerts
 from portfolio_pipeline.operations.checks import news_freshness, ohlcv_freshness
 from portfolio_pipeline.operations.sensors import sensor_status
-from portfolio_pipeline.resources import WarehouseResource
 from portfolio_pipeline.run_tags import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
     PARTITION_TAG,
 )
+from portfolio_pipeline.warehouse import WarehouseError, table_exists
+from portfolio_pipeline.warehouse.resources import WarehouseResource
 
 UI_URL_ENV = "PORTFOLIO_PIPELINE_UI_URL"
 

@@ -13,9 +13,10 @@ from datetime import timedelta
 import dagster as dg
 
 from portfolio_pipeline import tables
-from portfolio_pipeline.core.alerts import DEFAULT_MAX_AGE, Freshness, assess_freshness
-from portfolio_pipeline.ingestion.resources import NewsSourceResource, OhlcvSourceResource
-from portfolio_pipeline.resources import WarehouseResource
+from portfolio_pipeline.market.resources import OhlcvSourceResource
+from portfolio_pipeline.news.resources import NewsSourceResource
+from portfolio_pipeline.operations.notifications import DEFAULT_MAX_AGE, Freshness, assess_freshness
+from portfolio_pipeline.warehouse.resources import WarehouseResource
 
 MAX_AGE_ENV = "PORTFOLIO_PIPELINE_MAX_DATA_AGE_HOURS"
 
@@ -37,7 +38,7 @@ def ohlcv_freshness(
     warehouse_resource: WarehouseResource, ohlcv_source: OhlcvSourceResource
 ) -> Freshness:
     """Newest candle of the configured universe vs. the clock."""
-    from portfolio_pipeline.core.warehouse import table_exists
+    from portfolio_pipeline.warehouse import table_exists
 
     newest = None
     with warehouse_resource.connect(read_only=True) as con:
@@ -59,7 +60,7 @@ def news_freshness(
     warehouse_resource: WarehouseResource, news_source: NewsSourceResource
 ) -> Freshness:
     """Newest article vs. the clock."""
-    from portfolio_pipeline.core.warehouse import table_exists
+    from portfolio_pipeline.warehouse import table_exists
 
     newest = None
     with warehouse_resource.connect(read_only=True) as con:

@@ -26,18 +26,15 @@ import dagster as dg
 import polars as pl
 
 from portfolio_pipeline import groups, tables
-from portfolio_pipeline.core import inbox
-from portfolio_pipeline.ingestion.assets import RAW_NEWS_DDL, RAW_OHLCV_DDL
-from portfolio_pipeline.ingestion.partitions import month_key, yesterday_utc
-from portfolio_pipeline.ingestion.resources import OhlcvSourceResource
-from portfolio_pipeline.resources import WarehouseResource
+from portfolio_pipeline.market.assets import RAW_OHLCV_DDL
+from portfolio_pipeline.market.partitions import month_key, yesterday_utc
+from portfolio_pipeline.market.resources import OhlcvSourceResource
+from portfolio_pipeline.news.assets import RAW_NEWS_DDL
+from portfolio_pipeline.operations import inbox
 from portfolio_pipeline.settings import Settings
+from portfolio_pipeline.warehouse.resources import WarehouseResource
 
-INGESTION_GROUP = groups.INGESTION
-FEATURES_GROUP = groups.FEATURES
-FORECASTING_GROUP = groups.FORECASTING
 POLICIES_GROUP = groups.POLICIES
-PORTFOLIO_GROUP = groups.PORTFOLIO
 HOLDINGS_REFRESH_ASSETS = ("holdings", "recommendations", "risk_metrics", "stress_tests")
 
 DAILY_REFRESH_JOB = "daily_refresh_job"

@@ -24,7 +24,7 @@ from datetime import UTC, date, timedelta
 
 import dagster as dg
 
-from portfolio_pipeline.ingestion.partitions import month_keys
+from portfolio_pipeline.market.partitions import month_keys
 from portfolio_pipeline.run_tags import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,

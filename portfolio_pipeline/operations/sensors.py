@@ -10,8 +10,8 @@ from pathlib import Path
 
 import dagster as dg
 
-from portfolio_pipeline.core import inbox
-from portfolio_pipeline.ingestion.resources import OhlcvSourceResource
+from portfolio_pipeline.market.resources import OhlcvSourceResource
+from portfolio_pipeline.operations import inbox
 from portfolio_pipeline.operations.jobs import InboxFileConfig
 
 SENSORS_RUNNING_ENV = "PORTFOLIO_PIPELINE_SENSORS_RUNNING"

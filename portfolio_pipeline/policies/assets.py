@@ -6,20 +6,19 @@ from datetime import date, timedelta
 import dagster as dg
 import polars as pl
 
-from portfolio_pipeline import tables
-from portfolio_pipeline.core import warehouse
-from portfolio_pipeline.core.market import market_context
-from portfolio_pipeline.core.windows import windows_from_settings
+from portfolio_pipeline import tables, warehouse
+from portfolio_pipeline.market.context import market_context
+from portfolio_pipeline.market.windows import windows_from_settings
 from portfolio_pipeline.metadata import png_markdown, preview_markdown, table_metadata, table_specs
-from portfolio_pipeline.resources import WarehouseResource
 from portfolio_pipeline.settings import Settings
+from portfolio_pipeline.warehouse.resources import WarehouseResource
 
 
 class PolicySettings(dg.Config):
     """``profile``: ``quick`` (default via PORTFOLIO_PIPELINE_PROFILE) or ``full``. Windows
     are half-open: train [train_start, train_end), validation [train_end, val_end), test
     [val_end, test_end); blank = from the data and the PORTFOLIO_PIPELINE_* window settings
-    (core.windows: test = last 2 years, validation = the year before). Inside the training
+    (market.windows: test = last 2 years, validation = the year before). Inside the training
     window, policies learn on [train_start, tune_start) and the search and the seed choice use
     [tune_start, train_end) (blank tune_start = one year before train_end), so the validation
     window, where the recommendation strategy is chosen, is unseen by the DRL. With
@@ -47,13 +46,13 @@ class PolicySettings(dg.Config):
     samples_per_algorithm: int = 0
     algorithms: list[str] = []
     n_envs: int = 0
-    # "mlp" | "shared_encoder" (blank = the profile's own; core.drl.POLICY_ARCHITECTURES).
+    # "mlp" | "shared_encoder" (blank = the profile's own; policies.drl.POLICY_ARCHITECTURES).
     policy_architecture: str = ""
 
 
 def policy_profile(config: PolicySettings, default_profile: str):
     """The tuning profile named by the config (or the default) with its budget overrides."""
-    from portfolio_pipeline.core.tuning import PROFILES, with_budget
+    from portfolio_pipeline.policies.tuning import PROFILES, with_budget
 
     name = config.profile or default_profile
     if name not in PROFILES:
@@ -90,8 +89,8 @@ def _launchpad(config: PolicySettings) -> dict[str, object]:
 
 
 def _plot_test_equity(test_returns: pl.DataFrame) -> bytes:
-    from portfolio_pipeline.core.drl import FIXED_WEIGHT_REFERENCES
-    from portfolio_pipeline.core.plots import figure_png, pyplot
+    from portfolio_pipeline.common.plots import figure_png, pyplot
+    from portfolio_pipeline.policies.drl import FIXED_WEIGHT_REFERENCES
 
     plt = pyplot()
 
@@ -240,11 +239,11 @@ def drl_policy(
     warehouse_resource: WarehouseResource,
     settings: dg.ResourceParam[Settings],
 ):
-    """Search, retrain and deploy a DRL policy (core.deployment.search_train_deploy): the
+    """Search, retrain and deploy a DRL policy (policies.deployment.search_train_deploy): the
     registry (``drl_policy``), the search trials, the comparison with the references and
     the deployed seed's daily target weights, one table each."""
-    from portfolio_pipeline.core.deployment import policy_splits, search_train_deploy
-    from portfolio_pipeline.core.env import build_env_data
+    from portfolio_pipeline.policies.deployment import policy_splits, search_train_deploy
+    from portfolio_pipeline.policies.env import build_env_data
 
     profile = policy_profile(config, settings.profile)
     ohlcv, features, sentiment, forecasts = _read_inputs(warehouse_resource, config)

@@ -3,10 +3,9 @@
 import dagster as dg
 import polars as pl
 
-from portfolio_pipeline import tables
-from portfolio_pipeline.core import warehouse
+from portfolio_pipeline import tables, warehouse
 from portfolio_pipeline.portfolio.assets import target_weights
-from portfolio_pipeline.resources import WarehouseResource
+from portfolio_pipeline.warehouse.resources import WarehouseResource
 
 
 @dg.asset_check(asset=target_weights, blocking=True)

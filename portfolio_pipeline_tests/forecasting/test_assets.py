@@ -3,9 +3,9 @@ from datetime import date
 import dagster as dg
 import polars as pl
 
-from portfolio_pipeline.core import warehouse
-from portfolio_pipeline.core.features import compute_market_features
+from portfolio_pipeline import warehouse
 from portfolio_pipeline.definitions import build_definitions
+from portfolio_pipeline.market.features import compute_market_features
 from portfolio_pipeline_tests.helpers import settings_for_tests
 
 SYMBOLS = ["BTCUSDT", "ETHUSDT", "SOLUSDT", "MATICUSDT"]

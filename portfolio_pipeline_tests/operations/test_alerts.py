@@ -1,5 +1,5 @@
 """Alert sensors and checks: failed runs, risk limits, stale live data (the delivery and the
-rules themselves are core.alerts, tested in core/test_alerts.py)."""
+rules themselves are operations.notifications, tested in core/test_alerts.py)."""
 
 from __future__ import annotations
 
@@ -8,16 +8,17 @@ from datetime import UTC, date, datetime
 import dagster as dg
 import polars as pl
 
-from portfolio_pipeline.core import warehouse
-from portfolio_pipeline.ingestion.assets import RAW_OHLCV_DDL, raw_ohlcv
-from portfolio_pipeline.ingestion.resources import NewsSourceResource, OhlcvSourceResource
+from portfolio_pipeline import warehouse
+from portfolio_pipeline.market.assets import RAW_OHLCV_DDL, raw_ohlcv
+from portfolio_pipeline.market.resources import OhlcvSourceResource
+from portfolio_pipeline.news.resources import NewsSourceResource
 from portfolio_pipeline.operations import checks
 from portfolio_pipeline.operations.alerts import (
     raw_data_freshness_sensor,
     risk_limit_sensor,
     run_failure_alert_sensor,
 )
-from portfolio_pipeline.resources import WarehouseResource
+from portfolio_pipeline.warehouse.resources import WarehouseResource
 from portfolio_pipeline_tests.helpers import materialize_range, pipeline_resources, risk_rows
 
 

@@ -15,10 +15,10 @@ import polars as pl
 import pytest
 import yaml
 
-from portfolio_pipeline.core import warehouse
+from portfolio_pipeline import warehouse
 from portfolio_pipeline.definitions import build_resources
-from portfolio_pipeline.ingestion.assets import raw_ohlcv
-from portfolio_pipeline.ingestion.partitions import month_key
+from portfolio_pipeline.market.assets import raw_ohlcv
+from portfolio_pipeline.market.partitions import month_key
 from portfolio_pipeline.settings import load_settings
 from portfolio_pipeline_tests.conftest import DATA_DIR
 from portfolio_pipeline_tests.operations.servers import (

@@ -8,17 +8,19 @@ import polars as pl
 import pytest
 from dagster._utils.schedules import schedule_execution_time_iterator
 
-from portfolio_pipeline.core import warehouse
+from portfolio_pipeline import warehouse
 from portfolio_pipeline.definitions import build_resources
-from portfolio_pipeline.ingestion import partitions
-from portfolio_pipeline.ingestion.assets import raw_news, raw_ohlcv
-from portfolio_pipeline.operations import build_operations, jobs, schedules
-from portfolio_pipeline.resources import WarehouseResource
+from portfolio_pipeline.market import partitions
+from portfolio_pipeline.market.assets import raw_ohlcv
+from portfolio_pipeline.news.assets import raw_news
+from portfolio_pipeline.operations import jobs, schedules
+from portfolio_pipeline.operations.definitions import build_operations
 from portfolio_pipeline.run_tags import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
 )
 from portfolio_pipeline.settings import load_settings
+from portfolio_pipeline.warehouse.resources import WarehouseResource
 from portfolio_pipeline_tests.helpers import pipeline_resources
 
 
@@ -32,13 +34,13 @@ def _stub(name, group, deps=()):
 
 
 STUBS = [
-    _stub("market_features", "features", ["raw_ohlcv"]),
+    _stub("market_features", "market", ["raw_ohlcv"]),
     _stub("return_forecasts", "forecasting", ["market_features"]),
     _stub("drl_policy", "policies", ["market_features"]),
     _stub("holdings", "portfolio"),
     _stub("target_weights", "portfolio", ["drl_policy", "return_forecasts"]),
     _stub("backtest", "portfolio", ["target_weights"]),
-    _stub("recommendations", "portfolio", ["target_weights", "holdings"]),
+    _stub("recommendations", "recommendations", ["target_weights", "holdings"]),
 ]
 
 
@@ -136,7 +138,7 @@ def test_one_run_mixes_the_monthly_partitions_and_unpartitioned_downstream(
     """What the nightly run does: the raw partition(s), then unpartitioned assets reading it."""
     resources = pipeline_resources(tmp_warehouse)
 
-    @dg.asset(group_name="features", deps=[raw_ohlcv])
+    @dg.asset(group_name="market", deps=[raw_ohlcv])
     def symbols_seen(warehouse_resource: WarehouseResource) -> None:
         with warehouse_resource.connect() as con:
             seen = con.execute(

@@ -10,7 +10,7 @@ import time
 import pytest
 import requests
 
-from portfolio_pipeline.core import warehouse
+from portfolio_pipeline import warehouse
 from portfolio_pipeline_tests.conftest import DATA_DIR
 from portfolio_pipeline_tests.operations.servers import (
     REPO_ROOT,
@@ -136,9 +136,7 @@ def test_dagster_dev_serves_the_graph_and_runs_a_partition(tmp_path):
             for check in node["assetChecksOrError"]["checks"]
         }
         assert shown_checks == expected_checks
-        assert (
-            nodes["raw_ohlcv"]["isPartitioned"] and nodes["raw_ohlcv"]["groupName"] == "ingestion"
-        )
+        assert nodes["raw_ohlcv"]["isPartitioned"] and nodes["raw_ohlcv"]["groupName"] == "market"
         [repo] = data["repositoriesOrError"]["nodes"]
         schedules = {s["name"]: s for s in repo["schedules"]}
         sensors = {s["name"]: s["sensorState"]["status"] for s in repo["sensors"]}

@@ -4,9 +4,9 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from portfolio_pipeline.core import warehouse
-from portfolio_pipeline.core.metrics import performance_summary
+from portfolio_pipeline import warehouse
 from portfolio_pipeline.definitions import build_definitions
+from portfolio_pipeline.portfolio.metrics import performance_summary
 from portfolio_pipeline_tests.helpers import settings_for_tests
 
 PORTFOLIO_ASSETS = [
