@@ -44,7 +44,6 @@ STILL_TOO_LONG: set[str] = {
     "portfolio_pipeline.policies.drl",
     "portfolio_pipeline.policies.env",
     "portfolio_pipeline.policies.tuning",
-    "portfolio_pipeline.portfolio.backtest",
     "portfolio_pipeline.portfolio.holdings",
     "portfolio_pipeline.portfolio.metrics",
     "portfolio_pipeline.portfolio.risk",
