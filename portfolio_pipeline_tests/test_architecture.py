@@ -44,8 +44,6 @@ STILL_TOO_LONG: set[str] = {
     "portfolio_pipeline.policies.drl",
     "portfolio_pipeline.policies.env",
     "portfolio_pipeline.policies.tuning",
-    "portfolio_pipeline.portfolio.holdings",
-    "portfolio_pipeline.portfolio.metrics",
     "portfolio_pipeline.recommendations.assets",
     "portfolio_pipeline.recommendations.decision",
     "portfolio_pipeline.recommendations.replay",
