@@ -13,6 +13,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from types import ModuleType
 
 import polars as pl
 
@@ -185,13 +186,21 @@ def validate_ohlcv(
     )
 
 
+_PRICE_COLUMNS = ("open", "high", "low", "close")
+
+
 def _ohlcv_expectations() -> list[tuple[Rule, object]]:
     """One GX expectation per (rule, column) of :data:`OHLCV_RULES`."""
     import great_expectations.expectations as gxe
 
-    prices = ("open", "high", "low", "close")
+    rules = {rule.name: rule for rule in OHLCV_RULES}
+    return [*_column_expectations(gxe, rules), *_value_expectations(gxe, rules)]
+
+
+def _column_expectations(gxe: ModuleType, r: dict[str, Rule]) -> list[tuple[Rule, object]]:
+    """The frame's shape: columns and types, no nulls, one row per (symbol, date)."""
+    prices = _PRICE_COLUMNS
     exp: list[tuple[Rule, object]] = []
-    r = {rule.name: rule for rule in OHLCV_RULES}
     types = {"symbol": "str", "date": "datetime64[ms]", **dict.fromkeys(prices, "float64")}
     types["volume"] = "float64"
     for column, dtype in types.items():
@@ -211,6 +220,14 @@ def _ohlcv_expectations() -> list[tuple[Rule, object]]:
             gxe.ExpectCompoundColumnsToBeUnique(column_list=["symbol", "date"]),
         )
     )
+    return exp
+
+
+def _value_expectations(gxe: ModuleType, r: dict[str, Rule]) -> list[tuple[Rule, object]]:
+    """The values: positive prices, non-negative volume, high/low bracketing open and close,
+    no future dates, no gaps."""
+    prices = _PRICE_COLUMNS
+    exp: list[tuple[Rule, object]] = []
     for column in prices:
         exp.append(
             (
