@@ -7,6 +7,7 @@ Pure (no dagster); matplotlib is imported inside :func:`plot_interval`.
 from __future__ import annotations
 
 from datetime import date
+from typing import cast
 
 import polars as pl
 
@@ -24,10 +25,15 @@ def _pinball(realized: pl.Expr, forecast: pl.Expr, q: float) -> pl.Expr:
 def _metrics(group: pl.Expr | None = None) -> list[pl.Expr]:
     realized, q50 = pl.col("realized"), pl.col("q50")
     nonzero = realized != 0
-    pinball = sum(
-        _pinball(realized, pl.col(name), q)
-        for name, q in zip(("q10", "q50", "q90"), QUANTILES, strict=True)
-    ) / len(QUANTILES)
+    # sum() starts from the int 0, so its declared type is Expr | int; the value is an Expr.
+    pinball = cast(
+        pl.Expr,
+        sum(
+            _pinball(realized, pl.col(name), q)
+            for name, q in zip(("q10", "q50", "q90"), QUANTILES, strict=True)
+        )
+        / len(QUANTILES),
+    )
     return [
         (
             100.0
@@ -234,7 +240,7 @@ def plot_interval(
     plt = pyplot()
 
     if horizon_days is None:
-        horizon_days = int(backtest["horizon_days"].max())
+        horizon_days = int(cast(int, backtest["horizon_days"].max()))
     rows = backtest.filter(
         (pl.col("symbol") == symbol) & (pl.col("horizon_days") == horizon_days)
     ).sort("as_of")
@@ -245,7 +251,9 @@ def plot_interval(
     ax.fill_between(dates, rows["q10"], rows["q90"], alpha=0.3, label="q10..q90")
     ax.plot(dates, rows["q50"], lw=0.8, label="q50")
     ax.plot(dates, rows["realized"], lw=0.5, color="black", alpha=0.7, label="realized")
-    covered = ((rows["realized"] >= rows["q10"]) & (rows["realized"] <= rows["q90"])).mean()
+    covered = cast(
+        float, ((rows["realized"] >= rows["q10"]) & (rows["realized"] <= rows["q90"])).mean()
+    )  # the mean of a Boolean series is a float (polars types mean() loosely)
     ax.set_title(f"{symbol} {horizon_days}-bar log return, out of sample (coverage {covered:.0%})")
     ax.legend(loc="upper left")
     return figure_png(fig, dpi=100)

@@ -39,7 +39,7 @@ from dataclasses import asdict
 from datetime import date
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import polars as pl
@@ -78,7 +78,8 @@ def code_fingerprint() -> str:
     """
     digest = hashlib.sha256(CODE_VERSION.encode())
     for name in _CODE_MODULES:
-        digest.update(Path(importlib.import_module(name).__file__).read_bytes())
+        # A module of this package always has a file (``__file__`` is typed Optional).
+        digest.update(Path(cast(str, importlib.import_module(name).__file__)).read_bytes())
     for library in _LIBRARIES:
         try:
             digest.update(f"{library}=={metadata.version(library)}".encode())

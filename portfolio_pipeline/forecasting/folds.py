@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import cast
 
 import polars as pl
 
@@ -47,7 +48,7 @@ def fold_schedule(
         raise ValueError(f"retrain_every_days must be >= 1, got {retrain_every_days}")
     if labelled_dates.len() == 0:
         raise ForecastInputError("walk-forward: no labelled rows at all")
-    last = labelled_dates.max()
+    last = cast(date, labelled_dates.max())  # a Date series (polars types max() loosely)
     if last_test_date is not None:
         last = min(last, last_test_date)
     if first_test_start > last:
@@ -56,7 +57,8 @@ def fold_schedule(
             f"date {last}"
         )
     step = timedelta(days=retrain_every_days)
-    schedule, start = [], first_test_start
+    schedule: list[tuple[date, date]] = []
+    start = first_test_start
     while start <= last:
         schedule.append((start, min(start + step - timedelta(days=1), last)))
         start += step

@@ -43,6 +43,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import cast
 
 import numpy as np
 import polars as pl
@@ -368,7 +369,8 @@ def training_rows(inputs: ModelInputs, kind: str, label_known_by: date | None) -
         rows = rows.filter(pl.col("_label_end") <= label_known_by)
     window = inputs.config.train_window_days
     if window and rows.height:
-        rows = rows.filter(pl.col("date") > rows["date"].max() - timedelta(days=window))
+        last = cast(date, rows["date"].max())
+        rows = rows.filter(pl.col("date") > last - timedelta(days=window))
     return rows
 
 

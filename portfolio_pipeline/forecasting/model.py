@@ -15,7 +15,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import polars as pl
@@ -166,7 +166,7 @@ def fit_model(
         booster = _fit_booster(fit_rows, inputs.feature_columns, kind, horizon, config, iterations)
     # ISO string (the metadata sidecar is JSON): the walk-forward checks its embargo on it.
     extra: dict[str, Any] = {
-        "train_label_end": rows["_label_end"].max().isoformat(),
+        "train_label_end": cast(date, rows["_label_end"].max()).isoformat(),
         "iterations": iterations,
         "n_fit_rows": fit_rows.height,
     }
@@ -175,7 +175,7 @@ def fit_model(
             booster, calibration_rows, inputs.feature_columns, horizon, config
         )
         extra["n_calibration_rows"] = calibration_rows.height
-    train_start, train_end = rows["date"].min(), rows["date"].max()
+    train_start, train_end = cast(date, rows["date"].min()), cast(date, rows["date"].max())
     target = TARGET_RETURN if kind == RETURN_KIND else TARGET_VOLATILITY
     fingerprint = _fingerprint(rows, [*inputs.feature_columns, "_scale", target])
     return ForecastModel(
@@ -206,7 +206,8 @@ def _split_calibration(
     dates of the last ``calibration_days``, purging the fit rows whose label overlaps them."""
     fit_rows, calibration_rows = rows, None
     if kind == RETURN_KIND and config.calibration_days > 0:
-        calibration_start = rows["date"].max() - timedelta(days=config.calibration_days - 1)
+        last = cast(date, rows["date"].max())
+        calibration_start = last - timedelta(days=config.calibration_days - 1)
         fit_rows = rows.filter(pl.col("_label_end") <= calibration_start)
         calibration_rows = rows.filter(pl.col("date") >= calibration_start)
         if fit_rows.height < 10:
