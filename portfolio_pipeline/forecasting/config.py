@@ -38,8 +38,7 @@ TIME_PROXY_COLUMNS: tuple[str, ...] = (
 # symbols, measured). "none": no symbol identity, the model is the same function of the
 # inputs for every symbol, so its cost does not depend on how many there are.
 SYMBOL_ENCODINGS: frozenset[str] = frozenset({"one_hot", "target_stats", "none"})
-SCALE_FLOOR = 1e-4  # daily volatility floor for target scaling (a flat price has sigma 0)
-_PRIVATE = ("_close", "_scale", "_label_end")  # design columns that are never features
+
 TARGET_RETURN = "target_log_return"
 TARGET_VOLATILITY = "target_realized_vol"
 

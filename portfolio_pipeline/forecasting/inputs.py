@@ -49,15 +49,16 @@ import numpy as np
 import polars as pl
 
 from portfolio_pipeline.forecasting.config import (
-    _PRIVATE,
     RETURN_KIND,
-    SCALE_FLOOR,
     TARGET_RETURN,
     TARGET_VOLATILITY,
     ForecastConfig,
     ForecastInputError,
 )
 from portfolio_pipeline.market.calendar import gap_free_ahead
+
+SCALE_FLOOR = 1e-4  # daily volatility floor for target scaling (a flat price has sigma 0)
+_PRIVATE = ("_close", "_scale", "_label_end")  # design columns that are never features
 
 
 @dataclass(frozen=True)
