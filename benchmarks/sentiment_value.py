@@ -87,12 +87,9 @@ def _block_bootstrap(values: np.ndarray, block: int, samples: int, seed: int = 0
 
 
 def main() -> None:
-    from portfolio_pipeline.forecasting.model import DEFAULT_HORIZONS, ForecastConfig
-    from portfolio_pipeline.forecasting.walkforward import (
-        daily_rank_ic,
-        evaluate_forecasts,
-        walk_forward,
-    )
+    from portfolio_pipeline.forecasting.config import DEFAULT_HORIZONS, ForecastConfig
+    from portfolio_pipeline.forecasting.evaluation import daily_rank_ic, evaluate_forecasts
+    from portfolio_pipeline.forecasting.walkforward import walk_forward
     from portfolio_pipeline.market.features import compute_market_features
 
     ohlcv = pl.read_parquet(OHLCV_PATH)
