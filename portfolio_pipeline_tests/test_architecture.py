@@ -39,7 +39,6 @@ STILL_TOO_LONG: set[str] = {
     "portfolio_pipeline.market.features",
     "portfolio_pipeline.market.quality",
     "portfolio_pipeline.market.windows",
-    "portfolio_pipeline.news.sentiment",
     "portfolio_pipeline.policies.deployment",
     "portfolio_pipeline.policies.drl",
     "portfolio_pipeline.policies.env",
