@@ -14,16 +14,18 @@ from portfolio_pipeline.news.scoring import SentimentScorer
 
 MARKET_SYMBOL = "MARKET"
 
-NEWS_SENTIMENT_SCHEMA: dict[str, pl.DataType] = {
-    "id": pl.String(),
-    "symbol": pl.String(),
-    "published_at": pl.Datetime("us", "UTC"),
-    "score": pl.Float64(),
-    "p_positive": pl.Float64(),
-    "p_neutral": pl.Float64(),
-    "p_negative": pl.Float64(),
-    "model": pl.String(),
-}
+NEWS_SENTIMENT_SCHEMA = pl.Schema(
+    {
+        "id": pl.String(),
+        "symbol": pl.String(),
+        "published_at": pl.Datetime("us", "UTC"),
+        "score": pl.Float64(),
+        "p_positive": pl.Float64(),
+        "p_neutral": pl.Float64(),
+        "p_negative": pl.Float64(),
+        "model": pl.String(),
+    }
+)
 
 
 class SentimentInputError(ValueError):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import polars as pl
 
@@ -209,6 +210,7 @@ def labelled_accuracy(scorer: SentimentScorer, labelled: pl.DataFrame) -> Labell
     text_column = "text" if "text" in labelled.columns else "title"
     predicted = predicted_labels(scorer.score_texts(labelled[text_column].to_list()))
     truth = labelled["label"].str.to_lowercase()
-    accuracy = float((predicted == truth).mean())
-    majority = float(truth.value_counts()["count"].max()) / labelled.height
+    # a boolean Series' mean is a float and a count's max an int; polars types both loosely
+    accuracy = float(cast(float, (predicted == truth).mean()))
+    majority = float(cast(int, truth.value_counts()["count"].max())) / labelled.height
     return LabelledAccuracy(accuracy=accuracy, majority_baseline=majority, n=labelled.height)

@@ -49,7 +49,7 @@ def build_untrained_classifier(
         num_attention_heads=2,
         intermediate_size=64,
         max_position_embeddings=128,
-        num_labels=3,
+        # three labels: the count follows from id2label
         id2label={0: "positive", 1: "negative", 2: "neutral"},
         label2id={"positive": 0, "negative": 1, "neutral": 2},
     )

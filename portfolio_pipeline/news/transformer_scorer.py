@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import polars as pl
 
@@ -88,7 +88,9 @@ class TransformerSentimentScorer:
             top_k=None,
         )
         config = self._pipeline.model.config
-        labels = [config.id2label[i] for i in sorted(config.id2label)]
+        # a loaded config's id2label has int keys (transformers converts them on load)
+        id2label = cast("dict[int, str]", config.id2label)
+        labels = [id2label[i] for i in sorted(id2label)]
         mapped = {_label_to_column(label, label_map) for label in labels}
         if not {"p_positive", "p_negative"} <= mapped:
             raise ValueError(
@@ -110,12 +112,16 @@ class TransformerSentimentScorer:
         """Scores of ``texts``: a frame of len(texts) rows (score, p_positive, p_neutral, p_negative)."""
         columns: dict[str, list[float]] = {c: [] for c in PROBABILITY_COLUMNS}
         if len(texts):
-            outputs: list[list[dict[str, Any]]] = self._pipeline(
-                [t if t else " " for t in texts],
-                batch_size=self.batch_size,
-                truncation=True,
-                max_length=self.max_length,
-                top_k=None,
+            # top_k=None: one list of {label, score} per text (the stub types a single list)
+            outputs = cast(
+                "list[list[dict[str, Any]]]",
+                self._pipeline(
+                    [t if t else " " for t in texts],
+                    batch_size=self.batch_size,
+                    truncation=True,
+                    max_length=self.max_length,
+                    top_k=None,
+                ),
             )
             for output in outputs:
                 probabilities = dict.fromkeys(PROBABILITY_COLUMNS, 0.0)
