@@ -49,11 +49,6 @@ STILL_TOO_LONG: set[str] = {
     "portfolio_pipeline.portfolio.metrics",
     "portfolio_pipeline.portfolio.risk",
     "portfolio_pipeline.portfolio.strategies",
-    "portfolio_pipeline.recommendations.assets",
-    "portfolio_pipeline.recommendations.decision",
-    "portfolio_pipeline.recommendations.replay",
-    "portfolio_pipeline.recommendations.replay_assets",
-    "portfolio_pipeline.recommendations.track_record",
     "portfolio_pipeline.warehouse.store",
     "portfolio_pipeline.warehouse.writer_lock",
 }
