@@ -28,16 +28,6 @@ DAGSTER_MODULES = {
 }
 MAX_MODULE_LINES = 500
 MAX_FUNCTION_LINES = 60
-# Modules still over a limit while they are being split (issue 21). The test fails both for a
-# module over a limit that is not listed and for a listed module that no longer is: the list
-# only shrinks, and it must be empty when the split is done.
-STILL_TOO_LONG: set[str] = {
-    "portfolio_pipeline.recommendations.assets",
-    "portfolio_pipeline.recommendations.decision",
-    "portfolio_pipeline.recommendations.replay",
-    "portfolio_pipeline.recommendations.replay_assets",
-    "portfolio_pipeline.recommendations.track_record",
-}
 
 
 def _modules() -> list[tuple[str, Path]]:
@@ -95,8 +85,5 @@ def test_modules_and_functions_stay_readable(name, path):
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
         and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES
     ]
-    if name in STILL_TOO_LONG:
-        assert too_long or long, f"{name} is within the limits now: remove it from STILL_TOO_LONG"
-        return
     assert not too_long, f"{name}: {len(text.splitlines())} lines (limit {MAX_MODULE_LINES})"
     assert not long, f"{name}: functions over {MAX_FUNCTION_LINES} lines: {long}"
