@@ -32,6 +32,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import cast
 
 import duckdb
 import polars as pl
@@ -72,10 +73,16 @@ class InboxVerdict:
         if not self.accepted:
             return f"{self.path.name}: rejected: {self.reason}"
         frame = self.frame
+        if frame is None:  # accepted files always carry their frame
+            raise ValueError(f"{self.path.name}: accepted without a frame")
         if self.kind == OHLCV:
-            span = f"{frame['date'].min()}..{frame['date'].max()}, {frame['symbol'].n_unique()} symbol(s)"
+            # polars types min()/max() as any literal; these columns are dates and datetimes
+            first_day, last_day = cast(date, frame["date"].min()), cast(date, frame["date"].max())
+            span = f"{first_day}..{last_day}, {frame['symbol'].n_unique()} symbol(s)"
         else:
-            span = f"{frame['published_at'].min():%Y-%m-%d}..{frame['published_at'].max():%Y-%m-%d}"
+            first = cast(datetime, frame["published_at"].min())
+            last = cast(datetime, frame["published_at"].max())
+            span = f"{first:%Y-%m-%d}..{last:%Y-%m-%d}"
         return f"{self.path.name}: {self.kind}, {frame.height} row(s), {span}"
 
 

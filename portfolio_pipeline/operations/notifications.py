@@ -306,13 +306,15 @@ class Freshness:
     @property
     def stale(self) -> bool:
         """Only live sources can be stale: the sample and files sources are snapshots."""
-        return self.live and (self.newest is None or self.age > self.max_age)
+        age = self.age
+        return self.live and (age is None or age > self.max_age)
 
     def describe(self) -> str:
-        if self.newest is None:
+        age = self.age
+        if self.newest is None or age is None:
             state = "no data stored yet"
         else:
-            hours = self.age.total_seconds() / 3600
+            hours = age.total_seconds() / 3600
             state = f"newest data complete at {self.newest:%Y-%m-%d %H:%M} UTC, {hours:.1f} h old"
         if not self.live:
             return f"{self.dataset}: {state}; source '{self.source}' is a snapshot, exempt from the {self._limit()} freshness limit"
