@@ -5,7 +5,14 @@ path (``warehouse.store``), so an open read-only connection keeps reading the sn
 opened, whole, and never blocks the run. :class:`SnapshotReader` keeps one connection per
 published file: before each request it compares the path's identity (inode, size, mtime) with
 the open one and, when a run has published since, opens the new file; the old connection is
-closed once its last request has finished. Results computed from a snapshot are memoised on
+closed once its last request has finished.
+
+DuckDB keeps one database instance per path in a process, so a second ``connect`` to the same
+path would hand back the old snapshot. Each snapshot is therefore opened through a hard link
+of its own (``warehouse.duckdb.<pid>-<n>.snapshot``, next to the file, removed as soon as the
+connection is open): a new name for exactly the inode that was published. Where no link can
+be made (a read-only directory), the path itself is opened once the previous snapshot has
+no request left. Results computed from a snapshot are memoised on
 it (:meth:`Snapshot.memo`), so a new file is picked up without a restart and an unchanged one
 is not re-queried.
 """
@@ -13,6 +20,7 @@ is not re-queried.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -26,6 +34,7 @@ import duckdb
 from portfolio_pipeline import warehouse
 
 T = TypeVar("T")
+_LINKS = itertools.count(1)
 
 
 class WarehouseUnavailable(RuntimeError):
@@ -69,6 +78,9 @@ class Snapshot:
             self._memo.setdefault(key, value)
         return value
 
+    def close(self) -> None:
+        self.connection.close()
+
 
 class SnapshotReader:
     """Hands out cursors on the newest published snapshot of ``path``."""
@@ -102,7 +114,7 @@ class SnapshotReader:
             if self._current is not None:
                 self._current.retired = True
                 if self._current.users == 0:
-                    self._current.connection.close()
+                    self._current.close()
                 self._current = None
 
     def _identity(self) -> FileIdentity:
@@ -126,21 +138,45 @@ class SnapshotReader:
             return current
 
     def _open(self, identity: FileIdentity) -> Snapshot:
+        old = self._current
+        alias = self._link()
+        if alias is None and old is not None:
+            if old.users:
+                return old  # no private name: serve the open snapshot until it is free
+            old.close()
+            old = self._current = None
+        target = alias or self.path
         try:
-            con = warehouse.connect(self.path, lock_timeout=self.lock_timeout)
-        except (warehouse.WarehouseError, duckdb.Error) as exc:
+            identity = FileIdentity.of(target)
+            con = warehouse.connect(target, lock_timeout=self.lock_timeout)
+        except (warehouse.WarehouseError, duckdb.Error, OSError) as exc:
             raise WarehouseUnavailable(f"warehouse {self.path} cannot be read: {exc}") from exc
-        # Keep the identity stat'ed *before* opening: if a run published in between, the
-        # next request sees a newer identity and reopens (never the reverse: stuck on old).
-        old, self._current = self._current, Snapshot(identity, con)
+        finally:
+            if alias is not None:
+                alias.unlink(missing_ok=True)
+        # ``identity`` is the opened inode's: if a run published since the caller's stat, the
+        # next request sees the path's newer identity and reopens.
+        snap = Snapshot(identity, con)
+        self._current = snap
         if old is not None:
             old.retired = True
             if old.users == 0:
-                old.connection.close()
-        return self._current
+                old.close()
+        return snap
+
+    def _link(self) -> Path | None:
+        alias = self.path.with_name(f"{self.path.name}.{os.getpid()}-{next(_LINKS)}.snapshot")
+        try:
+            os.link(self.path, alias)
+        except FileNotFoundError:
+            self._identity()  # raises "does not exist yet"
+            raise
+        except OSError:
+            return None
+        return alias
 
     def _release(self, snap: Snapshot) -> None:
         with self._lock:
             snap.users -= 1
             if snap.retired and snap.users == 0:
-                snap.connection.close()
+                snap.close()
