@@ -114,11 +114,11 @@ def test_dashboard_sections_degrade_and_extra_sections_show(cur, config):
 
 
 def test_snapshot_reader_reports_a_missing_file_and_a_directory(tmp_path):
-    with pytest.raises(WarehouseUnavailable, match="does not exist yet"):
-        with SnapshotReader(tmp_path / "none.duckdb").snapshot():
-            pass
-    with pytest.raises(WarehouseUnavailable, match="is a directory"):
-        with SnapshotReader(tmp_path).snapshot():
+    for path, message in (
+        (tmp_path / "none.duckdb", "does not exist yet"),
+        (tmp_path, "directory"),
+    ):
+        with pytest.raises(WarehouseUnavailable, match=message), SnapshotReader(path).snapshot():
             pass
 
 
