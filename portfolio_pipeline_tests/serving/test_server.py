@@ -62,3 +62,51 @@ def test_the_app_loads_without_torch_or_dagster(tiny_path):
         timeout=120, check=True,
     )  # fmt: skip
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_reads_never_fail_while_runs_publish_snapshots(tiny_path, tmp_path):
+    """Clients read ``/recommendations/latest`` while ten runs publish new files: no request
+    fails and each answer is one whole run (its rows all carry the run id it names)."""
+    import threading
+    from datetime import timedelta
+
+    answers: list[tuple[int, str, set]] = []
+    stop = threading.Event()
+
+    def client(server) -> None:
+        while not stop.is_set():
+            reply = server.get("/recommendations/latest")
+            body = reply.json()
+            answers.append(
+                (reply.status_code, body.get("run_id"), {r["symbol"] for r in body.get("rows", [])})
+            )
+
+    with running_server(tiny_path, tmp_path / "serve.log") as server:
+        threads = [threading.Thread(target=client, args=(server,)) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for i in range(10):
+            tiny.publish_new_run(tiny_path, f"run-{i}", tiny.GENERATED_AT + timedelta(days=i + 1))
+        stop.set()
+        for thread in threads:
+            thread.join()
+        final = server.get("/recommendations/latest").json()["run_id"]
+    assert answers and all(code == 200 for code, _, _ in answers)
+    assert all(symbols == {"AAAUSDT", "BBBUSDT", "CCCUSDT", "USDT"} for _, _, symbols in answers)
+    assert final == "run-9"
+    assert not list(tiny_path.parent.glob("*.snapshot"))
+
+
+def test_the_load_benchmark_runs(tiny_path):
+    """``benchmarks.serve`` end to end, briefly (its figures are not asserted: no timed test)."""
+    out = subprocess.run(
+        [sys.executable, "-m", "benchmarks.serve", "--warehouse", str(tiny_path),
+         "--clients", "2", "--duration", "1"],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    import json
+
+    figures = {r["metric"]: r for r in map(json.loads, out.stdout.splitlines())}
+    assert figures["failed_requests"]["value"] == 0 and figures["requests"]["value"] > 0
+    assert {"p50_latency", "p99_latency", "throughput"} <= set(figures)
