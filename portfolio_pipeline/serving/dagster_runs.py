@@ -89,7 +89,8 @@ class DagsterRunStatus:
             try:
                 if self._instance is None:
                     self._instance = self._instance_factory()
-                records = self._instance.get_run_records(limit=RUNS_READ)
+                records = list(self._instance.get_run_records(limit=RUNS_READ))
+                records += self._nightly_if_older(records)
             except LookupError as exc:  # no DAGSTER_HOME
                 self._runs, self._reason = [], str(exc)
                 return
@@ -97,10 +98,22 @@ class DagsterRunStatus:
                 self._instance = None
                 self._runs, self._reason = [], f"Dagster instance not readable: {exc}"
                 return
-            self._runs = latest_per_job(list(records))
+            self._runs = latest_per_job(records)
             self._reason = None if self._runs else "no runs recorded in the Dagster instance"
         finally:
             self._lock.release()
+
+    def _nightly_if_older(self, records: list[Any]) -> list[Any]:
+        """The nightly job's last run when it is older than the newest ``RUNS_READ`` runs."""
+        if any(r.dagster_run.job_name == self.nightly_job for r in records):
+            return []
+        import dagster as dg
+
+        return list(
+            self._instance.get_run_records(
+                filters=dg.RunsFilter(job_name=self.nightly_job), limit=1
+            )
+        )
 
     def warm_up(self) -> threading.Thread:
         """Read the instance once in the background (the server starts without waiting)."""

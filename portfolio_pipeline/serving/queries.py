@@ -73,10 +73,6 @@ def scalar(cur: duckdb.DuckDBPyConnection, sql: str, params: Sequence[object] = 
     return None if row is None else row[0]
 
 
-def columns_of(cur: duckdb.DuckDBPyConnection, table: str) -> set[str]:
-    return {row[0] for row in cur.execute(f"describe {table}").fetchall()}
-
-
 # --------------------------------------------------------------------------- recommendations
 def strategies(cur: duckdb.DuckDBPyConnection) -> list[str]:
     """Strategies that have recommendations or backtests (what ``strategy=`` may name)."""

@@ -77,3 +77,13 @@ def test_latest_run_per_job_from_the_instance(instance, config):
         instance=instance, raise_on_error=False
     )
     assert {s.job: s.status for s in runs.latest_runs()}[NIGHTLY_JOB] == "FAILURE"
+
+
+def test_the_nightly_run_is_found_behind_many_newer_runs(instance, monkeypatch):
+    from portfolio_pipeline.serving import dagster_runs
+
+    DEFS.resolve_job_def(NIGHTLY_JOB).execute_in_process(instance=instance)
+    DEFS.resolve_job_def("broken_job").execute_in_process(instance=instance, raise_on_error=False)
+    monkeypatch.setattr(dagster_runs, "RUNS_READ", 1)  # only the newest (broken_job) is scanned
+    statuses = {s.job: s.status for s in DagsterRunStatus().latest_runs()}
+    assert statuses == {"broken_job": "FAILURE", NIGHTLY_JOB: "SUCCESS"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import replace
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
 
@@ -133,4 +133,24 @@ def test_snapshot_memo_is_per_published_file(tiny_path):
     with reader.snapshot() as snap:
         assert snap.memo("k", lambda: calls.append(1) or len(calls)) == 2
     assert not list(tiny_path.parent.glob("*.snapshot"))  # private links are removed
+    reader.close()
+
+
+def test_without_hard_links_the_path_is_reopened_once_free(tiny_path, monkeypatch):
+    """A directory where no link can be made: the open snapshot serves until no request
+    holds it, then the new file is opened by its path."""
+    import os
+
+    def refuse(*_args, **_kwargs):
+        raise PermissionError("read-only directory")
+
+    monkeypatch.setattr(os, "link", refuse)
+    reader = SnapshotReader(tiny_path)
+    with reader.snapshot() as held:
+        tiny.publish_new_run(tiny_path, "later", tiny.GENERATED_AT + timedelta(days=1))
+        with reader.snapshot() as during:
+            assert during is held  # still in use: no second instance of the same path
+    with reader.snapshot() as snap, reader.cursor(snap) as cur:
+        latest = queries.recommendation_set(cur).run_id
+    assert latest == "later"
     reader.close()
