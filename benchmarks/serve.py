@@ -9,6 +9,9 @@ A request fails when it raises or answers anything but 200. ``--with-nightly-job
 ``portfolio-pipeline materialize --select '*'`` (what ``make run`` runs) against the same
 warehouse in the background when the clients start, so the API is measured while a run
 writes and publishes new snapshots; the job's exit code and wall time are reported too.
+``--publish-every S`` is the light stand-in: every S seconds a write session rewrites
+``portfolio.recommendations`` with its own rows (same content) and publishes a new file, so
+the server switches snapshots under load (point it at a copy of the warehouse).
 Prints JSON lines: requests, failed_requests, throughput, p50/p99/max latency, start time.
 """
 
@@ -58,6 +61,18 @@ def _nightly_job(env: dict, log: Path) -> subprocess.Popen:
                             stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
 
 
+def _publisher(warehouse: Path, every: float, deadline: float, counts: list[int]) -> None:
+    from portfolio_pipeline import tables
+    from portfolio_pipeline import warehouse as store
+
+    while time.monotonic() + every < deadline:
+        time.sleep(every)
+        with store.connection(warehouse) as con:
+            rows = con.execute(f"select * from {tables.RECOMMENDATIONS}").pl()
+            store.replace_table(con, tables.RECOMMENDATIONS, rows)
+        counts.append(1)
+
+
 def run(args: argparse.Namespace) -> int:
     warehouse = Path(args.warehouse or load_settings().warehouse_path).resolve()
     work = Path(tempfile.mkdtemp(prefix="bench-serve-"))
@@ -72,9 +87,17 @@ def run(args: argparse.Namespace) -> int:
         wait_for(lambda: _answers(base), 60, "the API server", interval_s=0.05)
         emit(NAME, "server_start_to_first_answer", time.perf_counter() - started, "s")
         job = _nightly_job(env, work / "nightly.log") if args.with_nightly_job else None
+        published: list[int] = []
+        if args.publish_every:
+            deadline = time.monotonic() + args.duration
+            threading.Thread(
+                target=_publisher, args=(warehouse, args.publish_every, deadline, published),
+                daemon=True,
+            ).start()  # fmt: skip
         latencies, failures = _load(base + args.path, args.clients, args.duration)
         job_result = _finish(job, args.duration)
-    extra = {"clients": args.clients, "path": args.path, "concurrent_nightly_job": bool(job)}
+    extra = {"clients": args.clients, "path": args.path, "concurrent_nightly_job": bool(job),
+             "snapshots_published": len(published)}  # fmt: skip
     emit(NAME, "requests", len(latencies), "count", **extra)
     emit(NAME, "failed_requests", len(failures), "count", **extra)
     emit(NAME, "throughput", len(latencies) / args.duration, "requests/s", **extra)
@@ -127,6 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--path", default="/recommendations/latest")
     parser.add_argument("--with-nightly-job", action="store_true",
                         help="materialize the whole graph (make run) during the load")  # fmt: skip
+    parser.add_argument("--publish-every", type=float, default=0.0,
+                        help="seconds between republishing the recommendations (0: never)")  # fmt: skip
     return run(parser.parse_args(argv))
 
 
