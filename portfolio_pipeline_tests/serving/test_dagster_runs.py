@@ -11,6 +11,8 @@ from portfolio_pipeline.serving.app import create_app
 from portfolio_pipeline.serving.dagster_runs import DagsterRunStatus
 from portfolio_pipeline.serving.health import NIGHTLY_JOB
 
+pytestmark = pytest.mark.slow  # runs Dagster jobs in process
+
 
 @dg.asset
 def tiny_number() -> int:
