@@ -60,9 +60,18 @@ test-operations: install
 bench: install
 	$(BIN)/python -m benchmarks
 
+# The stages' pure modules (their Dagster modules are excluded in pyproject's [tool.mypy]).
+MYPY_PATHS := portfolio_pipeline/common portfolio_pipeline/warehouse portfolio_pipeline/market \
+	portfolio_pipeline/news portfolio_pipeline/forecasting portfolio_pipeline/portfolio \
+	portfolio_pipeline/policies portfolio_pipeline/recommendations \
+	portfolio_pipeline/operations/inbox.py portfolio_pipeline/operations/notifications.py \
+	portfolio_pipeline/settings.py portfolio_pipeline/tables.py portfolio_pipeline/serving
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+	$(BIN)/mypy $(MYPY_PATHS)
 
 format: install
 	$(BIN)/ruff check --fix .

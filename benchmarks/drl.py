@@ -49,7 +49,14 @@ import polars as pl
 from benchmarks._common import emit, peak_rss_mb
 from benchmarks.env import SYMBOLS, _market_features
 from portfolio_pipeline.policies import drl, tuning
-from portfolio_pipeline.policies.env import build_env_data
+from portfolio_pipeline.policies.env_data import build_env_data
+from portfolio_pipeline.policies.retraining import train_best_with_seeds
+from portfolio_pipeline.policies.search_space import (
+    OFF_POLICY_MAX_ENVS,
+    PROFILES,
+    with_budget,
+)
+from portfolio_pipeline.policies.splits import Splits
 from portfolio_pipeline.settings import load_settings
 
 BENCHMARK = "drl"
@@ -70,7 +77,7 @@ def _throughput(data, algorithm: str, n_envs: int, timesteps: int) -> tuple[floa
     model, _settings, device = drl.build_model(
         algorithm,
         data,
-        drl.Splits.from_dates(data.dates).fit,
+        Splits.from_dates(data.dates).fit,
         params,
         timesteps,
         seed=0,
@@ -106,9 +113,9 @@ def training_throughput(ohlcv: pl.DataFrame) -> None:
 
 
 SCALING_SETTINGS = {
-    # (params, timesteps): the batched settings of the tuning profiles (tuning.search_space).
+    # (params, timesteps): the batched settings of the tuning profiles (search_space).
     "PPO": ({"n_steps": 32, "batch_size": 512, "n_epochs": 3, "n_envs": N_ENVS}, 8_192),
-    "SAC": ({"batch_size": 128, "train_freq": 1, "n_envs": tuning.OFF_POLICY_MAX_ENVS}, 1_200),
+    "SAC": ({"batch_size": 128, "train_freq": 1, "n_envs": OFF_POLICY_MAX_ENVS}, 1_200),
 }
 
 
@@ -139,7 +146,7 @@ def assets_scaling(
                 params, budget = SCALING_SETTINGS[algorithm]
                 params = {**params, "policy_architecture": architecture}
                 model, _settings, device = drl.build_model(
-                    algorithm, data, drl.Splits.from_dates(data.dates).fit, params, budget,
+                    algorithm, data, Splits.from_dates(data.dates).fit, params, budget,
                     seed=0, env_kwargs={"lookback": lookback, "include_forecasts": False,
                                         "include_sentiment": False},
                 )  # fmt: skip
@@ -175,9 +182,9 @@ def assets_scaling(
 def compare_architectures(ohlcv: pl.DataFrame, storage: str, seeds: tuple[int, ...]) -> None:
     """Part 4 of the module docstring."""
     data = build_env_data(ohlcv, _market_features(ohlcv))
-    splits = drl.Splits.from_dates(data.dates)
+    splits = Splits.from_dates(data.dates)
     for architecture in drl.POLICY_ARCHITECTURES:
-        profile = tuning.with_budget("quick", policy_architecture=architecture)
+        profile = with_budget("quick", policy_architecture=architecture)
         search = tuning.run_policy_search(
             data, f"{storage}/{architecture}", profile, splits=splits, seed=0, num_cpus=2
         )
@@ -186,7 +193,7 @@ def compare_architectures(ohlcv: pl.DataFrame, storage: str, seeds: tuple[int, .
              trials=search.trials.height, search_wall_seconds=round(search.wall_seconds, 1),
              symbols=data.n_assets, trial_tune_sharpes=[round(v, 3) for v in search.trials[tuning.METRIC]])  # fmt: skip
         started = time.perf_counter()
-        results = tuning.train_best_with_seeds(
+        results = train_best_with_seeds(
             search.best_config, data, seeds=seeds, splits=splits,
             artifact_dir=f"{storage}/{architecture}/policies",
         )  # fmt: skip
@@ -208,8 +215,8 @@ def full_profile_rates(ohlcv: pl.DataFrame) -> None:
 
     torch.set_num_threads(1)
     data = build_env_data(ohlcv, _market_features(ohlcv))
-    profile = tuning.PROFILES["full"]
-    off_envs = min(profile.n_envs, tuning.OFF_POLICY_MAX_ENVS)
+    profile = PROFILES["full"]
+    off_envs = min(profile.n_envs, OFF_POLICY_MAX_ENVS)
     settings = {
         "PPO": ({"n_steps": 32, "batch_size": 512, "n_epochs": 3, "n_envs": profile.n_envs}, 8_192),
         "A2C": ({"n_steps": 5, "n_envs": profile.n_envs}, 8_000),
@@ -219,7 +226,7 @@ def full_profile_rates(ohlcv: pl.DataFrame) -> None:
     seconds_per_trial = {}
     for algorithm, (params, budget) in settings.items():
         model, _settings, device = drl.build_model(
-            algorithm, data, drl.Splits.from_dates(data.dates).fit, params, budget, seed=0,
+            algorithm, data, Splits.from_dates(data.dates).fit, params, budget, seed=0,
             env_kwargs=dict(profile.env_kwargs),
         )  # fmt: skip
         started = time.perf_counter()
@@ -236,7 +243,7 @@ def full_profile_rates(ohlcv: pl.DataFrame) -> None:
          timesteps_per_trial=profile.total_timesteps)  # fmt: skip
 
 
-def _classic_test_sharpes(ohlcv: pl.DataFrame, splits: drl.Splits) -> dict[str, float]:
+def _classic_test_sharpes(ohlcv: pl.DataFrame, splits: Splits) -> dict[str, float]:
     """Every classic strategy over the test days, daily rebalancing, 10 bps (as the DRL)."""
     from datetime import timedelta
 
@@ -263,13 +270,13 @@ def quick_profile(ohlcv: pl.DataFrame, storage: str, seeds: tuple[int, ...]) -> 
     # The same search as before batching (one environment, 4,000 timesteps per trial, the
     # one-environment search space), in the same run: the new profile's wall time is judged
     # against it, on the same machine and load.
-    legacy = tuning.with_budget("quick", n_envs=1, total_timesteps=4_000, report_every=1_000)
+    legacy = with_budget("quick", n_envs=1, total_timesteps=4_000, report_every=1_000)
     before = tuning.run_policy_search(data, f"{storage}/legacy", legacy, seed=0, num_cpus=2)
     emit(BENCHMARK, "quick_search_wall_seconds", round(before.wall_seconds, 1), "s",
          variant="one_env_4000_timesteps", trials=before.trials.height,
          timesteps_per_trial=legacy.total_timesteps, n_envs=1,
          best_tune_sharpe=round(before.best_tune_sharpe, 3))  # fmt: skip
-    profile = tuning.PROFILES["quick"]
+    profile = PROFILES["quick"]
     search = tuning.run_policy_search(data, storage, profile, seed=0, num_cpus=2)
     emit(
         BENCHMARK,
@@ -293,7 +300,7 @@ def quick_profile(ohlcv: pl.DataFrame, storage: str, seeds: tuple[int, ...]) -> 
              timesteps=row["timesteps"])  # fmt: skip
 
     started = time.perf_counter()
-    results = tuning.train_best_with_seeds(
+    results = train_best_with_seeds(
         search.best_config, data, seeds=seeds, artifact_dir=f"{storage}/policies"
     )
     emit(BENCHMARK, "quick_seed_retraining_wall_seconds", round(time.perf_counter() - started, 1),
@@ -312,7 +319,7 @@ def quick_profile(ohlcv: pl.DataFrame, storage: str, seeds: tuple[int, ...]) -> 
     for row in results.comparison.filter(pl.col("kind") == "reference").iter_rows(named=True):
         emit(BENCHMARK, f"{row['name']}_{row['window']}_sharpe", round(row["sharpe"], 3), "sharpe",
              total_return=round(row["total_return"], 3))  # fmt: skip
-    classic = _classic_test_sharpes(ohlcv, drl.Splits.from_dates(data.dates))
+    classic = _classic_test_sharpes(ohlcv, Splits.from_dates(data.dates))
     for name, sharpe in sorted(classic.items()):
         emit(BENCHMARK, "classic_test_sharpe", round(sharpe, 3), "sharpe", strategy=name,
              rebalance="daily", cost_bps=10)  # fmt: skip

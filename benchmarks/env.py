@@ -17,7 +17,8 @@ import numpy as np
 import polars as pl
 
 from benchmarks._common import emit
-from portfolio_pipeline.policies.env import PortfolioEnv, build_env_data
+from portfolio_pipeline.policies.env import PortfolioEnv
+from portfolio_pipeline.policies.env_data import build_env_data
 from portfolio_pipeline.settings import load_settings
 
 BENCHMARK = "env"

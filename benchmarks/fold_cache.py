@@ -17,7 +17,7 @@ import polars as pl
 
 from benchmarks._common import emit
 from portfolio_pipeline.forecasting import walkforward
-from portfolio_pipeline.forecasting.model import DEFAULT_HORIZONS
+from portfolio_pipeline.forecasting.config import DEFAULT_HORIZONS
 from portfolio_pipeline.market.features import compute_market_features
 
 NAME = "fold_cache"

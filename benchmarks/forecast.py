@@ -15,13 +15,13 @@ from pathlib import Path
 import polars as pl
 
 from benchmarks._common import emit, peak_rss_mb
-from portfolio_pipeline.forecasting.model import DEFAULT_HORIZONS, fit_final_model
-from portfolio_pipeline.forecasting.walkforward import (
+from portfolio_pipeline.forecasting.config import DEFAULT_HORIZONS
+from portfolio_pipeline.forecasting.evaluation import (
     evaluate_forecasts,
     evaluate_volatility_forecasts,
-    walk_forward,
-    walk_forward_volatility,
 )
+from portfolio_pipeline.forecasting.model import fit_final_model
+from portfolio_pipeline.forecasting.walkforward import walk_forward, walk_forward_volatility
 from portfolio_pipeline.market.features import compute_market_features
 
 NAME = "forecast"

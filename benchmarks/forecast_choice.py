@@ -33,10 +33,12 @@ from pathlib import Path
 import polars as pl
 
 from benchmarks._common import emit
-from portfolio_pipeline.forecasting.model import ForecastConfig
-from portfolio_pipeline.forecasting.walkforward import (
+from portfolio_pipeline.forecasting.config import ForecastConfig
+from portfolio_pipeline.forecasting.evaluation import (
     evaluate_forecasts,
     evaluate_volatility_forecasts,
+)
+from portfolio_pipeline.forecasting.walkforward import (
     walk_forward_horizons,
     walk_forward_volatility,
 )

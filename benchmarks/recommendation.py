@@ -23,7 +23,8 @@ from portfolio_pipeline.market.calendar import infer_calendar
 from portfolio_pipeline.market.windows import windows_from_dates
 from portfolio_pipeline.portfolio.holdings import latest_prices, load_holdings, value_holdings
 from portfolio_pipeline.portfolio.strategies import build_strategies
-from portfolio_pipeline.recommendations import replay as rb
+from portfolio_pipeline.recommendations import confidence_grid, processes
+from portfolio_pipeline.recommendations.replay import simulate_recommendations
 from portfolio_pipeline.settings import load_settings
 
 NAME = "recommendation"
@@ -71,19 +72,19 @@ def main(argv: list[str]) -> None:
     valued = value_holdings(held, latest_prices(ohlcv, ohlcv["date"].max()))
     (strategy,) = build_strategies(("hrp",))
     symbols = ohlcv["symbol"].n_unique()
-    specs = [rb.gated_at(c) for c in rb.DEFAULT_CONFIDENCE_GRID]
-    specs += [rb.PROCESSES[n] for n in rb.PROCESS_NAMES if n != "recommended"]
+    specs = [processes.gated_at(c) for c in processes.DEFAULT_CONFIDENCE_GRID]
+    specs += [processes.PROCESSES[n] for n in processes.PROCESS_NAMES if n != "recommended"]
     windows_by_name = {"validation": windows.validation, "test": windows.test}
     start_weights = (
         None
         if "--from-holdings" not in argv
         else dict(valued.select("symbol", "weight").iter_rows())
     )
-    sim_settings = rb.SimulationSettings(periods_per_year=periods_per_year)
+    sim_settings = processes.SimulationSettings(periods_per_year=periods_per_year)
 
-    def run(processes):
+    def run(names):
         started, cpu_started = time.perf_counter(), time.process_time()
-        result = rb.simulate_recommendations(
+        result = simulate_recommendations(
             ohlcv,
             strategy,
             forecasts,
@@ -91,16 +92,16 @@ def main(argv: list[str]) -> None:
             start_weights=start_weights,
             start_value=float(valued["value"].sum()),
             settings=sim_settings,
-            processes=processes,
+            processes=names,
         )
         return result, time.perf_counter() - started, time.process_time() - cpu_started
 
     # The replay itself: the five processes of portfolio.recommendation_backtest.
-    _, seconds, cpu_seconds = run(rb.PROCESS_NAMES)
+    _, seconds, cpu_seconds = run(processes.PROCESS_NAMES)
     emit(NAME, "two_window_simulation_seconds", round(seconds, 2), "s", symbols=symbols,
-         processes=len(rb.PROCESS_NAMES), forecasts=source)  # fmt: skip
+         processes=len(processes.PROCESS_NAMES), forecasts=source)  # fmt: skip
     emit(NAME, "two_window_simulation_cpu_seconds", round(cpu_seconds, 2), "s",
-         processes=len(rb.PROCESS_NAMES))  # fmt: skip
+         processes=len(processes.PROCESS_NAMES))  # fmt: skip
     # What the asset runs: the four comparisons plus the six-level confidence grid.
     result, seconds, cpu_seconds = run(specs)
     days = result.daily.filter(pl.col("process") == specs[0].name).height
@@ -110,16 +111,18 @@ def main(argv: list[str]) -> None:
     emit(NAME, "simulated_days_per_second", round(days / seconds, 1), "days/s",
          processes=len(specs))  # fmt: skip
     emit(NAME, "peak_rss", round(peak_rss_mb(), 1), "MiB")
-    grid = rb.confidence_grid_table(result.metrics, rb.DEFAULT_CONFIDENCE_GRID)
-    chosen = rb.select_confidence(grid)
+    grid = confidence_grid.confidence_grid_table(result.metrics, processes.DEFAULT_CONFIDENCE_GRID)
+    chosen = confidence_grid.select_confidence(grid)
     emit(NAME, "gate_confidence_by_validation_sharpe", chosen, "level", forecasts=source)
     for row in result.metrics.filter(pl.col("process").str.starts_with("recommended_c")).iter_rows(
         named=True
     ):
         emit(NAME, "grid_sharpe", row["sharpe"], "ratio", process=row["process"],
              window=row["window"], trading_days=row["trading_days"])  # fmt: skip
-    _, metrics = rb.name_recommended(result, chosen)
-    for row in metrics.filter(pl.col("process").is_in(rb.PROCESS_NAMES)).iter_rows(named=True):
+    _, metrics = confidence_grid.name_recommended(result, chosen)
+    for row in metrics.filter(pl.col("process").is_in(processes.PROCESS_NAMES)).iter_rows(
+        named=True
+    ):
         for key in ("sharpe", "total_return", "trading_days"):
             emit(NAME, key, row[key], "ratio" if key != "trading_days" else "days",
                  process=row["process"], window=row["window"], forecasts=source)  # fmt: skip

@@ -173,7 +173,9 @@ def fit_cost(panel: pl.DataFrame, settings: dict) -> dict:
     """CPU seconds of one H=8 return-model fit on every labelled row of ``panel``."""
     import resource
 
-    from portfolio_pipeline.forecasting.model import ForecastConfig, build_model_inputs, fit_model
+    from portfolio_pipeline.forecasting.config import ForecastConfig
+    from portfolio_pipeline.forecasting.inputs import build_model_inputs
+    from portfolio_pipeline.forecasting.model import fit_model
     from portfolio_pipeline.market.features import compute_market_features
 
     inputs = build_model_inputs(

@@ -38,13 +38,11 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    from portfolio_pipeline.news.sentiment import (
-        LexiconSentimentScorer,
-        article_text,
-        build_untrained_classifier,
-        labelled_accuracy,
-        load_sentiment_scorer,
-    )
+    from portfolio_pipeline.news.articles import article_text
+    from portfolio_pipeline.news.evaluation import labelled_accuracy
+    from portfolio_pipeline.news.lexicon_scorer import LexiconSentimentScorer
+    from portfolio_pipeline.news.loading import load_sentiment_scorer
+    from portfolio_pipeline.news.tiny_models import build_untrained_classifier
 
     news = pl.read_parquet(NEWS_PATH)
     texts = article_text(news).to_list()

@@ -99,9 +99,13 @@ def _accuracy_interval(truth: list[str], predicted: list[str], seed: int = 0) ->
 
 
 def main(argv: list[str] | None = None) -> None:
-    from portfolio_pipeline.news.evaluation import evaluate_predictions, read_labelled
+    from portfolio_pipeline.news.evaluation import (
+        evaluate_predictions,
+        predicted_labels,
+        read_labelled,
+    )
     from portfolio_pipeline.news.lexicon import HEADLINE_V2, HEADLINE_V3, LEXICON_V1
-    from portfolio_pipeline.news.sentiment import LexiconSentimentScorer, predicted_labels
+    from portfolio_pipeline.news.lexicon_scorer import LexiconSentimentScorer
 
     table = "--table" in (argv if argv is not None else sys.argv[1:])
     dev = read_labelled(DEV_PATH)

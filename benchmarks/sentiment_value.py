@@ -42,12 +42,9 @@ REPORTED = ("rank_ic", "rank_ic_ir", "coverage_q10_q90", "directional_accuracy",
 
 
 def _daily_sentiment(ohlcv: pl.DataFrame) -> tuple[pl.DataFrame, str]:
-    from portfolio_pipeline.news.sentiment import (
-        MARKET_SYMBOL,
-        LexiconSentimentScorer,
-        daily_sentiment,
-        score_news,
-    )
+    from portfolio_pipeline.news.articles import MARKET_SYMBOL, score_news
+    from portfolio_pipeline.news.daily import daily_sentiment
+    from portfolio_pipeline.news.lexicon_scorer import LexiconSentimentScorer
 
     news = (
         pl.read_parquet(NEWS_PATH).with_row_index("id").with_columns(pl.col("id").cast(pl.String))
@@ -87,12 +84,9 @@ def _block_bootstrap(values: np.ndarray, block: int, samples: int, seed: int = 0
 
 
 def main() -> None:
-    from portfolio_pipeline.forecasting.model import DEFAULT_HORIZONS, ForecastConfig
-    from portfolio_pipeline.forecasting.walkforward import (
-        daily_rank_ic,
-        evaluate_forecasts,
-        walk_forward,
-    )
+    from portfolio_pipeline.forecasting.config import DEFAULT_HORIZONS, ForecastConfig
+    from portfolio_pipeline.forecasting.evaluation import daily_rank_ic, evaluate_forecasts
+    from portfolio_pipeline.forecasting.walkforward import walk_forward
     from portfolio_pipeline.market.features import compute_market_features
 
     ohlcv = pl.read_parquet(OHLCV_PATH)

@@ -37,7 +37,12 @@ SENTIMENT_COLUMNS = ("sentiment_ewm", "news_count", "market_sentiment_ewm")
 def main(argv: list[str] | None = None) -> None:
     from portfolio_pipeline.market.features import compute_market_features
     from portfolio_pipeline.policies import drl
-    from portfolio_pipeline.policies.env import build_env_data
+    from portfolio_pipeline.policies.env_data import build_env_data
+    from portfolio_pipeline.policies.evaluation import (
+        FIXED_WEIGHT_REFERENCES,
+        evaluate_fixed_weights,
+        evaluate_policy_window,
+    )
 
     args = argv if argv is not None else sys.argv[1:]
     timesteps = int(args[args.index("--timesteps") + 1]) if "--timesteps" in args else TIMESTEPS
@@ -54,8 +59,8 @@ def main(argv: list[str] | None = None) -> None:
     for variant, frame in variants.items():
         data = build_env_data(ohlcv, features, sentiment=frame)
         if frame is None:
-            for reference in drl.FIXED_WEIGHT_REFERENCES:
-                result = drl.evaluate_fixed_weights(data, TEST, reference, env_kwargs=ENV_KWARGS)
+            for reference in FIXED_WEIGHT_REFERENCES:
+                result = evaluate_fixed_weights(data, TEST, reference, env_kwargs=ENV_KWARGS)
                 emit(NAME, f"{reference}_test_sharpe", round(float(result.sharpe), 3),
                      "ratio", total_return=round(float(result.total_return), 4))  # fmt: skip
         sharpes[variant], returns = [], []
@@ -64,7 +69,7 @@ def main(argv: list[str] | None = None) -> None:
                 "PPO", data, TRAIN, PARAMS, timesteps, seed=seed, device="cpu",
                 env_kwargs=ENV_KWARGS,
             )  # fmt: skip
-            result = drl.evaluate_policy_window(policy, data, TEST)
+            result = evaluate_policy_window(policy, data, TEST)
             sharpes[variant].append(float(result.sharpe))
             returns.append(float(result.total_return))
         emit(NAME, f"{variant}_test_sharpe_mean", round(float(np.mean(sharpes[variant])), 3),

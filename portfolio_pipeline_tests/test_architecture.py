@@ -29,35 +29,6 @@ DAGSTER_MODULES = {
 }
 MAX_MODULE_LINES = 500
 MAX_FUNCTION_LINES = 60
-# Modules still over a limit while they are being split (issue 21). The test fails both for a
-# module over a limit that is not listed and for a listed module that no longer is: the list
-# only shrinks, and it must be empty when the split is done.
-STILL_TOO_LONG: set[str] = {
-    "portfolio_pipeline.common.parallel",
-    "portfolio_pipeline.forecasting.assets",
-    "portfolio_pipeline.forecasting.model",
-    "portfolio_pipeline.forecasting.walkforward",
-    "portfolio_pipeline.market.features",
-    "portfolio_pipeline.market.quality",
-    "portfolio_pipeline.market.windows",
-    "portfolio_pipeline.news.sentiment",
-    "portfolio_pipeline.policies.deployment",
-    "portfolio_pipeline.policies.drl",
-    "portfolio_pipeline.policies.env",
-    "portfolio_pipeline.policies.tuning",
-    "portfolio_pipeline.portfolio.backtest",
-    "portfolio_pipeline.portfolio.holdings",
-    "portfolio_pipeline.portfolio.metrics",
-    "portfolio_pipeline.portfolio.risk",
-    "portfolio_pipeline.portfolio.strategies",
-    "portfolio_pipeline.recommendations.assets",
-    "portfolio_pipeline.recommendations.decision",
-    "portfolio_pipeline.recommendations.replay",
-    "portfolio_pipeline.recommendations.replay_assets",
-    "portfolio_pipeline.recommendations.track_record",
-    "portfolio_pipeline.warehouse.store",
-    "portfolio_pipeline.warehouse.writer_lock",
-}
 
 
 def _modules() -> list[tuple[str, Path]]:
@@ -115,8 +86,5 @@ def test_modules_and_functions_stay_readable(name, path):
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
         and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES
     ]
-    if name in STILL_TOO_LONG:
-        assert too_long or long, f"{name} is within the limits now: remove it from STILL_TOO_LONG"
-        return
     assert not too_long, f"{name}: {len(text.splitlines())} lines (limit {MAX_MODULE_LINES})"
     assert not long, f"{name}: functions over {MAX_FUNCTION_LINES} lines: {long}"

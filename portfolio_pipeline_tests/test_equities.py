@@ -162,19 +162,20 @@ def test_whole_graph_runs_on_equities(equities_run):
 def test_drl_reference_and_splits_follow_the_equity_calendar():
     from portfolio_pipeline.examples.sp500 import sp500_ohlcv
     from portfolio_pipeline.market.context import choose_benchmark
-    from portfolio_pipeline.policies import drl
-    from portfolio_pipeline.policies.env import build_env_data
+    from portfolio_pipeline.policies.env_data import build_env_data
+    from portfolio_pipeline.policies.evaluation import evaluate_fixed_weights
+    from portfolio_pipeline.policies.splits import Splits
 
     ohlcv = sp500_ohlcv(date(2019, 1, 2), END).filter(
         pl.col("symbol").is_in(["AAPL", "JNJ", "MSFT", "XOM"])
     )
     benchmark = choose_benchmark(ohlcv)
     data = build_env_data(ohlcv, None, cash_symbol="USD", benchmark_symbol=benchmark.symbol)
-    splits = drl.Splits.from_dates(data.dates)
+    splits = Splits.from_dates(data.dates)
     # test = the last 2 years up to the last session, validation = the year before
     assert splits.test == (date(2020, 12, 29), date(2022, 12, 29))
     assert splits.validation == (date(2019, 12, 29), date(2020, 12, 29))
-    bought = drl.evaluate_fixed_weights(
+    bought = evaluate_fixed_weights(
         data, splits.test, "buy_benchmark", env_kwargs={"lookback": 5}, periods_per_year=252
     )
     closes = ohlcv.filter(

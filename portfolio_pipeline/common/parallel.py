@@ -129,13 +129,27 @@ def map_tasks(
         logger.warning("no local Ray (%s): running %d tasks in this process", exc, len(items))
         return [function(part(item), item) for item in items]
     try:
-        remote = ray.remote(num_cpus=cpus_per_task, max_retries=0)(function)
-        if shared_key is None:
-            shared_ref = ray.put(shared)
-            return ray.get([remote.remote(shared_ref, item) for item in items])
-        keys = dict.fromkeys(shared_key(i) for i in items)
-        refs = {key: ray.put(shared[key]) for key in keys}
-        return ray.get([remote.remote(refs[shared_key(item)], item) for item in items])
+        return _ray_map(function, shared, items, cpus_per_task, shared_key)
     finally:
         if connected_here:  # leave no Ray behind in the caller's process (a Dagster step)
             ray.shutdown()
+
+
+def _ray_map(
+    function: Callable[[Any, Item], Result],
+    shared: Any,
+    items: Sequence[Item],
+    cpus_per_task: float,
+    shared_key: Callable[[Item], Hashable] | None,
+) -> list[Result]:
+    """One Ray task per item on the connected Ray, results in the order of ``items``; each
+    shared part goes to the object store once."""
+    import ray
+
+    remote = ray.remote(num_cpus=cpus_per_task, max_retries=0)(function)
+    if shared_key is None:
+        shared_ref = ray.put(shared)
+        return ray.get([remote.remote(shared_ref, item) for item in items])
+    keys = dict.fromkeys(shared_key(i) for i in items)
+    refs = {key: ray.put(shared[key]) for key in keys}
+    return ray.get([remote.remote(refs[shared_key(item)], item) for item in items])

@@ -47,7 +47,7 @@ class ForecastSettings(dg.Config):
 
 def _config(settings: ForecastSettings, ohlcv: pl.DataFrame, project: Settings):
     """Model settings plus what the data says: its calendar and its benchmark symbol."""
-    from portfolio_pipeline.forecasting.model import ForecastConfig
+    from portfolio_pipeline.forecasting.config import ForecastConfig
 
     market = market_context(ohlcv, project)
     return ForecastConfig(
@@ -101,6 +101,47 @@ def _registry(con, rows: list[dict]) -> None:
     )
 
 
+def _backtest_metadata(backtest: pl.DataFrame, horizons, model_config) -> dict:
+    """The backtest's table metadata and the benchmark's interval plot at every horizon."""
+    from portfolio_pipeline.forecasting.evaluation import plot_interval
+
+    benchmark = model_config.market_symbol
+    return {
+        **table_metadata(
+            backtest.sort("as_of", descending=True),
+            tables.FORECAST_BACKTEST,
+            date_column="as_of",
+        ),
+        **{
+            f"benchmark_interval_h{h}": png_markdown(
+                plot_interval(backtest, benchmark, horizon_days=h), f"{benchmark} H={h}"
+            )
+            for h in horizons
+            if backtest.filter(
+                (pl.col("symbol") == benchmark) & (pl.col("horizon_days") == h)
+            ).height
+        },
+        "benchmark": benchmark,
+        "horizon_unit": "bars of each symbol's calendar",
+        "periods_per_year": model_config.periods_per_year,
+    }
+
+
+def _evaluation_metadata(evaluation: pl.DataFrame, benchmark: str) -> dict:
+    """The evaluation's table metadata (previewing ALL and the benchmark) and each horizon's
+    MAPE improvement over the naive forecast."""
+    overall = evaluation.filter(pl.col("symbol").is_in(["ALL", benchmark])).sort(
+        "horizon_days", "symbol"
+    )
+    return {
+        **table_metadata(evaluation, tables.FORECAST_EVALUATION, preview=overall),
+        **{
+            f"mape_improvement_pct_all_h{r['horizon_days']}": float(r["mape_improvement_pct"])
+            for r in evaluation.filter(pl.col("symbol") == "ALL").iter_rows(named=True)
+        },
+    }
+
+
 @dg.multi_asset(
     specs=[
         dg.AssetSpec(
@@ -142,8 +183,8 @@ def forecast_walk_forward(
 ):
     """Walk-forward evaluation of the CatBoost quantile model for every horizon; folds whose
     inputs are unchanged are read back from the fold cache (``ForecastSettings.fold_cache``)."""
-    from portfolio_pipeline.forecasting.model import plot_interval
-    from portfolio_pipeline.forecasting.walkforward import evaluate_forecasts, walk_forward_horizons
+    from portfolio_pipeline.forecasting.evaluation import evaluate_forecasts
+    from portfolio_pipeline.forecasting.walkforward import walk_forward_horizons
 
     with warehouse_resource.connect() as con:
         ohlcv, features, sentiment = _inputs(con, config)
@@ -172,30 +213,9 @@ def forecast_walk_forward(
         warehouse.replace_table(con, tables.FORECAST_FOLDS, fold_frame)
         warehouse.replace_table(con, tables.FORECAST_EVALUATION, evaluation)
     benchmark = model_config.market_symbol
-    overall = evaluation.filter(pl.col("symbol").is_in(["ALL", benchmark])).sort(
-        "horizon_days", "symbol"
-    )
     yield dg.MaterializeResult(
         asset_key="forecast_backtest",
-        metadata={
-            **table_metadata(
-                backtest.sort("as_of", descending=True),
-                tables.FORECAST_BACKTEST,
-                date_column="as_of",
-            ),
-            **{
-                f"benchmark_interval_h{h}": png_markdown(
-                    plot_interval(backtest, benchmark, horizon_days=h), f"{benchmark} H={h}"
-                )
-                for h in config.horizons
-                if backtest.filter(
-                    (pl.col("symbol") == benchmark) & (pl.col("horizon_days") == h)
-                ).height
-            },
-            "benchmark": benchmark,
-            "horizon_unit": "bars of each symbol's calendar",
-            "periods_per_year": model_config.periods_per_year,
-        },
+        metadata=_backtest_metadata(backtest, config.horizons, model_config),
     )
     yield dg.MaterializeResult(
         asset_key="forecast_folds",
@@ -203,13 +223,7 @@ def forecast_walk_forward(
     )
     yield dg.MaterializeResult(
         asset_key="forecast_evaluation",
-        metadata={
-            **table_metadata(evaluation, tables.FORECAST_EVALUATION, preview=overall),
-            **{
-                f"mape_improvement_pct_all_h{r['horizon_days']}": float(r["mape_improvement_pct"])
-                for r in evaluation.filter(pl.col("symbol") == "ALL").iter_rows(named=True)
-            },
-        },
+        metadata=_evaluation_metadata(evaluation, benchmark),
     )
 
 
@@ -230,7 +244,8 @@ def return_forecasts(
     then, for every symbol still trading (delisted symbols have no row), table
     ``ml.return_forecasts`` (history kept per as_of). Each model is saved under
     ``data/models/`` and registered in ``ml.model_registry``."""
-    from portfolio_pipeline.forecasting import model as forecast
+    from portfolio_pipeline.forecasting.model import fit_final_models, predict_latest
+    from portfolio_pipeline.forecasting.registry import feature_importance, registry_row, save_model
 
     with warehouse_resource.connect() as con:
         ohlcv, features, sentiment = _inputs(con, config)
@@ -242,20 +257,20 @@ def return_forecasts(
     model_config = _config(config, ohlcv, settings)
     as_of = features["date"].max()
     frames, registry, importance_md = [], [], {}
-    models = forecast.fit_final_models(
+    models = fit_final_models(
         features, ohlcv, config.horizons, sentiment=sentiment, config=model_config
     )
     for horizon, model in zip(config.horizons, models, strict=True):
-        frames.append(forecast.predict_latest(model, features, ohlcv, as_of, sentiment=sentiment))
-        path = forecast.save_model(model, settings.models_dir / "forecasts")
+        frames.append(predict_latest(model, features, ohlcv, as_of, sentiment=sentiment))
+        path = save_model(model, settings.models_dir / "forecasts")
         metrics = {}
         if evaluation is not None:
             row = evaluation.filter(
                 (pl.col("symbol") == "ALL") & (pl.col("horizon_days") == horizon)
             )
             metrics = row.drop("symbol").to_dicts()[0] if row.height else {}
-        registry.append(forecast.registry_row(model, path, metrics=metrics))
-        top = forecast.feature_importance(model).head(15)
+        registry.append(registry_row(model, path, metrics=metrics))
+        top = feature_importance(model).head(15)
         importance_md[f"feature_importance_h{horizon}"] = dg.MetadataValue.md(
             preview_markdown(top, 15)
         )
@@ -291,11 +306,10 @@ def volatility_forecasts(
     volatility, for the risk reports, table ``ml.volatility_forecasts`` (history kept per
     as_of). Its walk-forward accuracy against the trailing-volatility forecast is in
     ``ml.volatility_evaluation``."""
-    from portfolio_pipeline.forecasting import model as forecast
-    from portfolio_pipeline.forecasting.walkforward import (
-        evaluate_volatility_forecasts,
-        walk_forward_volatility_and_model,
-    )
+    from portfolio_pipeline.forecasting.evaluation import evaluate_volatility_forecasts
+    from portfolio_pipeline.forecasting.registry import registry_row, save_model
+    from portfolio_pipeline.forecasting.volatility import predict_volatility
+    from portfolio_pipeline.forecasting.walkforward import walk_forward_volatility_and_model
 
     horizon = config.volatility_horizon
     with warehouse_resource.connect() as con:
@@ -313,10 +327,10 @@ def volatility_forecasts(
         fold_cache_dir=_fold_cache_dir(config, settings),
     )
     evaluation = evaluate_volatility_forecasts(backtest)
-    frame = forecast.predict_volatility(model, features, ohlcv, as_of, sentiment=sentiment)
-    path = forecast.save_model(model, settings.models_dir / "volatility")
+    frame = predict_volatility(model, features, ohlcv, as_of, sentiment=sentiment)
+    path = save_model(model, settings.models_dir / "volatility")
     overall = evaluation.filter(pl.col("symbol") == "ALL")
-    row = forecast.registry_row(
+    row = registry_row(
         model, path, metrics=overall.drop("symbol").to_dicts()[0] if overall.height else {}
     )
     with warehouse_resource.connect() as con:

@@ -39,12 +39,13 @@ from dataclasses import asdict
 from datetime import date
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import polars as pl
 
-from portfolio_pipeline.forecasting.model import CODE_VERSION, ModelInputs
+from portfolio_pipeline.forecasting.config import CODE_VERSION
+from portfolio_pipeline.forecasting.inputs import ModelInputs
 
 logger = logging.getLogger(__name__)
 
@@ -54,9 +55,14 @@ _DATE_FIELDS = ("train_start", "train_end", "train_label_end", "test_start", "te
 _SEEDS = (0x5EED, 0xF01D)
 
 
-# The modules whose code turns a fold's rows into its outputs (fit, predict, assemble).
+# The modules whose code turns a fold's rows into its outputs (inputs, fit, predict, assemble):
+# every module holding fitting or input code must be listed, so that editing it refits.
 _CODE_MODULES = (
+    "portfolio_pipeline.forecasting.config",
+    "portfolio_pipeline.forecasting.inputs",
     "portfolio_pipeline.forecasting.model",
+    "portfolio_pipeline.forecasting.volatility",
+    "portfolio_pipeline.forecasting.folds",
     "portfolio_pipeline.forecasting.walkforward",
     "portfolio_pipeline.forecasting.fold_cache",
 )
@@ -72,7 +78,8 @@ def code_fingerprint() -> str:
     """
     digest = hashlib.sha256(CODE_VERSION.encode())
     for name in _CODE_MODULES:
-        digest.update(Path(importlib.import_module(name).__file__).read_bytes())
+        # A module of this package always has a file (``__file__`` is typed Optional).
+        digest.update(Path(cast(str, importlib.import_module(name).__file__)).read_bytes())
     for library in _LIBRARIES:
         try:
             digest.update(f"{library}=={metadata.version(library)}".encode())

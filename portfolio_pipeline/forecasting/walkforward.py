@@ -21,168 +21,32 @@ configuration) are unchanged is read back instead of refitted
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
-from datetime import date, timedelta
+from collections.abc import Callable, Sequence
+from datetime import date
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 
-from portfolio_pipeline.forecasting.fold_cache import FoldCache
-from portfolio_pipeline.forecasting.model import (
-    QUANTILES,
+from portfolio_pipeline.forecasting.config import (
     RETURN_KIND,
     TARGET_RETURN,
     TARGET_VOLATILITY,
     VOLATILITY_KIND,
     ForecastConfig,
-    ForecastInputError,
-    ForecastModel,
-    ModelInputs,
-    build_model_inputs,
-    fit_models,
-    predict_quantiles,
-    predict_volatility_values,
 )
-
-DEFAULT_FIRST_TEST_START = date(2020, 1, 1)
-# 180 days: ~12 folds per horizon on the 2020-2025 sample, so both horizons' walk-forward
-# stays around two minutes on 2 cores (each refit sees up to ~45k rows).
-DEFAULT_RETRAIN_EVERY_DAYS = 180
-
-FOLD_COLUMNS = (
-    "fold", "horizon_days", "train_start", "train_end", "train_label_end", "test_start",
-    "test_end", "n_train_rows", "n_test_rows", "n_quantiles_reordered", "model_version",
-)  # fmt: skip
-
-
-class EmbargoViolation(AssertionError):
-    """A fold's training labels reach into its test window (must never happen)."""
-
-
-def fold_schedule(
-    labelled_dates: pl.Series,
-    first_test_start: date,
-    retrain_every_days: int,
-    last_test_date: date | None = None,
-) -> list[tuple[date, date]]:
-    """(test_start, test_end) pairs covering ``first_test_start`` .. the last labelled date."""
-    if retrain_every_days < 1:
-        raise ValueError(f"retrain_every_days must be >= 1, got {retrain_every_days}")
-    if labelled_dates.len() == 0:
-        raise ForecastInputError("walk-forward: no labelled rows at all")
-    last = labelled_dates.max()
-    if last_test_date is not None:
-        last = min(last, last_test_date)
-    if first_test_start > last:
-        raise ForecastInputError(
-            f"walk-forward: first_test_start {first_test_start} is after the last labelled "
-            f"date {last}"
-        )
-    step = timedelta(days=retrain_every_days)
-    schedule, start = [], first_test_start
-    while start <= last:
-        schedule.append((start, min(start + step - timedelta(days=1), last)))
-        start += step
-    return schedule
-
-
-def fit_fold_models(
-    inputs: ModelInputs, kind: str, cutoffs: list[date], backend: str | None = None
-) -> list[ForecastModel]:
-    """The model of every fold, fitted independently: in this process or as Ray tasks.
-
-    Each fold's fit depends only on ``inputs`` and its cutoff (CatBoost is deterministic for
-    a given seed and thread count), so both backends give the same models, in cutoff order
-    (see :mod:`portfolio_pipeline.common.parallel`).
-    """
-    horizon = inputs.horizon_days
-    return fit_models({horizon: inputs}, [(horizon, kind, c) for c in cutoffs], backend)
-
-
-@dataclass(frozen=True)
-class FoldPlan:
-    """The folds of one (horizon, kind): candidate test rows and (test_start, test_end) pairs."""
-
-    inputs: ModelInputs
-    kind: str
-    rows: pl.DataFrame
-    schedule: list[tuple[date, date]]
-    include_unlabelled: bool = False
-
-    @property
-    def tasks(self) -> list[tuple[int, str, date]]:
-        """One fit per fold, cut off at its test_start (see :func:`fit_models`)."""
-        return [(self.inputs.horizon_days, self.kind, start) for start, _ in self.schedule]
-
-
-def plan_folds(
-    inputs: ModelInputs,
-    kind: str,
-    first_test_start: date,
-    retrain_every_days: int,
-    last_test_date: date | None = None,
-    *,
-    include_unlabelled: bool = False,
-) -> FoldPlan:
-    """The folds to fit; test rows are the labelled ones (with ``include_unlabelled`` also the
-    rows whose label is not known yet, up to the last date with features)."""
-    target = TARGET_RETURN if kind == RETURN_KIND else TARGET_VOLATILITY
-    labelled = inputs.frame.filter(pl.col(target).is_not_null() & pl.col("_scale").is_not_null())
-    if include_unlabelled:
-        labelled = inputs.frame.filter(pl.col("_scale").is_not_null())
-    schedule = fold_schedule(labelled["date"], first_test_start, retrain_every_days, last_test_date)
-    return FoldPlan(inputs, kind, labelled, schedule, include_unlabelled)
-
-
-def _check_embargo(plan: FoldPlan, fold: int, test_start: date, model: ForecastModel) -> None:
-    label_end = date.fromisoformat(model.extra["train_label_end"])
-    if model.train_end >= test_start or label_end > test_start:
-        raise EmbargoViolation(
-            f"fold {fold} H={plan.inputs.horizon_days}: train_end {model.train_end} (label "
-            f"ends {label_end}) reaches test_start {test_start}"
-        )
-
-
-def folds_of(
-    plan: FoldPlan, models: list[ForecastModel]
-) -> Iterator[tuple[int, date, date, ForecastModel, pl.DataFrame]]:
-    """Yield (fold, test_start, test_end, model, test rows), checking every fold's embargo."""
-    for fold, ((test_start, test_end), model) in enumerate(zip(plan.schedule, models, strict=True)):
-        _check_embargo(plan, fold, test_start, model)
-        test_rows = plan.rows.filter(pl.col("date").is_between(test_start, test_end))
-        if test_rows.height:
-            yield fold, test_start, test_end, model, test_rows
-
-
-def iterate_folds(
-    inputs: ModelInputs,
-    kind: str,
-    first_test_start: date,
-    retrain_every_days: int,
-    last_test_date: date | None = None,
-    backend: str | None = None,
-    *,
-    include_unlabelled: bool = False,
-) -> Iterator[tuple[int, date, date, ForecastModel, pl.DataFrame]]:
-    """Yield (fold, test_start, test_end, model, test rows) for every fold.
-
-    Test rows are the labelled ones; with ``include_unlabelled`` also the rows whose label is
-    not known yet (the last H days of the data, an asset's last H days before it stops
-    trading), up to the last date with features: a forecast is issued at every date,
-    whether or not its outcome is known.
-    """
-    plan = plan_folds(
-        inputs,
-        kind,
-        first_test_start,
-        retrain_every_days,
-        last_test_date,
-        include_unlabelled=include_unlabelled,
-    )
-    models = fit_models({inputs.horizon_days: inputs}, plan.tasks, backend)
-    yield from folds_of(plan, models)
+from portfolio_pipeline.forecasting.fold_cache import FoldCache
+from portfolio_pipeline.forecasting.folds import (
+    DEFAULT_FIRST_TEST_START,
+    DEFAULT_RETRAIN_EVERY_DAYS,
+    FOLD_COLUMNS,
+    FoldPlan,
+    check_embargo,
+    plan_folds,
+)
+from portfolio_pipeline.forecasting.inputs import ModelInputs, build_model_inputs
+from portfolio_pipeline.forecasting.model import ForecastModel, fit_models, predict_quantiles
+from portfolio_pipeline.forecasting.volatility import predict_volatility_values
 
 
 def _fold_row(fold, horizon, model, test_start, test_end, n_test, n_reordered) -> dict:
@@ -219,12 +83,10 @@ def walk_forward(
 
     Parameters
     ----------
-    features, ohlcv, sentiment, config
-        As in :func:`portfolio_pipeline.forecasting.model.build_model_inputs`. The training
-        window expands from the start of the data, or rolls with
+    features, ohlcv, horizon, sentiment, config
+        As in :func:`portfolio_pipeline.forecasting.inputs.build_model_inputs` (horizon: H in
+        days). The training window expands from the start of the data, or rolls with
         ``config.train_window_days``.
-    horizon : int
-        H in days.
     first_test_start : datetime.date
         First out-of-sample as_of (earlier data is training history only).
     retrain_every_days : int
@@ -236,23 +98,19 @@ def walk_forward(
         Also forecast the rows whose outcome is not known yet (``realized`` null), so the
         table is the point-in-time feed a live run sees: a forecast for every date, and no
         missing row that gives away an asset stopping within H days.
-    backend : {"sequential", "ray"}, optional
-        Where the folds are fitted (:func:`portfolio_pipeline.common.parallel.resolve_backend`);
-        the results do not depend on it.
-    fold_cache_dir : str or pathlib.Path, optional
-        Reuse the stored outputs of every fold whose inputs are unchanged instead of
-        refitting it (:mod:`portfolio_pipeline.forecasting.fold_cache`); the results do not depend
-        on it. None (default): fit every fold.
+    backend, fold_cache_dir : {"sequential", "ray"}, str or pathlib.Path, optional
+        Where the folds are fitted (:func:`portfolio_pipeline.common.parallel.resolve_backend`),
+        and where the outputs of folds whose inputs are unchanged are reused instead of refitted
+        (:mod:`portfolio_pipeline.forecasting.fold_cache`; None, the default, fits every fold).
+        The results depend on neither.
 
     Returns
     -------
     backtest : polars.DataFrame
-        Target ``ml.forecast_backtest``: as_of, symbol, horizon_days, fold, q10, q50, q90,
-        realized, quantiles_reordered. Only out-of-sample rows; ``realized`` is null where
-        the outcome is not known yet (only with ``include_unlabelled``).
+        Target ``ml.forecast_backtest``: :data:`RETURN_BACKTEST_COLUMNS`, out-of-sample rows
+        only; ``realized`` is null where the outcome is not known yet (``include_unlabelled``).
     folds : polars.DataFrame
-        Target ``ml.forecast_folds``: fold, horizon_days, train_start, train_end, test_start,
-        test_end, n_train_rows, n_test_rows, n_quantiles_reordered, model_version.
+        Target ``ml.forecast_folds``: the :data:`~portfolio_pipeline.forecasting.folds.FOLD_COLUMNS`.
     """
     return walk_forward_horizons(
         features,
@@ -311,7 +169,6 @@ RETURN_BACKTEST_COLUMNS = [
 VOLATILITY_BACKTEST_COLUMNS = [
     "as_of", "symbol", "horizon_days", "fold", "vol_forecast", "trailing_vol", "realized_vol",
 ]  # fmt: skip
-
 # (plan, fold, test_start, test_end, model, test rows) -> (backtest rows, fold row)
 FoldOutputs = Callable[
     [FoldPlan, int, date, date, ForecastModel, pl.DataFrame], tuple[pl.DataFrame, dict]
@@ -398,7 +255,7 @@ def _run_plans(
     for (p, fold), model in zip(pending, models, strict=False):
         plan = plans[p]
         test_start, test_end = plan.schedule[fold]
-        _check_embargo(plan, fold, test_start, model)
+        check_embargo(plan, fold, test_start, model)
         rows = plan.rows.filter(pl.col("date").is_between(test_start, test_end))
         if rows.height:
             results[p, fold] = outputs(plan, fold, test_start, test_end, model, rows)
@@ -468,7 +325,7 @@ def walk_forward_volatility_and_model(
     fold_cache_dir: str | Path | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame, ForecastModel]:
     """:func:`walk_forward_volatility` plus the model fitted on every labelled row (what
-    :func:`~portfolio_pipeline.forecasting.model.fit_volatility_model` gives), its fit one more
+    :func:`~portfolio_pipeline.forecasting.volatility.fit_volatility_model` gives), its fit one more
     task of the folds' batch, on the same inputs."""
     backtest, folds, final = _volatility(
         build_model_inputs(features, ohlcv, horizon, sentiment=sentiment, config=config),
@@ -497,210 +354,3 @@ def _volatility(
     )
     backtest, fold_frame = _collect(backtests, folds)
     return backtest, fold_frame, (final[0] if final_model else None)
-
-
-# --------------------------------------------------------------------------------------
-# Evaluation
-# --------------------------------------------------------------------------------------
-
-
-def _pinball(realized: pl.Expr, forecast: pl.Expr, q: float) -> pl.Expr:
-    error = realized - forecast
-    return pl.max_horizontal(q * error, (q - 1.0) * error)
-
-
-def _metrics(group: pl.Expr | None = None) -> list[pl.Expr]:
-    realized, q50 = pl.col("realized"), pl.col("q50")
-    nonzero = realized != 0
-    pinball = sum(
-        _pinball(realized, pl.col(name), q)
-        for name, q in zip(("q10", "q50", "q90"), QUANTILES, strict=True)
-    ) / len(QUANTILES)
-    return [
-        (
-            100.0
-            * ((pl.col("_price_model") - pl.col("_price_actual")).abs() / pl.col("_price_actual"))
-        )
-        .mean()
-        .alias("mape_model"),
-        (100.0 * ((pl.col("_close") - pl.col("_price_actual")).abs() / pl.col("_price_actual")))
-        .mean()
-        .alias("mape_naive"),
-        (q50.sign() == realized.sign()).filter(nonzero).mean().alias("directional_accuracy"),
-        ((realized >= pl.col("q10")) & (realized <= pl.col("q90")))
-        .mean()
-        .alias("coverage_q10_q90"),
-        pinball.mean().alias("pinball_loss"),
-        pl.corr(q50, realized, method="spearman").alias("ts_rank_corr"),
-        pl.col("as_of").min().alias("eval_start"),
-        pl.col("as_of").max().alias("eval_end"),
-        pl.len().alias("n"),
-    ]
-
-
-def daily_rank_ic(backtest: pl.DataFrame, min_symbols: int = 3) -> pl.DataFrame:
-    """Spearman correlation across symbols of q50 vs realized, per (horizon_days, as_of).
-
-    Dates with fewer than ``min_symbols`` symbols, or a constant q50 or realized, are dropped.
-    """
-    return (
-        backtest.group_by("horizon_days", "as_of")
-        .agg(
-            pl.corr("q50", "realized", method="spearman").alias("rank_ic"),
-            pl.len().alias("n_symbols"),
-        )
-        .filter((pl.col("n_symbols") >= min_symbols) & pl.col("rank_ic").is_not_nan())
-        .sort("horizon_days", "as_of")
-    )
-
-
-def evaluate_forecasts(
-    backtest: pl.DataFrame,
-    ohlcv: pl.DataFrame,
-    *,
-    evaluation_start: date | None = None,
-    evaluation_end: date | None = None,
-) -> pl.DataFrame:
-    """Accuracy of out-of-sample forecasts, per symbol and 'ALL', per horizon.
-
-    Prices: model = close[d] * exp(q50), naive = close[d] (random walk), actual = close[d+H]
-    from ``ohlcv``. MAPEs are in percent; ``mape_improvement_pct`` = 100 * (naive - model) /
-    naive. ``directional_accuracy``: share of rows with sign(q50) == sign(realized), rows with
-    realized == 0 excluded. ``rank_ic``: mean over dates of the cross-sectional Spearman
-    correlation of q50 and realized (ALL rows only; a single symbol has no cross-section),
-    ``rank_ic_ir`` = mean / std of the daily values (overlapping H-day windows make it look
-    better than independent samples would). ``ts_rank_corr``: Spearman of q50 vs realized over
-    the rows of the group. ``coverage_q10_q90``: share of realized within [q10, q90] (nominal
-    0.8). ``pinball_loss``: mean over rows and the three quantiles.
-
-    Returns
-    -------
-    polars.DataFrame
-        Target ``ml.forecast_evaluation``: symbol, horizon_days, mape_model, mape_naive,
-        mape_improvement_pct, directional_accuracy, rank_ic, rank_ic_ir, ts_rank_corr,
-        coverage_q10_q90, pinball_loss, eval_start, eval_end, n. 'ALL' first per horizon.
-    """
-    rows = _labelled_in_window(backtest, evaluation_start, evaluation_end)
-    rows = _with_prices(rows, ohlcv)
-    per_symbol = rows.group_by("horizon_days", "symbol").agg(_metrics())
-    overall = (
-        rows.group_by("horizon_days").agg(_metrics()).with_columns(pl.lit("ALL").alias("symbol"))
-    )
-    ic = (
-        daily_rank_ic(rows)
-        .group_by("horizon_days")
-        .agg(
-            pl.col("rank_ic").mean().alias("rank_ic"),
-            (pl.col("rank_ic").mean() / pl.col("rank_ic").std()).alias("rank_ic_ir"),
-        )
-    )
-    overall = overall.join(ic, on="horizon_days", how="left")
-    per_symbol = per_symbol.with_columns(
-        pl.lit(None, dtype=pl.Float64).alias("rank_ic"),
-        pl.lit(None, dtype=pl.Float64).alias("rank_ic_ir"),
-    )
-    columns = [
-        "symbol", "horizon_days", "mape_model", "mape_naive", "mape_improvement_pct",
-        "directional_accuracy", "rank_ic", "rank_ic_ir", "ts_rank_corr", "coverage_q10_q90",
-        "pinball_loss", "eval_start", "eval_end", "n",
-    ]  # fmt: skip
-    return (
-        pl.concat([overall.select(per_symbol.columns), per_symbol])
-        .with_columns(
-            (100.0 * (pl.col("mape_naive") - pl.col("mape_model")) / pl.col("mape_naive")).alias(
-                "mape_improvement_pct"
-            ),
-            pl.col("n").cast(pl.Int64),
-        )
-        .with_columns((pl.col("symbol") != "ALL").alias("_not_all"))
-        .sort("horizon_days", "_not_all", "symbol")
-        .select(columns)
-    )
-
-
-def _labelled_in_window(
-    backtest: pl.DataFrame, evaluation_start: date | None, evaluation_end: date | None
-) -> pl.DataFrame:
-    """The backtest rows issued in the window whose outcome is known; at least one."""
-    rows = backtest
-    if evaluation_start is not None:
-        rows = rows.filter(pl.col("as_of") >= evaluation_start)
-    if evaluation_end is not None:
-        rows = rows.filter(pl.col("as_of") <= evaluation_end)
-    rows = rows.filter(pl.col("realized").is_not_null())
-    if rows.height == 0:
-        raise ForecastInputError(
-            f"evaluate_forecasts: no labelled backtest rows in {evaluation_start}..{evaluation_end}"
-        )
-    return rows
-
-
-def _with_prices(rows: pl.DataFrame, ohlcv: pl.DataFrame) -> pl.DataFrame:
-    """Adds the close at as_of, the actual close H bars later and the model's price."""
-    closes = ohlcv.select(
-        pl.col("symbol").cast(pl.String), "date", pl.col("close").cast(pl.Float64)
-    ).sort("symbol", "date")
-    # The realized price is the close H BARS after as_of (the symbol's own calendar).
-    ahead = pl.concat(
-        [
-            closes.select(
-                "symbol",
-                pl.col("date").alias("as_of"),
-                pl.lit(h, dtype=rows.schema["horizon_days"]).alias("horizon_days"),
-                pl.col("close").alias("_close"),
-                pl.col("close").shift(-h).over("symbol").alias("_price_actual"),
-            )
-            for h in sorted(rows["horizon_days"].unique().to_list())
-        ]
-    )
-    rows = rows.join(ahead, on=["symbol", "as_of", "horizon_days"], how="left")
-    unpriced = rows.filter(pl.col("_close").is_null() | pl.col("_price_actual").is_null())
-    if unpriced.height:
-        raise ForecastInputError(
-            "evaluate_forecasts: backtest rows without a close at as_of or as_of + H: "
-            + ", ".join(
-                f"{r['symbol']} {r['as_of']}" for r in unpriced.head(5).iter_rows(named=True)
-            )
-        )
-    return rows.with_columns((pl.col("_close") * pl.col("q50").exp()).alias("_price_model"))
-
-
-def evaluate_volatility_forecasts(backtest: pl.DataFrame) -> pl.DataFrame:
-    """Volatility accuracy per symbol and 'ALL', per horizon, against the trailing-vol naive.
-
-    Returns
-    -------
-    polars.DataFrame
-        symbol, horizon_days, rmse_model, rmse_naive, rmse_improvement_pct, mae_model,
-        mae_naive, n (errors in annualised volatility units).
-    """
-    metrics = [
-        ((pl.col("vol_forecast") - pl.col("realized_vol")) ** 2).mean().sqrt().alias("rmse_model"),
-        ((pl.col("trailing_vol") - pl.col("realized_vol")) ** 2).mean().sqrt().alias("rmse_naive"),
-        (pl.col("vol_forecast") - pl.col("realized_vol")).abs().mean().alias("mae_model"),
-        (pl.col("trailing_vol") - pl.col("realized_vol")).abs().mean().alias("mae_naive"),
-        pl.len().cast(pl.Int64).alias("n"),
-    ]
-    rows = backtest.filter(pl.col("realized_vol").is_not_null())
-    overall = rows.group_by("horizon_days").agg(metrics).with_columns(pl.lit("ALL").alias("symbol"))
-    per_symbol = rows.group_by("horizon_days", "symbol").agg(metrics)
-    return (
-        pl.concat([overall.select(per_symbol.columns), per_symbol])
-        .with_columns(
-            (100.0 * (pl.col("rmse_naive") - pl.col("rmse_model")) / pl.col("rmse_naive")).alias(
-                "rmse_improvement_pct"
-            ),
-            (pl.col("symbol") != "ALL").alias("_not_all"),
-        )
-        .sort("horizon_days", "_not_all", "symbol")
-        .select(
-            "symbol",
-            "horizon_days",
-            "rmse_model",
-            "rmse_naive",
-            "rmse_improvement_pct",
-            "mae_model",
-            "mae_naive",
-            "n",
-        )  # fmt: skip
-    )

@@ -15,8 +15,8 @@ reference and the symbol shown in previews and plots.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import Any
+from datetime import date, timedelta
+from typing import Any, cast
 
 import polars as pl
 
@@ -78,7 +78,7 @@ def choose_benchmark(ohlcv: pl.DataFrame, setting: str | None = None) -> Benchma
         return Benchmark(setting, RULE_SETTING)
     if CRYPTO_BENCHMARK in symbols:
         return Benchmark(CRYPTO_BENCHMARK, RULE_CRYPTO)
-    latest = ohlcv.get_column("date").max()
+    latest = cast(date, ohlcv.get_column("date").max())
     value = pl.col("close") * pl.col("volume")
     if "quote_volume" in ohlcv.columns:
         value = pl.coalesce(pl.col("quote_volume"), value)

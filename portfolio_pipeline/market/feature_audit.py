@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from typing import cast
 
 import polars as pl
 
@@ -136,7 +137,7 @@ def _issue(rows: pl.DataFrame, rule: str, column: str, reason: str) -> FeatureIs
         n_rows=rows.height,
         symbols=tuple(firsts["symbol"].to_list()),
         first_dates=tuple(firsts["date"].to_list()),
-        last_date=rows["date"].max(),
+        last_date=cast(date, rows["date"].max()),
         reason=reason,
     )
 

@@ -8,6 +8,42 @@ window) are null, never back-filled.
 
 Windows count ROWS (trading periods), not calendar days: with a crypto panel (365 periods a
 year, no gaps) the two agree; for equities a 20-row window is 20 trading days.
+
+Columns of :func:`compute_market_features` (table ``features.market_features``) and their
+definitions (t = row of a symbol):
+
+- ``close``: the input close.
+- ``ret_1d`` = close_t / close_{t-1} - 1; ``log_ret_1d`` = ln(close_t / close_{t-1}).
+- ``ret_{h}d`` for h in 5, 20, 60, 120 = close_t / close_{t-h} - 1 (momentum).
+- ``vol_20d``, ``vol_60d``: sample std (ddof=1) of ``log_ret_1d`` over the last 20/60
+  rows x sqrt(periods_per_year).
+- ``rsi_14``: Wilder RSI; gains/losses = positive/negative close changes, averaged
+  with Wilder smoothing (alpha = 1/14) seeded by the simple mean of the first 14
+  changes; RSI = 100 * avg_gain / (avg_gain + avg_loss) (= 100 - 100/(1+RS)); 50 when
+  the price did not move at all. First value at row 14.
+- ``macd`` = EMA12(close) - EMA26(close), EMAs with adjust=False (recursive, started at
+  the first close), null for the first 25 rows; ``macd_signal`` = EMA9(macd), null for
+  the first 33 rows; ``macd_hist`` = macd - macd_signal. ``macd_pct`` = macd / close
+  (comparable across symbols).
+- ``bb_pct_b_20`` = (close - lower) / (upper - lower), bands = SMA20 +- 2 x population
+  std (ddof=0) of close over 20 rows; null if the bands collapse. ``bb_width_20`` =
+  (upper - lower) / SMA20.
+- ``atr_14``: Wilder average (alpha = 1/14, seeded by the mean of the first 14) of the
+  true range max(high - low, |high - close_{t-1}|, |low - close_{t-1}|); first value
+  at row 14. ``atr_pct_14`` = atr_14 / close.
+- ``volume_z_20`` = (volume_t - mean) / std (ddof=1) of volume over the last 20 rows,
+  today included; null when the std is 0.
+- ``drawdown_60d`` = close_t / max(close over the last 60 rows) - 1, in [-1, 0].
+- ``log_dollar_volume_20d`` = ln(1 + mean(close x volume) over 20 rows) (liquidity).
+- ``range_pct_1d`` = (high - low) / close.
+- ``history_days``: rows of history of the symbol up to and including t (1 on its
+  first row); lets consumers drop freshly listed symbols.
+- Calendar (known in advance): ``day_of_week`` (1 = Monday .. 7), ``day_of_month``,
+  ``month``, ``is_month_end``, ``is_weekend``.
+- Cross-sectional, among the symbols with a non-null value ON THE SAME DATE:
+  ``{f}_xs_rank`` for f in ret_5d, ret_20d, ret_60d, vol_20d, volume_z_20, rsi_14,
+  log_dollar_volume_20d = (average rank - 1) / (n - 1) in [0, 1] (0.5 when n = 1);
+  ``xs_n_symbols`` = symbols with a close that date.
 """
 
 from __future__ import annotations
@@ -201,42 +237,9 @@ def compute_market_features(ohlcv: pl.DataFrame, periods_per_year: int = 365) ->
     -------
     polars.DataFrame
         Shape (n_rows, ~40), sorted by (symbol, date); target table
-        ``features.market_features``. Columns and definitions (t = row of a symbol):
-
-        - ``close``: the input close.
-        - ``ret_1d`` = close_t / close_{t-1} - 1; ``log_ret_1d`` = ln(close_t / close_{t-1}).
-        - ``ret_{h}d`` for h in 5, 20, 60, 120 = close_t / close_{t-h} - 1 (momentum).
-        - ``vol_20d``, ``vol_60d``: sample std (ddof=1) of ``log_ret_1d`` over the last 20/60
-          rows x sqrt(periods_per_year).
-        - ``rsi_14``: Wilder RSI; gains/losses = positive/negative close changes, averaged
-          with Wilder smoothing (alpha = 1/14) seeded by the simple mean of the first 14
-          changes; RSI = 100 * avg_gain / (avg_gain + avg_loss) (= 100 - 100/(1+RS)); 50 when
-          the price did not move at all. First value at row 14.
-        - ``macd`` = EMA12(close) - EMA26(close), EMAs with adjust=False (recursive, started at
-          the first close), null for the first 25 rows; ``macd_signal`` = EMA9(macd), null for
-          the first 33 rows; ``macd_hist`` = macd - macd_signal. ``macd_pct`` = macd / close
-          (comparable across symbols).
-        - ``bb_pct_b_20`` = (close - lower) / (upper - lower), bands = SMA20 +- 2 x population
-          std (ddof=0) of close over 20 rows; null if the bands collapse. ``bb_width_20`` =
-          (upper - lower) / SMA20.
-        - ``atr_14``: Wilder average (alpha = 1/14, seeded by the mean of the first 14) of the
-          true range max(high - low, |high - close_{t-1}|, |low - close_{t-1}|); first value
-          at row 14. ``atr_pct_14`` = atr_14 / close.
-        - ``volume_z_20`` = (volume_t - mean) / std (ddof=1) of volume over the last 20 rows,
-          today included; null when the std is 0.
-        - ``drawdown_60d`` = close_t / max(close over the last 60 rows) - 1, in [-1, 0].
-        - ``log_dollar_volume_20d`` = ln(1 + mean(close x volume) over 20 rows) (liquidity).
-        - ``range_pct_1d`` = (high - low) / close.
-        - ``history_days``: rows of history of the symbol up to and including t (1 on its
-          first row); lets consumers drop freshly listed symbols.
-        - Calendar (known in advance): ``day_of_week`` (1 = Monday .. 7), ``day_of_month``,
-          ``month``, ``is_month_end``, ``is_weekend``.
-        - Cross-sectional, among the symbols with a non-null value ON THE SAME DATE:
-          ``{f}_xs_rank`` for f in ret_5d, ret_20d, ret_60d, vol_20d, volume_z_20, rsi_14,
-          log_dollar_volume_20d = (average rank - 1) / (n - 1) in [0, 1] (0.5 when n = 1);
-          ``xs_n_symbols`` = symbols with a close that date.
-
-        Warm-up rows are null. Nothing in a row dated d depends on rows dated after d.
+        ``features.market_features``; its columns and their definitions are in the module
+        docstring. Warm-up rows are null. Nothing in a row dated d depends on rows dated
+        after d.
 
     Raises
     ------

@@ -13,10 +13,15 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 import polars as pl
 
 from portfolio_pipeline.market.sources.base import NEWS_SCHEMA, OHLCV_SCHEMA
+
+if TYPE_CHECKING:  # imported lazily at run time (~3 s)
+    from great_expectations.expectations import Expectation
 
 ERROR = "ERROR"
 WARN = "WARN"
@@ -114,13 +119,13 @@ def _batch_definition(dataset: str):
         return _context_cache[key]
 
 
-def _run_suite(dataset: str, frame: pl.DataFrame, expectations: list[tuple[Rule, object]]):
+def _run_suite(dataset: str, frame: pl.DataFrame, expectations: list[tuple[Rule, Expectation]]):
     import great_expectations as gx
 
     batch_definition = _batch_definition(dataset)  # creates the context the suite needs
     suite = gx.ExpectationSuite(name=f"{dataset}_suite")
     for rule, expectation in expectations:
-        expectation.meta = {"rule": rule.name}  # type: ignore[attr-defined]
+        expectation.meta = {"rule": rule.name}
         suite.add_expectation(expectation)
     batch = batch_definition.get_batch(batch_parameters={"dataframe": frame.to_pandas()})
     return batch.validate(suite, result_format={"result_format": "COMPLETE"})
@@ -185,13 +190,21 @@ def validate_ohlcv(
     )
 
 
-def _ohlcv_expectations() -> list[tuple[Rule, object]]:
+_PRICE_COLUMNS = ("open", "high", "low", "close")
+
+
+def _ohlcv_expectations() -> list[tuple[Rule, Expectation]]:
     """One GX expectation per (rule, column) of :data:`OHLCV_RULES`."""
     import great_expectations.expectations as gxe
 
-    prices = ("open", "high", "low", "close")
-    exp: list[tuple[Rule, object]] = []
-    r = {rule.name: rule for rule in OHLCV_RULES}
+    rules = {rule.name: rule for rule in OHLCV_RULES}
+    return [*_column_expectations(gxe, rules), *_value_expectations(gxe, rules)]
+
+
+def _column_expectations(gxe: ModuleType, r: dict[str, Rule]) -> list[tuple[Rule, Expectation]]:
+    """The frame's shape: columns and types, no nulls, one row per (symbol, date)."""
+    prices = _PRICE_COLUMNS
+    exp: list[tuple[Rule, Expectation]] = []
     types = {"symbol": "str", "date": "datetime64[ms]", **dict.fromkeys(prices, "float64")}
     types["volume"] = "float64"
     for column, dtype in types.items():
@@ -211,6 +224,14 @@ def _ohlcv_expectations() -> list[tuple[Rule, object]]:
             gxe.ExpectCompoundColumnsToBeUnique(column_list=["symbol", "date"]),
         )
     )
+    return exp
+
+
+def _value_expectations(gxe: ModuleType, r: dict[str, Rule]) -> list[tuple[Rule, Expectation]]:
+    """The values: positive prices, non-negative volume, high/low bracketing open and close,
+    no future dates, no gaps."""
+    prices = _PRICE_COLUMNS
+    exp: list[tuple[Rule, Expectation]] = []
     for column in prices:
         exp.append(
             (
@@ -275,7 +296,7 @@ def validate_news(
         pl.col("title").fill_null("").str.strip_chars().str.len_chars().alias("_title_length"),
     ).drop("symbols")  # GX's pandas backend does not need the list column
     r = {rule.name: rule for rule in NEWS_RULES}
-    exp: list[tuple[Rule, object]] = [
+    exp: list[tuple[Rule, Expectation]] = [
         (r["news_columns_and_types"], gxe.ExpectColumnToExist(column=c))
         for c in NEWS_SCHEMA
         if c != "symbols"

@@ -201,6 +201,25 @@ def windows_from_dates(
             + (f" before {today}" if today is not None else "")
         )
     first, latest = complete[0], complete[-1]
+    windows = _cascade_bounds(set_bounds, first, latest, test_years, validation_years)
+    if windows.test_start > latest:
+        raise WindowsError(
+            f"windows: test window {windows.test_start}..{windows.test_end} starts after the "
+            f"latest complete day {latest}"
+        )
+    return windows
+
+
+def _cascade_bounds(
+    set_bounds: dict[str, date],
+    first: date,
+    latest: date,
+    test_years: int,
+    validation_years: int,
+) -> EvaluationWindows:
+    """The windows from the set bounds, each unset one derived from the next later window
+    (test from the latest complete day, validation before test, training before validation);
+    raises when no training window is left."""
     test_end = set_bounds.get("test_end", latest)
     test_start = set_bounds.get(
         "test_start", years_before(test_end, test_years) + timedelta(days=1)
@@ -227,11 +246,6 @@ def windows_from_dates(
         test_end=test_end,
         source="data+settings" if set_bounds else "data",
     )
-    if windows.test_start > latest:
-        raise WindowsError(
-            f"windows: test window {windows.test_start}..{windows.test_end} starts after the "
-            f"latest complete day {latest}"
-        )
     return windows
 
 

@@ -20,10 +20,11 @@ from portfolio_pipeline.market.partitions import (
 )
 from portfolio_pipeline.market.resources import OhlcvSourceResource
 from portfolio_pipeline.metadata import table_metadata
+from portfolio_pipeline.news.articles import score_news
+from portfolio_pipeline.news.daily import daily_sentiment as build_daily_sentiment
+from portfolio_pipeline.news.digest import news_digest as build_news_digest
 from portfolio_pipeline.news.resources import NewsSourceResource, SentimentModelResource
-from portfolio_pipeline.news.sentiment import NewsTiming, score_news
-from portfolio_pipeline.news.sentiment import daily_sentiment as build_daily_sentiment
-from portfolio_pipeline.news.sentiment import news_digest as build_news_digest
+from portfolio_pipeline.news.timing import NewsTiming
 from portfolio_pipeline.settings import Settings
 from portfolio_pipeline.warehouse.resources import WarehouseResource
 

@@ -11,8 +11,11 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import polars as pl
+
+from portfolio_pipeline.news.scoring import SentimentScorer
 
 LABELS: tuple[str, ...] = ("positive", "neutral", "negative")
 
@@ -176,3 +179,38 @@ def read_labelled(path, text_column: str = "title") -> pl.DataFrame:
     if empty.height:
         raise LabelledSetError(f"{path}: {empty.height} row(s) have an empty {text_column}")
     return frame.with_columns(pl.col("label").str.to_lowercase())
+
+
+@dataclass(frozen=True)
+class LabelledAccuracy:
+    """Accuracy of a scorer on a labelled set, with the majority-class baseline."""
+
+    accuracy: float
+    majority_baseline: float
+    n: int
+
+
+def predicted_labels(scores: pl.DataFrame) -> pl.Series:
+    """Arg-max class (positive/neutral/negative) of a scores frame."""
+    return scores.select(
+        pl.when(
+            (pl.col("p_positive") >= pl.col("p_neutral"))
+            & (pl.col("p_positive") > pl.col("p_negative"))
+        )
+        .then(pl.lit("positive"))
+        .when(pl.col("p_negative") > pl.col("p_neutral"))
+        .then(pl.lit("negative"))
+        .otherwise(pl.lit("neutral"))
+        .alias("predicted")
+    ).to_series()
+
+
+def labelled_accuracy(scorer: SentimentScorer, labelled: pl.DataFrame) -> LabelledAccuracy:
+    """Accuracy of ``scorer`` on a frame with columns text (or title) and label."""
+    text_column = "text" if "text" in labelled.columns else "title"
+    predicted = predicted_labels(scorer.score_texts(labelled[text_column].to_list()))
+    truth = labelled["label"].str.to_lowercase()
+    # a boolean Series' mean is a float and a count's max an int; polars types both loosely
+    accuracy = float(cast(float, (predicted == truth).mean()))
+    majority = float(cast(int, truth.value_counts()["count"].max())) / labelled.height
+    return LabelledAccuracy(accuracy=accuracy, majority_baseline=majority, n=labelled.height)

@@ -19,7 +19,8 @@ class SentimentModelResource(dg.ConfigurableResource):
     half_life_days: float = 3.0
 
     def scorer(self):
-        from portfolio_pipeline.news.sentiment import DEFAULT_SENTIMENT_MODEL, load_sentiment_scorer
+        from portfolio_pipeline.news.loading import load_sentiment_scorer
+        from portfolio_pipeline.news.transformer_scorer import DEFAULT_SENTIMENT_MODEL
 
         name = self.model or DEFAULT_SENTIMENT_MODEL
         device = None if self.device == "auto" else self.device

@@ -52,7 +52,7 @@ class PolicySettings(dg.Config):
 
 def policy_profile(config: PolicySettings, default_profile: str):
     """The tuning profile named by the config (or the default) with its budget overrides."""
-    from portfolio_pipeline.policies.tuning import PROFILES, with_budget
+    from portfolio_pipeline.policies.search_space import PROFILES, with_budget
 
     name = config.profile or default_profile
     if name not in PROFILES:
@@ -90,7 +90,7 @@ def _launchpad(config: PolicySettings) -> dict[str, object]:
 
 def _plot_test_equity(test_returns: pl.DataFrame) -> bytes:
     from portfolio_pipeline.common.plots import figure_png, pyplot
-    from portfolio_pipeline.policies.drl import FIXED_WEIGHT_REFERENCES
+    from portfolio_pipeline.policies.evaluation import FIXED_WEIGHT_REFERENCES
 
     plt = pyplot()
 
@@ -243,7 +243,7 @@ def drl_policy(
     registry (``drl_policy``), the search trials, the comparison with the references and
     the deployed seed's daily target weights, one table each."""
     from portfolio_pipeline.policies.deployment import policy_splits, search_train_deploy
-    from portfolio_pipeline.policies.env import build_env_data
+    from portfolio_pipeline.policies.env_data import build_env_data
 
     profile = policy_profile(config, settings.profile)
     ohlcv, features, sentiment, forecasts = _read_inputs(warehouse_resource, config)

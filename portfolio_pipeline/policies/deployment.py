@@ -21,8 +21,8 @@ from typing import Any
 import polars as pl
 
 from portfolio_pipeline.market.windows import EvaluationWindows
-from portfolio_pipeline.policies.drl import Splits
-from portfolio_pipeline.policies.env import EnvData
+from portfolio_pipeline.policies.env_data import EnvData
+from portfolio_pipeline.policies.splits import Splits
 
 
 @dataclass(frozen=True)
@@ -72,12 +72,8 @@ def search_train_deploy(
     log: Callable[[str], None] = lambda message: None,
 ) -> PolicyDeployment:
     """Run the procedure of the module docstring; ``profile`` is a :class:`.tuning` profile."""
-    from portfolio_pipeline.policies.drl import (
-        TrainedPolicy,
-        decision_window,
-        policy_target_weights,
-    )
-    from portfolio_pipeline.policies.tuning import run_policy_search, train_best_with_seeds
+    from portfolio_pipeline.policies.retraining import train_best_with_seeds
+    from portfolio_pipeline.policies.tuning import run_policy_search
 
     search = run_policy_search(
         env_data,
@@ -106,19 +102,8 @@ def search_train_deploy(
     )
     deployed = registry.filter(pl.col("deployed")).row(0, named=True)
     strategy = f"drl_{str(deployed['algorithm']).lower()}"
-    # From the decision before the validation window's first day, as the backtest replays it.
-    weights = policy_target_weights(
-        TrainedPolicy.load(deployed["artifact_path"]),
-        env_data,
-        decision_window((splits.train_end, None)),
-    ).with_columns(
-        pl.lit(strategy).alias("strategy"), pl.lit(deployed["policy_id"]).alias("policy_id")
-    )
-    trials = search.trials.with_columns(
-        pl.lit(os.path.basename(search.storage_path)).alias("search_id"),
-        pl.lit(profile.name).alias("profile"),
-        pl.lit(search.wall_seconds).alias("search_wall_seconds"),
-    )
+    weights = _deployed_weights(deployed, strategy, env_data, splits)
+    trials = _trials_with_search(search, profile)
     comparison = results.comparison.with_columns(pl.lit(periods_per_year).alias("periods_per_year"))
     return PolicyDeployment(
         registry=registry,
@@ -129,4 +114,32 @@ def search_train_deploy(
         deployed=deployed,
         strategy=strategy,
         search_wall_seconds=search.wall_seconds,
+    )
+
+
+def _deployed_weights(
+    deployed: dict[str, Any], strategy: str, env_data: EnvData, splits: Splits
+) -> pl.DataFrame:
+    """The deployed policy's daily target weights, from the decision before the validation
+    window's first day, as the backtest replays it (``ml.policy_weights`` rows)."""
+    from portfolio_pipeline.policies.drl import TrainedPolicy
+    from portfolio_pipeline.policies.evaluation import policy_target_weights
+    from portfolio_pipeline.policies.splits import decision_window
+
+    return policy_target_weights(
+        TrainedPolicy.load(deployed["artifact_path"]),
+        env_data,
+        decision_window((splits.train_end, None)),
+    ).with_columns(
+        pl.lit(strategy).alias("strategy"), pl.lit(deployed["policy_id"]).alias("policy_id")
+    )
+
+
+def _trials_with_search(search: Any, profile: Any) -> pl.DataFrame:
+    """The search's trials (``ml.policy_search_trials``) with the search id (its Tune
+    experiment's folder), the profile name and the search's wall time."""
+    return search.trials.with_columns(
+        pl.lit(os.path.basename(search.storage_path)).alias("search_id"),
+        pl.lit(profile.name).alias("profile"),
+        pl.lit(search.wall_seconds).alias("search_wall_seconds"),
     )

@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import gymnasium as gym
 import torch as th
@@ -51,7 +51,7 @@ from stable_baselines3.sac.policies import SACPolicy
 from stable_baselines3.td3.policies import TD3Policy
 from torch import nn
 
-from portfolio_pipeline.policies.env import ObservationLayout
+from portfolio_pipeline.policies.observation import ObservationLayout
 
 DEFAULT_EMBEDDING_DIM = 32
 DEFAULT_ENCODER_HIDDEN = 64
@@ -290,14 +290,20 @@ class SharedEncoderActorCriticPolicy(ActorCriticPolicy):
     def _build_mlp_extractor(self) -> None:
         if not isinstance(self.features_extractor, SharedAssetEncoder):
             raise TypeError("SharedEncoderActorCriticPolicy needs a SharedAssetEncoder extractor")
-        self.mlp_extractor = _SharedExtractorHeads(self.features_extractor, self.net_arch)
+        # SB3 annotates mlp_extractor as its MlpExtractor; any module with the same interface
+        # (latent_dim_pi/vf, forward_actor/critic) is what the policy actually needs.
+        self.mlp_extractor = _SharedExtractorHeads(  # type: ignore[assignment]
+            self.features_extractor, self.net_arch
+        )
 
     def _build(self, lr_schedule: Any) -> None:
         super()._build(lr_schedule)
         # The heads already give one mean per action entry: SB3's Linear(N+1, N+1) on top
         # would bring back N^2 weights. The optimizer must then see the parameters anew.
         self.action_net = nn.Identity()
-        self.optimizer = self.optimizer_class(
+        # type: ignore: SB3 types optimizer_class as torch's abstract Optimizer, whose
+        # __init__ takes no lr; every concrete optimizer (Adam, RMSprop) does.
+        self.optimizer = self.optimizer_class(  # type: ignore[call-arg]
             self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs
         )
 
@@ -314,6 +320,11 @@ def _shared_critic(critic: ContinuousCritic, net_arch: Sequence[int]) -> Continu
     return critic.to(critic.device)
 
 
+def _critic_arch(critic_kwargs: dict[str, Any]) -> Sequence[int]:
+    """The critic's ``net_arch`` (SB3 keeps it untyped in ``critic_kwargs``), else the default."""
+    return cast(Sequence[int], critic_kwargs["net_arch"] or DEFAULT_HEAD_ARCH)
+
+
 def _actor_sizes(actor: Any) -> tuple[int, int, int]:
     extractor = actor.features_extractor
     if not isinstance(extractor, SharedAssetEncoder):
@@ -325,7 +336,8 @@ class SharedEncoderSACPolicy(SACPolicy):
     """SAC policy: per-asset mean and log-std heads, a pooled twin Q (no gSDE)."""
 
     def make_actor(self, features_extractor: BaseFeaturesExtractor | None = None) -> Any:
-        actor = super().make_actor(features_extractor)
+        # Any: the heads are replaced by modules of other classes than SB3 annotates.
+        actor: Any = super().make_actor(features_extractor)
         if actor.use_sde:
             raise ValueError("policy_architecture 'shared_encoder' does not support SAC's gSDE")
         sizes = _actor_sizes(actor)
@@ -336,20 +348,20 @@ class SharedEncoderSACPolicy(SACPolicy):
 
     def make_critic(self, features_extractor: BaseFeaturesExtractor | None = None) -> Any:
         critic = super().make_critic(features_extractor)
-        return _shared_critic(critic, self.critic_kwargs["net_arch"] or DEFAULT_HEAD_ARCH)
+        return _shared_critic(critic, _critic_arch(self.critic_kwargs))
 
 
 class SharedEncoderTD3Policy(TD3Policy):
     """DDPG/TD3 policy: per-asset scores squashed by tanh, a pooled Q."""
 
     def make_actor(self, features_extractor: BaseFeaturesExtractor | None = None) -> Any:
-        actor = super().make_actor(features_extractor)
+        actor: Any = super().make_actor(features_extractor)  # its mu head is replaced
         actor.mu = nn.Sequential(AssetScores(*_actor_sizes(actor)), nn.Tanh())
         return actor.to(self.device)
 
     def make_critic(self, features_extractor: BaseFeaturesExtractor | None = None) -> Any:
         critic = super().make_critic(features_extractor)
-        return _shared_critic(critic, self.critic_kwargs["net_arch"] or DEFAULT_HEAD_ARCH)
+        return _shared_critic(critic, _critic_arch(self.critic_kwargs))
 
 
 POLICY_CLASSES: dict[str, type] = {

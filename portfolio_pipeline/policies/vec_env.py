@@ -26,7 +26,8 @@ from gymnasium.utils import seeding
 from stable_baselines3.common.vec_env import VecEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvStepReturn
 
-from portfolio_pipeline.policies.env import DateLike, EnvData, PortfolioEnv
+from portfolio_pipeline.policies.env import PortfolioEnv
+from portfolio_pipeline.policies.env_data import DateLike, EnvData
 from portfolio_pipeline.portfolio import accounting
 
 
@@ -75,7 +76,7 @@ class BatchedPortfolioEnv(VecEnv):
         self.env_data = env_data
         self.render_mode = None
         n_dates, n_channels = env_data.prices.shape[0], template._padded_channels.shape[1]
-        observation_size = int(template.observation_space.shape[0])
+        observation_size = int(template._observation_size)
         tail = observation_size - template._window_width  # weights + per-date channels
         # The padded panel plus enough zero rows that a full observation's width fits after
         # the last window.
@@ -214,9 +215,11 @@ class BatchedPortfolioEnv(VecEnv):
 
     # ------------------------------------------------------------------ helpers
     def _reset_one(self, i: int, seed: int | None) -> None:
-        if seed is not None or self._rngs[i] is None:
-            self._rngs[i], _ = seeding.np_random(seed)
-        start = self._draw_start(self._rngs[i])
+        rng = self._rngs[i]
+        if seed is not None or rng is None:
+            rng, _ = seeding.np_random(seed)
+            self._rngs[i] = rng
+        start = self._draw_start(rng)
         end = self.template.window_end
         if self.template.episode_length is not None:
             end = min(end, start + self.template.episode_length + 1)

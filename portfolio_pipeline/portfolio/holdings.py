@@ -46,9 +46,34 @@ def load_holdings(
     known = {s.strip().upper() for s in known_symbols} | {cash_symbol}
     if not path.exists():
         raise ValueError(f"{path}: holdings file not found")
+    lines = _content_lines(path)
+    symbol_col, quantity_col, n_fields = _header_columns(path, *lines[0])
     symbols: list[str] = []
     quantities: list[float] = []
     first_line: dict[str, int] = {}
+    for number, text in lines[1:]:
+        cells = next(csv.reader([text]))
+        if len(cells) <= max(symbol_col, quantity_col):
+            raise ValueError(f"{path}:{number}: expected {n_fields} fields, got {cells}")
+        symbol = cells[symbol_col].strip().upper()
+        where = f"{path}:{number}: symbol {symbol or '<empty>'}"
+        if symbol not in known:
+            raise ValueError(
+                f"{where}: unknown symbol (not in the universe nor {cash_symbol}, the cash "
+                "setting PORTFOLIO_PIPELINE_CASH)"
+            )
+        quantity = _quantity(where, cells[quantity_col].strip())
+        if symbol in first_line:
+            raise ValueError(f"{where}: duplicate symbol (first seen on line {first_line[symbol]})")
+        first_line[symbol] = number
+        symbols.append(symbol)
+        quantities.append(quantity)
+    return pl.DataFrame({"symbol": symbols, "quantity": quantities}, schema=HOLDINGS_SCHEMA)
+
+
+def _content_lines(path: Path) -> list[tuple[int, str]]:
+    """``(line number, text)`` of the lines that are neither blank nor comments; the header
+    first (raises when there is none)."""
     with path.open(newline="", encoding="utf-8") as handle:
         lines = [
             (number, text)
@@ -57,39 +82,30 @@ def load_holdings(
         ]
     if not lines:
         raise ValueError(f"{path}: empty holdings file (expected header 'symbol,quantity')")
-    header_number, header_text = lines[0]
+    return lines
+
+
+def _header_columns(path: Path, header_number: int, header_text: str) -> tuple[int, int, int]:
+    """Positions of ``symbol`` and ``quantity`` in the header, and its number of fields."""
     header = [h.strip().lower() for h in next(csv.reader([header_text]))]
     if "symbol" not in header or "quantity" not in header:
         raise ValueError(
             f"{path}:{header_number}: header must contain 'symbol' and 'quantity', got {header}"
         )
-    symbol_col, quantity_col = header.index("symbol"), header.index("quantity")
-    for number, text in lines[1:]:
-        cells = next(csv.reader([text]))
-        if len(cells) <= max(symbol_col, quantity_col):
-            raise ValueError(f"{path}:{number}: expected {len(header)} fields, got {cells}")
-        symbol = cells[symbol_col].strip().upper()
-        raw_quantity = cells[quantity_col].strip()
-        where = f"{path}:{number}: symbol {symbol or '<empty>'}"
-        if symbol not in known:
-            raise ValueError(
-                f"{where}: unknown symbol (not in the universe nor {cash_symbol}, the cash "
-                "setting PORTFOLIO_PIPELINE_CASH)"
-            )
-        try:
-            quantity = float(raw_quantity)
-        except ValueError:
-            raise ValueError(f"{where}: quantity {raw_quantity!r} is not a number") from None
-        if not math.isfinite(quantity):
-            raise ValueError(f"{where}: quantity {raw_quantity!r} is not finite")
-        if quantity < 0:
-            raise ValueError(f"{where}: negative quantity {quantity} (long-only portfolio)")
-        if symbol in first_line:
-            raise ValueError(f"{where}: duplicate symbol (first seen on line {first_line[symbol]})")
-        first_line[symbol] = number
-        symbols.append(symbol)
-        quantities.append(quantity)
-    return pl.DataFrame({"symbol": symbols, "quantity": quantities}, schema=HOLDINGS_SCHEMA)
+    return header.index("symbol"), header.index("quantity"), len(header)
+
+
+def _quantity(where: str, raw_quantity: str) -> float:
+    """A finite, non-negative quantity (the error names the file, line and symbol)."""
+    try:
+        quantity = float(raw_quantity)
+    except ValueError:
+        raise ValueError(f"{where}: quantity {raw_quantity!r} is not a number") from None
+    if not math.isfinite(quantity):
+        raise ValueError(f"{where}: quantity {raw_quantity!r} is not finite")
+    if quantity < 0:
+        raise ValueError(f"{where}: negative quantity {quantity} (long-only portfolio)")
+    return quantity
 
 
 def latest_prices(ohlcv: pl.DataFrame, as_of: date) -> pl.DataFrame:

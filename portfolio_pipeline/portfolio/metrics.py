@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 from datetime import date
 from statistics import NormalDist
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import polars as pl
@@ -105,7 +105,8 @@ def _split_returns_input(
         values = frame.get_column(return_column).to_numpy()
         if "date" in frame.columns and frame.height:
             dates = frame.get_column("date")
-            return values, dates.min(), dates.max()
+            # polars types min/max as any literal; a ``date`` column gives dates
+            return values, cast(date | None, dates.min()), cast(date | None, dates.max())
         return values, None, None
     if isinstance(returns, pl.Series):
         return returns.to_numpy(), None, None
@@ -195,6 +196,17 @@ def performance_summary(
     if n == 0:
         out.update({k: nan for k in METRIC_KEYS if k not in ("start", "end")})
         return out
+    out.update(_return_ratios(r, periods_per_year))
+    out["turnover"] = _annualised_turnover(turnover, n, periods_per_year)
+    out["var_95"] = historical_var(r, 0.95)
+    out["cvar_95"] = historical_cvar(r, 0.95)
+    return out
+
+
+def _return_ratios(r: np.ndarray, periods_per_year: int) -> dict[str, float]:
+    """Total return, CAGR, volatility, Sharpe, Sortino, drawdown and Calmar of ``r`` (n > 0)."""
+    n = r.size
+    nan = float("nan")
     total = float(np.prod(1.0 + r) - 1.0)
     cagr = float((1.0 + total) ** (periods_per_year / n) - 1.0)
     std = float(np.std(r, ddof=1)) if n > 1 else nan
@@ -205,27 +217,24 @@ def performance_summary(
     sortino = mean / downside * math.sqrt(periods_per_year) if downside > 0 else nan
     mdd = max_drawdown(r)
     calmar = cagr / mdd if mdd > 0 else nan
-    if turnover is not None:
-        t = _as_float_array(
-            turnover.to_numpy() if isinstance(turnover, pl.Series) else turnover, "turnover"
-        )
-        if t.size != n:
-            raise ValueError(f"turnover has {t.size} values but returns has {n}")
-        ann_turnover = float(t.sum() / n * periods_per_year)
-    else:
-        ann_turnover = nan
-    out.update(
-        {
-            "total_return": total,
-            "cagr": cagr,
-            "ann_vol": ann_vol,
-            "sharpe": sharpe,
-            "sortino": sortino,
-            "max_drawdown": mdd,
-            "calmar": calmar,
-            "turnover": ann_turnover,
-            "var_95": historical_var(r, 0.95),
-            "cvar_95": historical_cvar(r, 0.95),
-        }
+    return {
+        "total_return": total,
+        "cagr": cagr,
+        "ann_vol": ann_vol,
+        "sharpe": sharpe,
+        "sortino": sortino,
+        "max_drawdown": mdd,
+        "calmar": calmar,
+    }
+
+
+def _annualised_turnover(turnover: Any | None, n: int, periods_per_year: int) -> float:
+    """Mean one-way turnover per period times ``periods_per_year`` (NaN without turnover)."""
+    if turnover is None:
+        return float("nan")
+    t = _as_float_array(
+        turnover.to_numpy() if isinstance(turnover, pl.Series) else turnover, "turnover"
     )
-    return out
+    if t.size != n:
+        raise ValueError(f"turnover has {t.size} values but returns has {n}")
+    return float(t.sum() / n * periods_per_year)

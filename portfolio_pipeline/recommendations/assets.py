@@ -19,12 +19,12 @@ from portfolio_pipeline.portfolio.assets import (
     target_weights,
 )
 from portfolio_pipeline.portfolio.holdings import latest_prices, value_holdings
-from portfolio_pipeline.recommendations.decision import RECOMMENDATION_CHECKS
+from portfolio_pipeline.recommendations.blocking_checks import RECOMMENDATION_CHECKS
 from portfolio_pipeline.settings import Settings
 from portfolio_pipeline.warehouse.resources import WarehouseResource
 
 if TYPE_CHECKING:
-    from portfolio_pipeline.recommendations.decision import GateSettings
+    from portfolio_pipeline.recommendations.trade_gate import GateSettings
 
 
 class RecommendationConfig(dg.Config):
@@ -54,8 +54,8 @@ def selected_strategy(con, config: RecommendationConfig) -> tuple[str, str]:
 
 def _gate_settings(con, config: RecommendationConfig, ohlcv: pl.DataFrame, as_of: date):
     """Calibration of the forecasts up to ``as_of`` and the confidence level to use."""
-    from portfolio_pipeline.recommendations.decision import DEFAULT_GATE_CONFIDENCE, GateSettings
     from portfolio_pipeline.recommendations.gate import ForecastHistory
+    from portfolio_pipeline.recommendations.trade_gate import DEFAULT_GATE_CONFIDENCE, GateSettings
 
     confidence, chosen_by = config.gate_confidence, "configured"
     if confidence is None:
@@ -112,9 +112,10 @@ def recommendations(
     notional and under a turnover cap, never buying what stopped trading or lacks liquidity.
     Table ``portfolio.recommendations``; history is kept per as_of and run.
 
-    Read the inputs (:func:`_recommendation_inputs`); call ``recommendations.decision.recommend``; run
-    the blocking checks (``recommendations.decision.check_recommendations``); append the rows;
-    describe them."""
+    Read the inputs (:func:`_recommendation_inputs`); call ``recommendations.decision.recommend``;
+    run the blocking checks (``recommendations.blocking_checks.check_recommendations``); append
+    the rows; describe them."""
+    from portfolio_pipeline.recommendations import blocking_checks
     from portfolio_pipeline.recommendations import decision as rec
 
     with warehouse_resource.connect() as con:
@@ -135,8 +136,8 @@ def recommendations(
             gate=inputs.gate,
             cash_symbol=settings.cash_symbol,
         )
-        outcomes = rec.check_recommendations(
-            frame, rec.tradable_symbols(inputs.prices, inputs.liquidity)
+        outcomes = blocking_checks.check_recommendations(
+            frame, blocking_checks.tradable_symbols(inputs.prices, inputs.liquidity)
         )
         for name, outcome in outcomes.items():
             yield dg.AssetCheckResult(
@@ -284,9 +285,7 @@ def risk_report(
     tests and liquidity (portfolio.risk); write the three tables; describe them."""
     from portfolio_pipeline.portfolio.risk import (
         compute_liquidity,
-        compute_risk_metrics,
         parse_scenarios,
-        run_stress_tests,
         scenarios_for,
     )
 
@@ -300,12 +299,34 @@ def risk_report(
         portfolios = _risk_portfolios(con, valued, as_of)
         vol = read_optional_table(con, tables.VOLATILITY_FORECASTS, "where as_of <= ?", (as_of,))
     market = market_context(ohlcv, settings)
-    periods = market.calendar.periods_per_year
     scenarios = (
         parse_scenarios(settings.stress_scenarios)
         if settings.stress_scenarios
         else scenarios_for(market.calendar.kind)
     )
+    risk, stress = _risk_and_stress(ohlcv, portfolios, as_of, vol, market, scenarios, cash)
+    positions = valued.filter(pl.col("symbol") != cash).select("symbol", "value")
+    liquidity = compute_liquidity(ohlcv, positions, as_of, cash_symbol=cash)
+    with warehouse_resource.connect() as con:
+        warehouse.replace_rows(con, tables.RISK_METRICS, risk, where="as_of = ?", params=(as_of,))
+        warehouse.replace_rows(con, tables.STRESS_TESTS, stress, where="as_of = ?", params=(as_of,))
+        warehouse.replace_table(con, tables.LIQUIDITY, liquidity)
+    yield from _describe_risk(risk, stress, liquidity, market, scenarios)
+
+
+def _risk_and_stress(
+    ohlcv: pl.DataFrame,
+    portfolios: dict[str, pl.DataFrame],
+    as_of: date,
+    vol: pl.DataFrame | None,
+    market,
+    scenarios,
+    cash: str,
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The risk metrics and stress tests of every portfolio, over one year of bars."""
+    from portfolio_pipeline.portfolio.risk import compute_risk_metrics, run_stress_tests
+
+    periods = market.calendar.periods_per_year
     risk = pl.concat(
         [
             compute_risk_metrics(
@@ -338,13 +359,7 @@ def risk_report(
         ],
         how="diagonal_relaxed",
     )
-    positions = valued.filter(pl.col("symbol") != cash).select("symbol", "value")
-    liquidity = compute_liquidity(ohlcv, positions, as_of, cash_symbol=cash)
-    with warehouse_resource.connect() as con:
-        warehouse.replace_rows(con, tables.RISK_METRICS, risk, where="as_of = ?", params=(as_of,))
-        warehouse.replace_rows(con, tables.STRESS_TESTS, stress, where="as_of = ?", params=(as_of,))
-        warehouse.replace_table(con, tables.LIQUIDITY, liquidity)
-    yield from _describe_risk(risk, stress, liquidity, market, scenarios)
+    return risk, stress
 
 
 def _risk_portfolios(con, valued: pl.DataFrame, as_of: date) -> dict[str, pl.DataFrame]:

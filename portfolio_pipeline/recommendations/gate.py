@@ -167,7 +167,7 @@ def driscoll_kraay(
             for j in range(x.shape[1])
         ]
     )
-    meat = scores.T @ scores
+    meat: np.ndarray = scores.T @ scores  # float64 (k, k); numpy's stubs cannot tell
     for lag in range(1, min(max_lag, n_dates - 1) + 1):
         weight = 1.0 - lag / (max_lag + 1.0)
         gamma = scores[lag:].T @ scores[:-lag]

@@ -1,12 +1,18 @@
 """The recommendation process as a strategy (replayed on validation and test) and the track
 record of the recommendations actually issued."""
 
+from typing import TYPE_CHECKING
+
 import dagster as dg
 import polars as pl
 
 from portfolio_pipeline import tables, warehouse
 from portfolio_pipeline.market.context import market_context
-from portfolio_pipeline.market.windows import windows_from_settings, with_window_columns
+from portfolio_pipeline.market.windows import (
+    EvaluationWindows,
+    windows_from_settings,
+    with_window_columns,
+)
 from portfolio_pipeline.metadata import png_markdown, preview_markdown, table_metadata, table_specs
 from portfolio_pipeline.portfolio import backtest as bt
 from portfolio_pipeline.portfolio.assets import (
@@ -19,6 +25,9 @@ from portfolio_pipeline.portfolio.holdings import latest_prices, value_holdings
 from portfolio_pipeline.recommendations.assets import RecommendationConfig, selected_strategy
 from portfolio_pipeline.settings import Settings
 from portfolio_pipeline.warehouse.resources import WarehouseResource
+
+if TYPE_CHECKING:
+    from portfolio_pipeline.portfolio.strategies import Strategy
 
 
 class RecommendationBacktestConfig(RecommendationConfig):
@@ -78,7 +87,7 @@ def recommendation_backtest(
     settings: dg.ResourceParam[Settings],
 ):
     """Replays the recommendations on the validation and test windows (see the tables)."""
-    from portfolio_pipeline.recommendations import replay as rb
+    from portfolio_pipeline.recommendations.confidence_grid import replay_with_confidence_grid
 
     with warehouse_resource.connect() as con:
         ohlcv = read_ohlcv(con)
@@ -88,23 +97,14 @@ def recommendation_backtest(
         policy_weights = read_policy_weights(con)
         strategy_name, chosen_by = selected_strategy(con, config)
         held = warehouse.read_table(con, tables.HOLDINGS)
-    strategies = {s.name: s for s in build_backtest_strategies(history, policy_weights)}
-    if strategy_name not in strategies:
-        raise dg.Failure(f"recommendation backtest: unknown strategy {strategy_name!r}")
+    strategy = _replayed_strategy(strategy_name, history, policy_weights)
     start_weights, start_value = _replay_start(config, held, ohlcv, settings.cash_symbol)
     market = market_context(ohlcv, settings)
-    evaluation = windows_from_settings(
-        ohlcv.get_column("date").unique().to_list(),
-        settings,
-        launchpad={
-            name: getattr(config, name)
-            for name in ("validation_start", "validation_end", "test_start", "test_end")
-        },
-    )
+    evaluation = _evaluation_windows(config, ohlcv, settings)
     windows = {"validation": evaluation.validation, "test": evaluation.test}
-    replay = rb.replay_with_confidence_grid(
+    replay = replay_with_confidence_grid(
         ohlcv,
-        strategies[strategy_name],
+        strategy,
         history,
         windows,
         start_weights=start_weights,
@@ -113,13 +113,7 @@ def recommendation_backtest(
         levels=config.confidence_grid,
         configured_confidence=config.gate_confidence,
     )
-    context_columns = [
-        pl.lit(strategy_name).alias("strategy"),
-        pl.lit(replay.confidence).alias("gate_confidence"),
-    ]
-    daily = replay.daily.with_columns(*context_columns)
-    metrics = with_window_columns(replay.metrics.with_columns(*context_columns), evaluation)
-    gate_table = replay.grid.with_columns(pl.lit(strategy_name).alias("strategy"))
+    daily, metrics, gate_table = _stored_tables(replay, strategy_name, evaluation)
     with warehouse_resource.connect() as con:
         warehouse.replace_table(con, tables.RECOMMENDATION_BACKTEST, daily)
         warehouse.replace_table(con, tables.RECOMMENDATION_BACKTEST_METRICS, metrics)
@@ -143,6 +137,45 @@ def recommendation_backtest(
     )
 
 
+def _stored_tables(
+    replay, strategy_name: str, evaluation: EvaluationWindows
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """The replay's daily rows, metrics and confidence grid, each naming the strategy (and the
+    first two the confidence in force; the metrics also the windows' dates)."""
+    context_columns = [
+        pl.lit(strategy_name).alias("strategy"),
+        pl.lit(replay.confidence).alias("gate_confidence"),
+    ]
+    daily = replay.daily.with_columns(*context_columns)
+    metrics = with_window_columns(replay.metrics.with_columns(*context_columns), evaluation)
+    gate_table = replay.grid.with_columns(pl.lit(strategy_name).alias("strategy"))
+    return daily, metrics, gate_table
+
+
+def _replayed_strategy(
+    name: str, history: pl.DataFrame | None, policy_weights: pl.DataFrame | None
+) -> "Strategy":
+    """The fitted strategy the recommendations follow (fails on an unknown name)."""
+    strategies = {s.name: s for s in build_backtest_strategies(history, policy_weights)}
+    if name not in strategies:
+        raise dg.Failure(f"recommendation backtest: unknown strategy {name!r}")
+    return strategies[name]
+
+
+def _evaluation_windows(
+    config: RecommendationBacktestConfig, ohlcv: pl.DataFrame, settings: Settings
+) -> EvaluationWindows:
+    """The validation and test windows: the configured dates, else the backtests' (from the data)."""
+    return windows_from_settings(
+        ohlcv.get_column("date").unique().to_list(),
+        settings,
+        launchpad={
+            name: getattr(config, name)
+            for name in ("validation_start", "validation_end", "test_start", "test_end")
+        },
+    )
+
+
 def _replay_start(
     config: RecommendationBacktestConfig, held: pl.DataFrame, ohlcv: pl.DataFrame, cash: str
 ) -> tuple[dict[str, float] | None, float]:
@@ -161,7 +194,7 @@ def _replay_start(
 def _simulation_settings(
     config: RecommendationBacktestConfig, periods_per_year: float, settings: Settings
 ):
-    from portfolio_pipeline.recommendations.replay import SimulationSettings
+    from portfolio_pipeline.recommendations.processes import SimulationSettings
 
     return SimulationSettings(
         cost_bps=config.cost_bps,
@@ -185,7 +218,7 @@ def _describe_replay(
     confidence_chosen_by: str,
 ):
     """The three materializations: tables, the test-window plot and the headline figures."""
-    from portfolio_pipeline.recommendations.replay import PROCESS_NAMES
+    from portfolio_pipeline.recommendations.processes import PROCESS_NAMES
 
     main = metrics.filter(pl.col("process").is_in(PROCESS_NAMES)).sort("window", "process")
     summary = main.select(

@@ -20,11 +20,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 import polars as pl
 
-OUTCOME_SCHEMA = {
+if TYPE_CHECKING:
+    from polars._typing import PolarsDataType  # polars' own alias for a column dtype
+
+OUTCOME_SCHEMA: dict[str, PolarsDataType] = {
     "run_id": pl.Utf8,
     "as_of": pl.Date,
     "symbol": pl.Utf8,
@@ -86,20 +90,7 @@ def evaluate_outcomes(
     )
     if trades.is_empty():
         return pl.DataFrame(schema=OUTCOME_SCHEMA)
-    calendar = ohlcv.get_column("date").unique().sort().to_numpy().astype("datetime64[D]")
-    run_horizon = trades.group_by("run_id").agg(
-        pl.col("horizon_days").max().fill_null(default_horizon).alias("horizon")
-    )
-    trades = trades.join(run_horizon, on="run_id")
-    position = (
-        np.searchsorted(calendar, trades.get_column("as_of").to_numpy())
-        + trades.get_column("horizon").to_numpy()
-    )
-    known = position < len(calendar)
-    ends = np.where(known, calendar[np.minimum(position, len(calendar) - 1)], np.datetime64("NaT"))
-    trades = trades.with_columns(pl.Series("horizon_end", ends).cast(pl.Date)).filter(
-        pl.col("horizon_end").is_not_null()
-    )
+    trades = _with_elapsed_horizon_ends(trades, ohlcv, default_horizon)
     # every row of a run shares as_of and horizon: a run is evaluated whole or not at all
     if trades.is_empty():
         return pl.DataFrame(schema=OUTCOME_SCHEMA)
@@ -111,6 +102,37 @@ def evaluate_outcomes(
         strategy="backward",
         check_sortedness=False,  # both sides are sorted by date; polars cannot verify per group
     )
+    out = _with_value_added(ended, evaluated_at)
+    return (
+        out.select(list(OUTCOME_SCHEMA))
+        .cast(pl.Schema(OUTCOME_SCHEMA))
+        .sort("as_of", "run_id", "symbol")
+    )
+
+
+def _with_elapsed_horizon_ends(
+    trades: pl.DataFrame, ohlcv: pl.DataFrame, default_horizon: int
+) -> pl.DataFrame:
+    """The trades whose run's horizon has elapsed on the market calendar, with ``horizon`` and
+    ``horizon_end`` (``H`` bars after ``as_of``)."""
+    calendar = ohlcv.get_column("date").unique().sort().to_numpy().astype("datetime64[D]")
+    run_horizon = trades.group_by("run_id").agg(
+        pl.col("horizon_days").max().fill_null(default_horizon).alias("horizon")
+    )
+    trades = trades.join(run_horizon, on="run_id")
+    position = (
+        np.searchsorted(calendar, trades.get_column("as_of").to_numpy())
+        + trades.get_column("horizon").to_numpy()
+    )
+    known = position < len(calendar)
+    ends = np.where(known, calendar[np.minimum(position, len(calendar) - 1)], np.datetime64("NaT"))
+    return trades.with_columns(pl.Series("horizon_end", ends).cast(pl.Date)).filter(
+        pl.col("horizon_end").is_not_null()
+    )
+
+
+def _with_value_added(ended: pl.DataFrame, evaluated_at: datetime) -> pl.DataFrame:
+    """Realized return, cost and value added against not trading (see the module docstring)."""
     cost_rate = (pl.col("cost_bps") if "cost_bps" in ended.columns else pl.lit(0.0)) / 10_000.0
     value = pl.col("portfolio_value") if "portfolio_value" in ended.columns else pl.lit(None)
     sign = pl.when(pl.col("action") == "BUY").then(1.0).otherwise(-1.0)
@@ -122,12 +144,11 @@ def evaluate_outcomes(
             "value_added"
         ),
     )
-    out = out.with_columns(
+    return out.with_columns(
         (pl.col("value_added") / value.cast(pl.Float64)).alias("value_added_pct"),
         pl.lit(evaluated_at).cast(pl.Datetime("us", "UTC")).alias("evaluated_at"),
         pl.col("horizon").cast(pl.Int64),
     )
-    return out.select(list(OUTCOME_SCHEMA)).cast(OUTCOME_SCHEMA).sort("as_of", "run_id", "symbol")
 
 
 def summarize(outcomes: pl.DataFrame) -> TrackRecord:
@@ -137,7 +158,8 @@ def summarize(outcomes: pl.DataFrame) -> TrackRecord:
     return TrackRecord(
         runs=outcomes.get_column("run_id").n_unique(),
         trades=outcomes.height,
-        hit_rate=float((outcomes.get_column("value_added") > 0).mean()),
+        # the mean of a non-empty boolean column is a float; polars types it as any scalar
+        hit_rate=float(cast(float, (outcomes.get_column("value_added") > 0).mean())),
         value_added=float(outcomes.get_column("value_added").sum()),
         value_added_pct=float(outcomes.get_column("value_added_pct").fill_null(0.0).sum()),
     )

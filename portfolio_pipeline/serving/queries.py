@@ -19,7 +19,7 @@ from portfolio_pipeline.serving import models
 from portfolio_pipeline.serving.snapshot import WarehouseUnavailable
 from portfolio_pipeline.warehouse import table_exists
 
-# The replayed process that the live recommendations follow (recommendations.replay.PROCESSES).
+# The replayed process that the live recommendations follow (recommendations.processes.PROCESSES).
 RECOMMENDED_PROCESS = "recommended"
 METRIC_COLUMNS = tuple(
     name for name in models.PerformanceMetrics.model_fields if name not in ("start", "end")

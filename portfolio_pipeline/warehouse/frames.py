@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator, Sequence
 from datetime import date
+from typing import Any
 
 import duckdb
 import polars as pl
@@ -17,14 +18,23 @@ from portfolio_pipeline.warehouse.faults import fault_point
 from portfolio_pipeline.warehouse.store import WarehouseError, check_ident
 
 
+def _first_value(row: tuple[Any, ...] | None) -> Any:
+    """The first value of a row that the statement always returns (a count, a DELETE's row
+    count); DuckDB's ``fetchone`` is typed Optional for statements without rows."""
+    assert row is not None, "the statement returned no row"
+    return row[0]
+
+
 def table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
     schema, _, name = check_ident(table).rpartition(".")
     return bool(
-        con.execute(
-            "select count(*) from information_schema.tables "
-            "where table_schema = ? and table_name = ?",
-            [schema or "main", name],
-        ).fetchone()[0]
+        _first_value(
+            con.execute(
+                "select count(*) from information_schema.tables "
+                "where table_schema = ? and table_name = ?",
+                [schema or "main", name],
+            ).fetchone()
+        )
     )
 
 
@@ -84,7 +94,9 @@ def replace_rows(
             else:
                 _create_like(con, table, incoming)
             _add_missing_columns(con, table, incoming)
-            deleted = con.execute(f"delete from {table} where {where}", list(params)).fetchone()[0]
+            deleted = _first_value(
+                con.execute(f"delete from {table} where {where}", list(params)).fetchone()
+            )
             fault_point("in_write", table)
             if frame.height:
                 con.execute(f"insert into {table} by name select * from {incoming}")

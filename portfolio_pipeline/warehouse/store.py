@@ -274,6 +274,38 @@ def acquire_writer_lock(
         raise _storage_error(path, "creating the warehouse directory", exc) from exc
 
 
+def _connect_working_copy(path: Path, work: Path) -> duckdb.DuckDBPyConnection:
+    """A UTC connection to the working copy ``work`` of ``path``; on failure the copy is
+    discarded and the error names the warehouse."""
+    try:
+        con = duckdb.connect(str(work))
+        con.execute("SET TimeZone = 'UTC'")
+    except (duckdb.Error, OSError) as exc:
+        _discard(work)
+        raise _storage_error(path, "opening the working copy", exc) from exc
+    return con
+
+
+def _checkpoint_and_publish(
+    path: Path, work: Path, con: duckdb.DuckDBPyConnection, before: tuple[int, bytes, int]
+) -> None:
+    """Checkpoint and close the session's connection, then publish the working copy over
+    ``path`` if the session changed it (else discard it)."""
+    try:
+        changed = _fingerprint(work) != before
+        con.execute("CHECKPOINT")
+        con.close()
+    except (duckdb.Error, OSError) as exc:
+        with contextlib.suppress(Exception):
+            con.close()
+        _discard(work)
+        raise _storage_error(path, "checkpointing the working copy", exc) from exc
+    if changed:
+        _publish(work, path)
+    else:
+        _discard(work)
+
+
 @contextlib.contextmanager
 def write_session(
     path: str | Path,
@@ -307,12 +339,7 @@ def write_session(
         active.add(key)
         try:
             work = _prepare_working_copy(path)
-            try:
-                con = duckdb.connect(str(work))
-                con.execute("SET TimeZone = 'UTC'")
-            except (duckdb.Error, OSError) as exc:
-                _discard(work)
-                raise _storage_error(path, "opening the working copy", exc) from exc
+            con = _connect_working_copy(path, work)
             before = _fingerprint(work)
             try:
                 yield con
@@ -323,19 +350,7 @@ def write_session(
                 if _is_storage_fault(exc):
                     raise _storage_error(path, "writing the working copy", exc) from exc
                 raise
-            try:
-                changed = _fingerprint(work) != before
-                con.execute("CHECKPOINT")
-                con.close()
-            except (duckdb.Error, OSError) as exc:
-                with contextlib.suppress(Exception):
-                    con.close()
-                _discard(work)
-                raise _storage_error(path, "checkpointing the working copy", exc) from exc
-            if changed:
-                _publish(work, path)
-            else:
-                _discard(work)
+            _checkpoint_and_publish(path, work, con, before)
         finally:
             active.discard(key)
             writer_lock.release(path)

@@ -122,6 +122,22 @@ def acquire(
             f"cannot create the writer lock {path}: {exc.strerror} (the warehouse directory "
             f"{path.parent} must exist and be writable by the pipeline; nothing was written)"
         ) from exc
+    _wait_for_lock(fd, path, warehouse, timeout, on_wait)
+    _write_holder(fd, owner)
+    with _GUARD:
+        _HELD[key] = _Held(fd=fd, count=1, owner=owner)
+    return path
+
+
+def _wait_for_lock(
+    fd: int,
+    path: Path,
+    warehouse: str | Path,
+    timeout: float,
+    on_wait: Callable[[str], None] | None,
+) -> None:
+    """Poll until the lock on ``fd`` is ours; after ``timeout`` seconds close ``fd`` and raise
+    a :class:`WriterLockError` naming the holder (``on_wait`` hears of it once)."""
     deadline = time.monotonic() + timeout
     told = False
     while not _try_lock(fd):
@@ -136,6 +152,11 @@ def acquire(
             on_wait(f"waiting for the warehouse writer lock held by {holder}")
             told = True
         time.sleep(POLL_S)
+
+
+def _write_holder(fd: int, owner: str) -> None:
+    """Describe this process in the lock file (pid, host, owner, command, since), for whoever
+    waits on it."""
     info = {
         "pid": os.getpid(),
         "host": socket.gethostname(),
@@ -147,9 +168,6 @@ def acquire(
     }
     os.ftruncate(fd, 0)
     os.pwrite(fd, json.dumps(info).encode(), 0)
-    with _GUARD:
-        _HELD[key] = _Held(fd=fd, count=1, owner=owner)
-    return path
 
 
 def release(warehouse: str | Path) -> None:

@@ -8,7 +8,8 @@ import polars as pl
 import pytest
 
 from portfolio_pipeline.common import parallel
-from portfolio_pipeline.forecasting.model import ForecastConfig, fit_volatility_model
+from portfolio_pipeline.forecasting.config import ForecastConfig
+from portfolio_pipeline.forecasting.volatility import fit_volatility_model
 from portfolio_pipeline.forecasting.walkforward import (
     walk_forward_horizons,
     walk_forward_volatility_and_model,

@@ -24,18 +24,20 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from portfolio_pipeline.policies import drl, tuning
-from portfolio_pipeline.policies.env import EnvData, build_env_data
+from portfolio_pipeline.policies import tuning
+from portfolio_pipeline.policies.env_data import EnvData, build_env_data
+from portfolio_pipeline.policies.search_space import with_budget
+from portfolio_pipeline.policies.splits import Splits
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SPLITS = drl.Splits(
+SPLITS = Splits(
     train_start=date(2023, 3, 1),
     tune_start=date(2023, 8, 1),
     train_end=date(2023, 10, 1),
     val_end=date(2024, 1, 1),
     test_end=date(2024, 4, 1),
 )
-TINY = tuning.with_budget(
+TINY = with_budget(
     "quick",
     samples_per_algorithm=1,
     total_timesteps=64,

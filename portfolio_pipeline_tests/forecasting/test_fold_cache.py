@@ -10,7 +10,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from portfolio_pipeline.forecasting import walkforward
-from portfolio_pipeline.forecasting.model import ForecastConfig
+from portfolio_pipeline.forecasting.config import ForecastConfig
 from portfolio_pipeline.forecasting.walkforward import (
     walk_forward_horizons,
     walk_forward_volatility_and_model,

@@ -12,31 +12,32 @@ import polars as pl
 import pytest
 from scipy.stats import spearmanr
 
-from portfolio_pipeline.forecasting.model import (
-    RETURN_KIND,
-    ForecastConfig,
-    ForecastInputError,
-    ForecastModel,
-    build_model_inputs,
-    feature_importance,
-    fit_final_model,
-    fit_model,
-    fit_volatility_model,
-    load_model,
-    ohlcv_derived_frame,
-    plot_interval,
-    predict_latest,
-    predict_quantiles,
-    predict_volatility,
-    registry_row,
-    save_model,
-    training_rows,
-)
-from portfolio_pipeline.forecasting.walkforward import (
+from portfolio_pipeline.forecasting.config import RETURN_KIND, ForecastConfig, ForecastInputError
+from portfolio_pipeline.forecasting.evaluation import (
     daily_rank_ic,
     evaluate_forecasts,
-    walk_forward,
+    plot_interval,
 )
+from portfolio_pipeline.forecasting.inputs import (
+    build_model_inputs,
+    ohlcv_derived_frame,
+    training_rows,
+)
+from portfolio_pipeline.forecasting.model import (
+    ForecastModel,
+    fit_final_model,
+    fit_model,
+    predict_latest,
+    predict_quantiles,
+)
+from portfolio_pipeline.forecasting.registry import (
+    feature_importance,
+    load_model,
+    registry_row,
+    save_model,
+)
+from portfolio_pipeline.forecasting.volatility import fit_volatility_model, predict_volatility
+from portfolio_pipeline.forecasting.walkforward import walk_forward
 from portfolio_pipeline.market.features import compute_market_features
 
 SYMBOLS = ["BTCUSDT", "ETHUSDT", "LTCUSDT", "XMRUSDT"]
@@ -532,7 +533,7 @@ def test_all_horizons_in_one_batch_equal_one_walk_forward_per_horizon(small_feat
 
 
 def test_row_cap_thins_fit_rows_uniformly_and_point_in_time(small_features, small_ohlcv):
-    from portfolio_pipeline.forecasting.model import _row_uniforms, thin_rows
+    from portfolio_pipeline.forecasting.inputs import _row_uniforms, thin_rows
 
     config = ForecastConfig(**{**FAST.__dict__, "max_fit_rows": 2000})
     inputs = build_model_inputs(small_features, small_ohlcv, 8, config=config)

@@ -9,10 +9,11 @@ import numpy as np
 import polars as pl
 import pytest
 
-from portfolio_pipeline.forecasting.model import ForecastConfig
+from portfolio_pipeline.forecasting.config import ForecastConfig
 from portfolio_pipeline.forecasting.walkforward import walk_forward
 from portfolio_pipeline.market.features import compute_market_features
-from portfolio_pipeline.policies.env import PortfolioEnv, build_env_data
+from portfolio_pipeline.policies.env import PortfolioEnv
+from portfolio_pipeline.policies.env_data import build_env_data
 
 SYMBOLS = ["BTCUSDT", "ETHUSDT", "XMRUSDT"]
 FAST = ForecastConfig(iterations=20, depth=3, calibration_days=40)

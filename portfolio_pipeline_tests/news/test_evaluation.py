@@ -12,14 +12,12 @@ from portfolio_pipeline.news.evaluation import (
     draw_heldout,
     evaluate_predictions,
     normalise_title,
+    predicted_labels,
     read_labelled,
 )
 from portfolio_pipeline.news.lexicon import LEXICON_V1
-from portfolio_pipeline.news.sentiment import (
-    LexiconSentimentScorer,
-    load_sentiment_scorer,
-    predicted_labels,
-)
+from portfolio_pipeline.news.lexicon_scorer import LexiconSentimentScorer
+from portfolio_pipeline.news.loading import load_sentiment_scorer
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 DEV_PATH = DATA / "sentiment_labelled.csv"

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import pytest
 
-from portfolio_pipeline.news.sentiment import (
-    LexiconSentimentScorer,
-    load_sentiment_scorer,
-    predicted_labels,
-)
+from portfolio_pipeline.news.evaluation import predicted_labels
+from portfolio_pipeline.news.lexicon_scorer import LexiconSentimentScorer
+from portfolio_pipeline.news.loading import load_sentiment_scorer
 
 # (headline, label, the case of the rule it illustrates)
 # fmt: off

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import math
 from dataclasses import replace
 from datetime import date, timedelta
 
@@ -9,10 +8,15 @@ import polars as pl
 import pytest
 
 from portfolio_pipeline.policies import drl
-from portfolio_pipeline.policies.env import EnvData, build_env_data
+from portfolio_pipeline.policies.env_data import EnvData, build_env_data
+from portfolio_pipeline.policies.evaluation import (
+    evaluate_policy_window,
+    policy_target_weights,
+)
+from portfolio_pipeline.policies.splits import Splits, decision_window
 
 UNIVERSE = ("BTCUSDT", "ETHUSDT", "XMRUSDT")
-SPLITS = drl.Splits(
+SPLITS = Splits(
     train_start=date(2023, 3, 1),
     tune_start=date(2023, 8, 1),
     train_end=date(2023, 10, 1),
@@ -39,7 +43,7 @@ def ppo_policy(env_data: EnvData) -> drl.TrainedPolicy:
 
 
 def test_splits_and_device(sample_ohlcv):
-    splits = drl.Splits.from_dates(sample_ohlcv["date"].unique().to_numpy())
+    splits = Splits.from_dates(sample_ohlcv["date"].unique().to_numpy())
     assert splits.train[1] == splits.validation[0] == date(2023, 1, 1)
     assert splits.validation[1] == splits.test[0] == date(2024, 1, 1)
     assert splits.test[1] == date(2026, 1, 1)
@@ -47,11 +51,11 @@ def test_splits_and_device(sample_ohlcv):
     assert splits.fit == (date(2017, 8, 17), date(2022, 1, 1))  # from the first day of data
     assert splits.tune == (date(2022, 1, 1), date(2023, 1, 1))
     assert replace(splits, tune_start=None).tune == splits.validation
-    assert drl.decision_window(splits.test) == (date(2023, 12, 31), date(2026, 1, 1))
+    assert decision_window(splits.test) == (date(2023, 12, 31), date(2026, 1, 1))
     with pytest.raises(ValueError, match="splits must satisfy"):
-        drl.Splits(date(2018, 1, 1), date(2024, 6, 1), date(2024, 1, 1), date(2026, 1, 1))
+        Splits(date(2018, 1, 1), date(2024, 6, 1), date(2024, 1, 1), date(2026, 1, 1))
     with pytest.raises(ValueError, match="train_start < tune_start < train_end"):
-        drl.Splits(
+        Splits(
             date(2018, 1, 1), date(2023, 1, 1), date(2024, 1, 1), date(2026, 1, 1), date(2023, 6, 1)
         )
     import torch
@@ -71,43 +75,6 @@ def test_algorithm_kwargs_filters_and_rejects():
         drl.algorithm_kwargs("PPO", {"learning_rat": 1e-3}, 500, 4)
     with pytest.raises(ValueError, match="not one of PPO, A2C, SAC, DDPG"):
         drl.train_policy("DQN", None, SPLITS.train, {}, 10, 0)
-
-
-def test_annualised_sharpe():
-    returns = np.array([0.01, -0.005, 0.02, 0.0])
-    expected = returns.mean() / returns.std(ddof=1) * math.sqrt(252)
-    assert drl.annualised_sharpe(returns, 252) == pytest.approx(expected)
-    assert drl.annualised_sharpe(np.zeros(10), 365) == 0.0
-
-
-def test_buy_benchmark_reference_matches_prices(env_data: EnvData):
-    result = drl.evaluate_fixed_weights(env_data, SPLITS.test, "buy_benchmark", cost_rate=0.002)
-    btc = env_data.symbols.index("BTCUSDT")
-    first, stop = env_data.window_indices(*SPLITS.test)
-    prices = env_data.prices[first:stop, btc]
-    # One purchase of 100% at the first close (0.2% cost), then held without trading.
-    assert result.total_return == pytest.approx(0.998 * prices[-1] / prices[0] - 1, rel=1e-9)
-    expected_daily = prices[1:] / prices[:-1] - 1
-    expected_daily[0] = 0.998 * (1 + expected_daily[0]) - 1
-    np.testing.assert_allclose(result.net_returns, expected_daily, rtol=1e-9, atol=1e-12)
-    assert result.sharpe == pytest.approx(drl.annualised_sharpe(expected_daily, 365))
-    assert result.dates[0] == date(2024, 1, 2) and result.dates[-1] == date(2024, 3, 31)
-
-
-def test_equal_weight_skips_untradable_assets(env_data: EnvData):
-    # XMR stops trading after 2024-02-20: equal weight is 1/3 before, 1/2 after.
-    result = drl.evaluate_fixed_weights(env_data, SPLITS.test, "equal_weight")
-    weights = result.weights_frame
-    before = weights.filter(pl.col("as_of") == date(2024, 2, 19))
-    after = weights.filter(pl.col("as_of") == date(2024, 2, 22))
-    assert before.filter(pl.col("symbol") != "USDT")["weight"].to_list() == pytest.approx(
-        [1 / 3] * 3
-    )
-    assert dict(after.select("symbol", "weight").iter_rows()) == pytest.approx(
-        {"BTCUSDT": 0.5, "ETHUSDT": 0.5, "XMRUSDT": 0.0, "USDT": 0.0}
-    )
-    with pytest.raises(ValueError, match="DOGEUSDT is not in the universe"):
-        drl.evaluate_fixed_weights(env_data, SPLITS.test, "DOGEUSDT")
 
 
 def test_budget_is_what_is_trained(env_data: EnvData):
@@ -140,12 +107,10 @@ def test_backtest_replays_what_the_policy_evaluation_scored(env_data: EnvData, s
         "PPO", env_data, SPLITS.fit, params, 64, seed=1, env_kwargs=ENV_KWARGS
     )
     test_start, test_end = SPLITS.test
-    evaluation = drl.evaluate_policy_window(
-        policy, env_data, drl.decision_window(SPLITS.test), cost_rate=0.001
+    evaluation = evaluate_policy_window(
+        policy, env_data, decision_window(SPLITS.test), cost_rate=0.001
     )
-    weights = drl.policy_target_weights(
-        policy, env_data, drl.decision_window((SPLITS.val_end, None))
-    )
+    weights = policy_target_weights(policy, env_data, decision_window((SPLITS.val_end, None)))
     (strategy,) = build_strategies(
         (), external_weights={"drl_ppo": weights}, external_rebalance="daily"
     )
@@ -166,7 +131,7 @@ def test_backtest_replays_what_the_policy_evaluation_scored(env_data: EnvData, s
 def test_train_evaluate_save_load(ppo_policy: drl.TrainedPolicy, env_data: EnvData, tmp_path):
     assert ppo_policy.device in ("cpu", "cuda") and ppo_policy.algorithm == "PPO"
     assert ppo_policy.train_window == SPLITS.train
-    result = drl.evaluate_policy_window(ppo_policy, env_data, SPLITS.validation)
+    result = evaluate_policy_window(ppo_policy, env_data, SPLITS.validation)
     first, stop = env_data.window_indices(*SPLITS.validation)
     assert len(result.net_returns) == stop - first - 1
     assert np.isfinite(result.sharpe)
@@ -175,12 +140,12 @@ def test_train_evaluate_save_load(ppo_policy: drl.TrainedPolicy, env_data: EnvDa
     assert (result.weights >= 0).all()
 
     with pytest.raises(ValueError, match=r"shape \(124,\) but this env data gives \(724,\)"):
-        drl.evaluate_policy_window(ppo_policy.model, env_data, SPLITS.validation)  # lookback 30
+        evaluate_policy_window(ppo_policy.model, env_data, SPLITS.validation)  # lookback 30
 
     path = ppo_policy.save(tmp_path / "policy")
     reloaded = drl.TrainedPolicy.load(path, device="cpu")
     assert reloaded.env_kwargs == ppo_policy.env_kwargs
-    again = drl.evaluate_policy_window(reloaded, env_data, SPLITS.validation)
+    again = evaluate_policy_window(reloaded, env_data, SPLITS.validation)
     np.testing.assert_array_equal(again.net_returns, result.net_returns)
 
 
@@ -192,18 +157,18 @@ def test_training_is_reproducible_per_seed(ppo_policy: drl.TrainedPolicy, env_da
     other = drl.train_policy(
         "PPO", env_data, SPLITS.train, TINY_PPO, 128, seed=4, env_kwargs=ENV_KWARGS
     )
-    first = drl.evaluate_policy_window(ppo_policy, env_data, SPLITS.validation).weights
+    first = evaluate_policy_window(ppo_policy, env_data, SPLITS.validation).weights
     np.testing.assert_array_equal(
-        drl.evaluate_policy_window(same, env_data, SPLITS.validation).weights, first
+        evaluate_policy_window(same, env_data, SPLITS.validation).weights, first
     )
     assert not np.array_equal(
-        drl.evaluate_policy_window(other, env_data, SPLITS.validation).weights, first
+        evaluate_policy_window(other, env_data, SPLITS.validation).weights, first
     )
 
 
 @pytest.mark.slow
 def test_policy_target_weights_for_backtest(ppo_policy: drl.TrainedPolicy, env_data: EnvData):
-    frame = drl.policy_target_weights(ppo_policy, env_data, SPLITS.test)
+    frame = policy_target_weights(ppo_policy, env_data, SPLITS.test)
     assert frame.columns == ["as_of", "symbol", "weight"]
     assert set(frame["symbol"]) == {*UNIVERSE, "USDT"}
     sums = frame.group_by("as_of").agg(pl.col("weight").sum())
@@ -214,7 +179,7 @@ def test_policy_target_weights_for_backtest(ppo_policy: drl.TrainedPolicy, env_d
     delisted = frame.filter((pl.col("symbol") == "XMRUSDT") & (pl.col("as_of") > date(2024, 2, 20)))
     assert (delisted["weight"] == 0.0).all()
     # Same decisions as the evaluation replay.
-    evaluation = drl.evaluate_policy_window(ppo_policy, env_data, SPLITS.test)
+    evaluation = evaluate_policy_window(ppo_policy, env_data, SPLITS.test)
     replay = frame.filter(pl.col("as_of") < date(2024, 3, 31))
     np.testing.assert_allclose(
         replay["weight"].to_numpy(), evaluation.weights_frame["weight"].to_numpy()
@@ -232,5 +197,5 @@ def test_other_algorithms_train_and_evaluate(algorithm: str, n_envs: int, env_da
     )
     # Off-policy collection is vectorized too: 4 transitions per step, 80 = 20 steps.
     assert policy.total_timesteps == 80 and policy.model.get_env().num_envs == n_envs
-    result = drl.evaluate_policy_window(policy, env_data, SPLITS.validation)
+    result = evaluate_policy_window(policy, env_data, SPLITS.validation)
     assert np.isfinite(result.sharpe) and len(result.net_returns) == 91

@@ -12,7 +12,9 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from portfolio_pipeline.policies import drl  # noqa: E402
-from portfolio_pipeline.policies.env import EnvData, PortfolioEnv, build_env_data  # noqa: E402
+from portfolio_pipeline.policies.env import PortfolioEnv  # noqa: E402
+from portfolio_pipeline.policies.env_data import EnvData, build_env_data  # noqa: E402
+from portfolio_pipeline.policies.evaluation import evaluate_policy_window  # noqa: E402
 from portfolio_pipeline.policies.policy_net import (  # noqa: E402
     SharedAssetEncoder,
     split_observation,
@@ -204,6 +206,6 @@ def test_trained_shared_encoder_policy_saves_and_reloads(data: EnvData, tmp_path
     reloaded = drl.TrainedPolicy.load(policy.save(tmp_path / "policy"))
     assert type(reloaded.model.policy).__name__ == "SharedEncoderActorCriticPolicy"
     window = (date(2023, 9, 1), date(2023, 11, 1))
-    first = drl.evaluate_policy_window(policy, data, window)
-    second = drl.evaluate_policy_window(reloaded, data, window)
+    first = evaluate_policy_window(policy, data, window)
+    second = evaluate_policy_window(reloaded, data, window)
     np.testing.assert_array_equal(first.weights, second.weights)

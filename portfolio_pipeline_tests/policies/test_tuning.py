@@ -9,17 +9,23 @@ import polars as pl
 import pytest
 
 from portfolio_pipeline.policies import drl, tuning
-from portfolio_pipeline.policies.env import EnvData, build_env_data
+from portfolio_pipeline.policies.env_data import EnvData, build_env_data
+from portfolio_pipeline.policies.evaluation import evaluate_fixed_weights, evaluate_policy_window
+from portfolio_pipeline.policies.retraining import REGISTRY_COLUMNS, train_best_with_seeds
+from portfolio_pipeline.policies.search_space import (
+    with_budget,
+)
+from portfolio_pipeline.policies.splits import Splits, decision_window
 
 UNIVERSE = ("BTCUSDT", "ETHUSDT", "XMRUSDT")
-SPLITS = drl.Splits(
+SPLITS = Splits(
     train_start=date(2023, 3, 1),
     tune_start=date(2023, 8, 1),
     train_end=date(2023, 10, 1),
     val_end=date(2024, 1, 1),
     test_end=date(2024, 4, 1),
 )
-TINY = tuning.with_budget(
+TINY = with_budget(
     "quick",
     samples_per_algorithm=1,
     total_timesteps=128,
@@ -54,29 +60,6 @@ def search(ray_session, env_data: EnvData, tmp_path_factory) -> tuning.SearchRes
     return tuning.run_policy_search(env_data, storage, TINY, splits=SPLITS, seed=0)
 
 
-def test_trial_params_keep_only_the_algorithms_keys():
-    config = {
-        "algorithm": "A2C",
-        "learning_rate": 1e-3,
-        "a2c_n_steps": 16,
-        "ppo_n_steps": 256,
-        "tau": 0.01,
-        "net_arch": [8],
-    }
-    assert tuning.trial_params(config) == (
-        "A2C",
-        {"learning_rate": 1e-3, "n_steps": 16, "net_arch": [8]},
-    )
-    batched = {"algorithm": "SAC", "n_envs": 64, "off_policy_n_envs": 4, "tau": 0.01}
-    assert tuning.trial_params(batched) == ("SAC", {"tau": 0.01, "n_envs": 4})
-    with pytest.raises(ValueError, match="'DQN' is not one of"):
-        tuning.trial_params({"algorithm": "DQN"})
-    assert tuning.PROFILES["quick"].n_reports == 4
-    assert tuning.PROFILES["quick"].total_timesteps >= 40_000  # 10x the one-env 4,000
-    assert tuning.PROFILES["quick"].n_envs == 64
-    assert set(tuning.PROFILES["full"].algorithms) == set(drl.ALGORITHMS)
-
-
 @pytest.mark.slow
 def test_search_reports_tune_window_sharpe_per_trial(search: tuning.SearchResult):
     trials = search.trials
@@ -102,11 +85,11 @@ def test_search_reports_tune_window_sharpe_per_trial(search: tuning.SearchResult
 
 @pytest.mark.slow
 def test_best_config_retrained_with_seeds(search: tuning.SearchResult, env_data, tmp_path):
-    results = tuning.train_best_with_seeds(
+    results = train_best_with_seeds(
         search.best_config, env_data, seeds=(0, 1, 2), splits=SPLITS, artifact_dir=tmp_path
     )
     registry = results.registry
-    assert registry.columns[: len(tuning.REGISTRY_COLUMNS)] == list(tuning.REGISTRY_COLUMNS)
+    assert registry.columns[: len(REGISTRY_COLUMNS)] == list(REGISTRY_COLUMNS)
     assert registry["seed"].to_list() == [0, 1, 2]
     assert registry["policy_id"].n_unique() == 3
     first = registry.row(0, named=True)
@@ -124,9 +107,9 @@ def test_best_config_retrained_with_seeds(search: tuning.SearchResult, env_data,
     assert registry["test_sharpe"].is_finite().all()
     assert all(Path(p).is_file() for p in registry["artifact_path"])
 
-    reference = drl.evaluate_fixed_weights(
+    reference = evaluate_fixed_weights(
         env_data,
-        drl.decision_window(SPLITS.test),
+        decision_window(SPLITS.test),
         "equal_weight",
         env_kwargs=search.best_config["env_kwargs"],
     )
@@ -134,21 +117,10 @@ def test_best_config_retrained_with_seeds(search: tuning.SearchResult, env_data,
     comparison = results.comparison
     assert set(comparison["name"]) == {*registry["policy_id"], "equal_weight", "buy_benchmark"}
     reloaded = drl.TrainedPolicy.load(first["artifact_path"], device="cpu")
-    test = drl.evaluate_policy_window(reloaded, env_data, drl.decision_window(SPLITS.test))
+    test = evaluate_policy_window(reloaded, env_data, decision_window(SPLITS.test))
     assert test.sharpe == pytest.approx(first["test_sharpe"])
     assert np.isfinite(results.test_returns["net_return"].to_numpy()).all()
     with pytest.raises(ValueError, match=">= 3 seeds"):
-        tuning.train_best_with_seeds(
+        train_best_with_seeds(
             search.best_config, env_data, seeds=(0, 1), splits=SPLITS, artifact_dir=tmp_path
         )
-
-
-def test_policy_architecture_reaches_every_trial():
-    shared = tuning.with_budget("quick", policy_architecture="shared_encoder")
-    assert tuning.search_space(shared, seed=0)["policy_architecture"] == "shared_encoder"
-    assert tuning.PROFILES["quick"].policy_architecture == drl.DEFAULT_POLICY_ARCHITECTURE
-    for algorithm in drl.ALGORITHMS:
-        config = {"algorithm": algorithm, "policy_architecture": "shared_encoder"}
-        assert tuning.trial_params(config) == (algorithm, {"policy_architecture": "shared_encoder"})
-    with pytest.raises(ValueError, match="policy_architecture 'cnn' is not one of"):
-        tuning.with_budget("quick", policy_architecture="cnn")

@@ -6,7 +6,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from portfolio_pipeline.policies.env import EnvData, PortfolioEnv, build_env_data
+from portfolio_pipeline.policies.env import PortfolioEnv
+from portfolio_pipeline.policies.env_data import EnvData, build_env_data
 from portfolio_pipeline.policies.vec_env import BatchedPortfolioEnv
 
 UNIVERSE = ("BTCUSDT", "ETHUSDT", "XMRUSDT")

@@ -215,11 +215,8 @@ def test_fast_paths_equal_skfolio_to_the_last_bit(sample_ohlcv: pl.DataFrame) ->
     from skfolio.moments import LedoitWolf
     from skfolio.optimization import HierarchicalRiskParity as SkfolioHRP
 
-    from portfolio_pipeline.portfolio.strategies import (
-        HierarchicalRiskParity,
-        _precomputed_prior,
-        estimate_moments,
-    )
+    from portfolio_pipeline.portfolio.strategies import HierarchicalRiskParity, estimate_moments
+    from portfolio_pipeline.portfolio.strategies.optimizer import _precomputed_prior
 
     panel = MarketPanel.from_ohlcv(sample_ohlcv.filter(pl.col("date") <= date(2024, 6, 30)))
     hrp = HierarchicalRiskParity().fit()

@@ -8,15 +8,17 @@ import pytest
 
 from portfolio_pipeline.portfolio.metrics import performance_summary
 from portfolio_pipeline.portfolio.strategies import build_strategies
-from portfolio_pipeline.recommendations.replay import (
-    PROCESS_NAMES,
-    SimulationSettings,
+from portfolio_pipeline.recommendations.confidence_grid import (
     confidence_grid_table,
-    gated_at,
     name_recommended,
     select_confidence,
-    simulate_recommendations,
 )
+from portfolio_pipeline.recommendations.processes import (
+    PROCESS_NAMES,
+    SimulationSettings,
+    gated_at,
+)
+from portfolio_pipeline.recommendations.replay import simulate_recommendations
 from portfolio_pipeline_tests.helpers import walk_forward_like_forecasts
 
 SYMBOLS = ["BTCUSDT", "ETHUSDT", "BNBUSDT", "XRPUSDT", "PAXGUSDT"]

@@ -10,7 +10,9 @@ import pytest
 from portfolio_pipeline import tables, warehouse
 from portfolio_pipeline.definitions import build_definitions
 from portfolio_pipeline.portfolio.strategies import build_strategies
-from portfolio_pipeline.recommendations import replay as rb
+from portfolio_pipeline.recommendations import processes
+from portfolio_pipeline.recommendations.confidence_grid import select_confidence
+from portfolio_pipeline.recommendations.replay import simulate_recommendations
 from portfolio_pipeline_tests.helpers import settings_for_tests, walk_forward_like_forecasts
 
 SYMBOLS = ["BTCUSDT", "ETHUSDT", "BNBUSDT", "XRPUSDT", "PAXGUSDT", "ADAUSDT", "SOLUSDT", "LINKUSDT"]
@@ -40,14 +42,14 @@ def _execute(path, selection, run_config=None):
 def test_the_simulation_trades_exactly_what_the_recommendations_asset_recommends(tmp_path, market):
     ohlcv, forecasts = market
     (hrp,) = build_strategies(("hrp",))
-    simulated = rb.simulate_recommendations(
+    simulated = simulate_recommendations(
         ohlcv,
         hrp,
         forecasts,
         {"validation": (date(2023, 9, 1), date(2023, 9, 20))},
         start_weights={"BTCUSDT": 0.5, "ETHUSDT": 0.2, "USDT": 0.3},
         start_value=50_000.0,
-        settings=rb.SimulationSettings(horizon=HORIZON, gate_confidence=0.75),
+        settings=processes.SimulationSettings(horizon=HORIZON, gate_confidence=0.75),
         processes=["recommended"],
         keep_trades=True,
     )
@@ -130,7 +132,7 @@ def test_the_replay_writes_every_process_and_picks_the_confidence_on_validation(
         daily = con.execute(f"select * from {tables.RECOMMENDATION_BACKTEST}").pl()
         metrics = con.execute(f"select * from {tables.RECOMMENDATION_BACKTEST_METRICS}").pl()
         grid = con.execute(f"select * from {tables.GATE_VALIDATION}").pl()
-    assert set(rb.PROCESS_NAMES) <= set(metrics["process"])
+    assert set(processes.PROCESS_NAMES) <= set(metrics["process"])
     assert set(metrics["window"]) == {"validation", "test"}
     assert {
         "date",
@@ -143,7 +145,7 @@ def test_the_replay_writes_every_process_and_picks_the_confidence_on_validation(
     } <= set(daily.columns)
     chosen = grid.filter("selected")
     assert chosen.height == 1 and grid["window"].unique().to_list() == ["validation"]
-    assert chosen["confidence"][0] == rb.select_confidence(grid)
+    assert chosen["confidence"][0] == select_confidence(grid)
     recommended = metrics.filter(pl.col("process") == "recommended")
     assert recommended["gate_confidence"].unique().to_list() == [chosen["confidence"][0]]
     assert recommended["trading_days"].sum() > 0

@@ -11,7 +11,7 @@ import pytest
 
 from portfolio_pipeline import tables, warehouse
 from portfolio_pipeline.operations.notifications import RiskLimits
-from portfolio_pipeline.recommendations.replay import PROCESSES
+from portfolio_pipeline.recommendations.processes import PROCESSES
 from portfolio_pipeline.serving import dashboard, health, performance, plots, queries, risk_report
 from portfolio_pipeline.serving.snapshot import SnapshotReader, WarehouseUnavailable
 from portfolio_pipeline_tests.serving import tiny_warehouse as tiny

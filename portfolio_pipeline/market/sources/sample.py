@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from datetime import date
 from functools import lru_cache
 from pathlib import Path
+from typing import cast
 
 import polars as pl
 
@@ -54,7 +55,7 @@ class SampleNewsSource(NewsSource):
         frame = _load(self.path)
         frame = frame.with_columns(
             pl.col("published_at").dt.replace_time_zone("UTC")
-            if frame.schema["published_at"].time_zone is None  # type: ignore[union-attr]
+            if cast(pl.Datetime, frame.schema["published_at"]).time_zone is None
             else pl.col("published_at").dt.convert_time_zone("UTC"),
             pl.lit("sample").alias("provider"),
         ).filter(pl.col("published_at").dt.date().is_between(start, end))

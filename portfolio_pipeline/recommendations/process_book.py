@@ -1,0 +1,218 @@
+"""One simulated process's book: its quantities, how it trades on a day (through
+:func:`~portfolio_pipeline.recommendations.decision.recommend`, the function the asset
+calls) and how its value carries to the next close."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+import polars as pl
+
+if TYPE_CHECKING:
+    from polars._typing import PolarsDataType  # polars' own alias for a column dtype
+
+from portfolio_pipeline.portfolio.strategies import MarketPanel
+from portfolio_pipeline.recommendations.decision import recommend
+from portfolio_pipeline.recommendations.processes import ProcessSpec, SimulationSettings
+from portfolio_pipeline.recommendations.replay_inputs import DayInputs, last_close
+from portfolio_pipeline.recommendations.trade_gate import GateSettings
+from portfolio_pipeline.settings import CASH_SYMBOL
+
+BACKTEST_SCHEMA: dict[str, PolarsDataType] = {
+    "process": pl.Utf8,
+    "window": pl.Utf8,
+    "date": pl.Date,
+    "equity": pl.Float64,
+    "value": pl.Float64,
+    "daily_return": pl.Float64,
+    "trades": pl.Int64,
+    "turnover": pl.Float64,
+    "cost": pl.Float64,
+    "wanted_turnover": pl.Float64,
+    "refused_turnover": pl.Float64,
+    "decided_at": pl.Date,
+}
+_GENERATED_AT = datetime(1970, 1, 1, tzinfo=UTC)  # simulated rows need no wall-clock time
+
+
+@dataclass
+class ProcessState:
+    """A process's holdings (quantities, cash included), value and daily rows so far."""
+
+    spec: ProcessSpec
+    quantities: dict[str, float]
+    value: float
+    start_value: float
+    cash: str
+    rows: list[tuple] = field(default_factory=list)  # in BACKTEST_SCHEMA's column order
+
+
+def starting_quantities(
+    weights: dict[str, float], prices: dict[str, float], value: float, cash: str = CASH_SYMBOL
+) -> dict[str, float]:
+    """Quantities worth ``value`` with ``weights``; weight on an unpriced symbol goes to cash."""
+    quantities = {cash: 0.0}
+    for symbol, weight in weights.items():
+        price = prices.get(symbol)
+        if symbol == cash or price is None or not math.isfinite(price):
+            quantities[cash] += weight * value
+        else:
+            quantities[symbol] = weight * value / price
+    return quantities
+
+
+def initial_states(
+    panel: MarketPanel,
+    row: int,
+    specs: Sequence[ProcessSpec],
+    start_weights: dict[str, float],
+    start_value: float,
+    cash: str,
+) -> list[ProcessState]:
+    prices = dict(zip(panel.symbols, panel.close[row].tolist(), strict=True))
+    quantities = starting_quantities(start_weights, prices, start_value, cash)
+    return [ProcessState(spec, dict(quantities), start_value, start_value, cash) for spec in specs]
+
+
+def advance(
+    state: ProcessState,
+    panel: MarketPanel,
+    row: int,
+    inputs: DayInputs,
+    strategy: str,
+    settings: SimulationSettings,
+    window: str,
+) -> pl.DataFrame | None:
+    """Trade at the close of ``row`` per the process, then carry to ``row + 1``."""
+    spec = state.spec
+    frame = None
+    trades, turnover, cost, wanted = 0, 0.0, 0.0, 0.0
+    if spec.trades and _band_triggered(spec, state, inputs):
+        holdings = pl.DataFrame(
+            {"symbol": list(state.quantities), "quantity": list(state.quantities.values())}
+        )
+        frame = recommend(
+            holdings,
+            inputs.prices,
+            inputs.target,
+            inputs.forecasts if spec.gate else None,
+            cost_bps=settings.cost_bps,
+            min_notional=settings.min_notional if spec.min_notional else 0.0,
+            turnover_cap=settings.turnover_cap if spec.turnover_cap else None,
+            liquidity=inputs.liquidity,
+            as_of=inputs.as_of,
+            strategy=strategy,
+            run_id=f"simulated-{window}",
+            generated_at=_GENERATED_AT,
+            horizon_days=settings.horizon,
+            gate=_gate_for(spec, inputs.gate),
+            cash_symbol=state.cash,
+        )
+        trades, turnover, cost, wanted = _book(state, frame, settings.cost_bps)
+    elif spec.trades:
+        wanted = _wanted_turnover(state, inputs)
+    next_value = _carry(state, panel, row)
+    previous = state.value
+    state.value = next_value
+    state.rows.append(
+        (
+            spec.name,
+            window,
+            panel.date_at(row + 1),
+            next_value / state.start_value,
+            next_value,
+            next_value / previous - 1.0,
+            trades,
+            turnover,
+            cost,
+            wanted,
+            max(wanted - turnover, 0.0),
+            inputs.as_of,
+        )
+    )
+    return frame
+
+
+def _gate_for(spec: ProcessSpec, gate: GateSettings) -> GateSettings | None:
+    if not spec.gate:
+        return None
+    if spec.confidence is None:
+        return gate
+    return GateSettings(gate.calibration, spec.confidence, gate.max_forecast_age_days)
+
+
+def _weights(state: ProcessState, prices: dict[str, float]) -> dict[str, float]:
+    values = {
+        s: q * (1.0 if s == state.cash else prices.get(s, 0.0)) for s, q in state.quantities.items()
+    }
+    total = sum(values.values())
+    return {s: v / total for s, v in values.items()}
+
+
+def _price_map(inputs: DayInputs) -> dict[str, float]:
+    return dict(
+        zip(inputs.prices["symbol"].to_list(), inputs.prices["price"].to_list(), strict=True)
+    )
+
+
+def _wanted_turnover(state: ProcessState, inputs: DayInputs) -> float:
+    current = _weights(state, _price_map(inputs))
+    target = inputs.target_map
+    symbols = (set(current) | set(target)) - {state.cash}
+    return float(sum(abs(target.get(s, 0.0) - current.get(s, 0.0)) for s in symbols))
+
+
+def _band_triggered(spec: ProcessSpec, state: ProcessState, inputs: DayInputs) -> bool:
+    if spec.band is None:
+        return True
+    current = _weights(state, _price_map(inputs))
+    target = inputs.target_map
+    return any(
+        abs(target.get(s, 0.0) - current.get(s, 0.0)) > spec.band
+        for s in set(current) | set(target)
+    )
+
+
+def _book(
+    state: ProcessState, frame: pl.DataFrame, cost_bps: float
+) -> tuple[int, float, float, float]:
+    """Apply a recommendation frame's trades to the simulated quantities."""
+    cost_rate = cost_bps / 10_000.0
+    trades, traded_value = 0, 0.0
+    for symbol, action, quantity, notional in zip(
+        *(frame[c].to_list() for c in ("symbol", "action", "quantity", "notional")), strict=True
+    ):
+        if action == "HOLD":
+            continue
+        trades += 1
+        sign = 1.0 if action == "BUY" else -1.0
+        state.quantities[symbol] = max(state.quantities.get(symbol, 0.0) + sign * quantity, 0.0)
+        state.quantities[state.cash] -= sign * notional
+        traded_value += notional
+    cost = cost_rate * traded_value
+    state.quantities[state.cash] -= cost
+    value = state.value
+    wanted = float(frame.get_column("wanted_turnover")[0])
+    return trades, traded_value / value, cost / value, wanted
+
+
+def _carry(state: ProcessState, panel: MarketPanel, row: int) -> float:
+    """Value at the close of ``row + 1``; positions with no price then are sold at the last one."""
+    today, tomorrow = last_close(panel, row), panel.close[row + 1]
+    value = state.quantities.get(state.cash, 0.0)
+    for symbol, quantity in list(state.quantities.items()):
+        if symbol == state.cash or quantity == 0.0:
+            continue
+        i = panel.symbols.index(symbol)
+        if math.isfinite(tomorrow[i]):
+            value += quantity * float(tomorrow[i])
+        else:  # delisted overnight: liquidated at its last price
+            proceeds = quantity * float(today[i])
+            state.quantities[state.cash] += proceeds
+            state.quantities[symbol] = 0.0
+            value += proceeds
+    return value

@@ -1,0 +1,122 @@
+"""What the replayed recommendation of day ``d`` may use, all known at the close of ``d``:
+prices, the strategy's target, the forecasts issued by ``d``, the gate's calibration from
+outcomes known by ``d`` and the 30-day liquidity."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+import numpy as np
+import polars as pl
+
+from portfolio_pipeline.portfolio.backtest import period_start_row
+from portfolio_pipeline.portfolio.risk import compute_liquidity
+from portfolio_pipeline.portfolio.strategies import EstimationCache, MarketPanel, Strategy
+from portfolio_pipeline.recommendations.gate import ForecastHistory
+from portfolio_pipeline.recommendations.processes import SimulationSettings
+from portfolio_pipeline.recommendations.trade_gate import GateSettings
+
+
+@dataclass(frozen=True)
+class DayInputs:
+    """Everything the recommendation of day ``d`` may use (known at the close of ``d``)."""
+
+    as_of: date
+    prices: pl.DataFrame  # symbol, price, trading
+    target: pl.DataFrame  # symbol, weight
+    forecasts: pl.DataFrame | None
+    gate: GateSettings
+    liquidity: pl.DataFrame
+
+    @property
+    def target_map(self) -> dict[str, float]:
+        return dict(
+            zip(self.target["symbol"].to_list(), self.target["weight"].to_list(), strict=True)
+        )
+
+
+def forecast_history(
+    backtest: pl.DataFrame | None, panel: MarketPanel, horizon: int
+) -> ForecastHistory | None:
+    if backtest is None or backtest.is_empty():
+        return None
+    calendar = pl.Series(panel.dates.astype("datetime64[D]")).cast(pl.Date)
+    return ForecastHistory.from_backtest(backtest, calendar, horizon)
+
+
+def forecasts_by_issue_date(
+    backtest: pl.DataFrame | None, horizon: int
+) -> dict[date, pl.DataFrame]:
+    if backtest is None or backtest.is_empty():
+        return {}
+    rows = backtest.filter(pl.col("horizon_days") == horizon).select(
+        "as_of", "symbol", "horizon_days", "q10", "q50", "q90"
+    )
+    return {key[0]: frame for key, frame in rows.partition_by("as_of", as_dict=True).items()}
+
+
+def day_inputs(
+    panel: MarketPanel,
+    row: int,
+    strategy: Strategy,
+    cache: EstimationCache,
+    issued: dict[date, pl.DataFrame],
+    history: ForecastHistory | None,
+    settings: SimulationSettings,
+    ohlcv: pl.DataFrame,
+) -> DayInputs:
+    day = panel.date_at(row)
+    close = panel.close[row]
+    priced = np.isfinite(close)
+    # latest_prices semantics: the last close per symbol, trading only when priced today
+    closes = last_close(panel, row)
+    known = [i for i, s in enumerate(panel.symbols) if math.isfinite(closes[i])]
+    prices = pl.DataFrame(
+        {
+            "symbol": [panel.symbols[i] for i in known],
+            "price": [float(closes[i]) for i in known],
+            "trading": [bool(priced[i]) for i in known],
+        }
+    )
+    decision = strategy.decide(
+        panel, period_start_row(panel.dates, row, settings.target_refresh), cache
+    )
+    target = pl.DataFrame(
+        {
+            "symbol": [*panel.symbols, settings.cash_symbol],
+            "weight": decision.weights.astype(np.float64),
+        }
+    )
+    recent = [
+        issued[d]
+        for d in _recent_days(day, settings.max_forecast_age_days)
+        if d in issued  # forecasts issued on days <= d only
+    ]
+    calibration = history.calibrate(day) if history is not None else None
+    liquidity = compute_liquidity(
+        ohlcv, pl.DataFrame(schema={"symbol": pl.Utf8, "value": pl.Float64}), day
+    )
+    return DayInputs(
+        as_of=day,
+        prices=prices,
+        target=target,
+        forecasts=pl.concat(recent) if recent else None,
+        gate=GateSettings(calibration, settings.gate_confidence, settings.max_forecast_age_days),
+        liquidity=liquidity,
+    )
+
+
+def _recent_days(day: date, max_age_days: int) -> list[date]:
+    return [day - timedelta(days=k) for k in range(max_age_days + 1)]
+
+
+def last_close(panel: MarketPanel, row: int) -> np.ndarray:
+    window = panel.close[: row + 1]
+    seen = np.isfinite(window)
+    last_row = np.where(seen.any(axis=0), row - np.argmax(seen[::-1], axis=0), -1)
+    out = np.full(panel.n_assets, np.nan)
+    ok = last_row >= 0
+    out[ok] = window[last_row[ok], np.nonzero(ok)[0]]
+    return out
