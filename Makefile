@@ -12,7 +12,7 @@ export PYTHONWARNINGS ?= ignore::DeprecationWarning
 UI_HOST ?= 127.0.0.1
 UI_PORT ?= 3000
 
-.PHONY: install run test dev dev-postgres test-operations bench lint format clean
+.PHONY: install run test dev dev-postgres test-operations bench lint format clean serve
 
 $(STAMP): setup.py pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,12 @@ test: install
 dev: install $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -w workspace.yaml -h $(UI_HOST) -p $(UI_PORT)
 
+# The read-only REST API, dashboard (/) and Prometheus metrics (/metrics) on
+# http://127.0.0.1:8000 (PORTFOLIO_PIPELINE_SERVE_HOST / _PORT; a non-loopback host needs
+# PORTFOLIO_PIPELINE_API_TOKEN). README: "Serve the answer".
+serve: install
+	$(BIN)/portfolio-pipeline serve
+
 # The same with runs, events, schedules and sensors in PostgreSQL (docs/OPERATIONS.md):
 # needs PORTFOLIO_PIPELINE_PG_HOST, _PORT, _DB, _USER, _PASSWORD.
 PG_DAGSTER_HOME ?= $(CURDIR)/data/dagster_home/postgres
@@ -59,7 +65,7 @@ MYPY_PATHS := portfolio_pipeline/common portfolio_pipeline/warehouse portfolio_p
 	portfolio_pipeline/news portfolio_pipeline/forecasting portfolio_pipeline/portfolio \
 	portfolio_pipeline/policies portfolio_pipeline/recommendations \
 	portfolio_pipeline/operations/inbox.py portfolio_pipeline/operations/notifications.py \
-	portfolio_pipeline/settings.py portfolio_pipeline/tables.py
+	portfolio_pipeline/settings.py portfolio_pipeline/tables.py portfolio_pipeline/serving
 
 lint: install
 	$(BIN)/ruff check .

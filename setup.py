@@ -35,6 +35,10 @@ setup(
         "threadpoolctl",  # one BLAS thread in the backtests (portfolio.backtest)
         "matplotlib",
         "psycopg2-binary",
+        # portfolio-pipeline serve: the read-only API, dashboard and metrics
+        "fastapi>=0.115",
+        "uvicorn>=0.30",
+        "prometheus_client>=0.20",
     ],
     extras_require={
         "dev": [

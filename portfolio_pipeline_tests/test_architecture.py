@@ -25,6 +25,7 @@ DAGSTER_MODULES = {
     "portfolio_pipeline.operations.jobs",
     "portfolio_pipeline.operations.schedules",
     "portfolio_pipeline.operations.sensors",
+    "portfolio_pipeline.serving.dagster_runs",
 }
 MAX_MODULE_LINES = 500
 MAX_FUNCTION_LINES = 60

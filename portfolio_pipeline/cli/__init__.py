@@ -1,4 +1,5 @@
-"""Console script ``portfolio-pipeline``: materialize, query, status, recommendations, backtest.
+"""Console script ``portfolio-pipeline``: materialize, query, status, recommendations, backtest,
+serve.
 
 One module per command group (``runs``: materialize; ``reports``: the read-only commands); this one parses and dispatches.
 
@@ -50,6 +51,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     b = sub.add_parser("backtest", help="backtest metrics of every strategy")
     b.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    s = sub.add_parser("serve", help="read-only REST API, dashboard and Prometheus metrics")
+    s.add_argument(
+        "--host", default=None, help="default PORTFOLIO_PIPELINE_SERVE_HOST or 127.0.0.1"
+    )
+    s.add_argument(
+        "--port", type=int, default=None, help="default PORTFOLIO_PIPELINE_SERVE_PORT or 8000"
+    )
+    s.add_argument("--log-level", default="info", help="uvicorn log level")
     return parser
 
 
@@ -65,6 +74,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             code = status(settings)
         elif args.command == "recommendations" and args.track_record:
             code = track_record(settings, args.format)
+        elif args.command == "serve":
+            from portfolio_pipeline.cli.serve import serve
+
+            code = serve(settings, args.host, args.port, args.log_level)
         elif args.command == "recommendations":
             code = recommendations(settings, args.as_of, args.strategy, args.format)
         else:
