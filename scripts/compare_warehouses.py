@@ -27,7 +27,13 @@ VOLATILE = {
     "artifact_path",
     "started_at",
     "finished_at",
+    "pid",  # the training process
+    "trial_id",  # Ray Tune's random trial and search ids
+    "search_id",
 }
+# Wall-clock timings differ on every run; ids that embed the training time keep their stem.
+VOLATILE_SUFFIXES = ("_seconds",)
+STAMP = r"-\d{8}T\d{6}$"
 
 
 def tables(con: duckdb.DuckDBPyConnection) -> list[str]:
@@ -40,15 +46,15 @@ def tables(con: duckdb.DuckDBPyConnection) -> list[str]:
 
 def normalised(con: duckdb.DuckDBPyConnection, table: str, ignore: set[str]) -> pl.DataFrame:
     frame = con.execute(f"select * from {table}").pl()
-    keep = [c for c in frame.columns if c not in ignore]
+    keep = [c for c in frame.columns if c not in ignore and not c.endswith(VOLATILE_SUFFIXES)]
     frame = frame.select(keep)
-    # Nested and object columns compare through their text form; scalars exactly.
-    frame = frame.with_columns(
-        pl.col(c).cast(pl.String)
-        if isinstance(frame.schema[c], pl.List | pl.Struct | pl.Object)
-        else pl.col(c)
-        for c in frame.columns
-    )
+    # Nested columns compare through their Python form; strings lose a trailing time stamp
+    # (policy ids: algorithm-config-seed-YYYYMMDDTHHMMSS); every other value exactly.
+    for c in frame.columns:
+        if isinstance(frame.schema[c], pl.List | pl.Struct | pl.Array | pl.Object):
+            frame = frame.with_columns(pl.Series(c, [repr(v) for v in frame[c].to_list()]))
+        elif frame.schema[c] == pl.String:
+            frame = frame.with_columns(pl.col(c).str.replace(STAMP, ""))
     return frame.sort(frame.columns, nulls_last=True) if frame.columns else frame
 
 

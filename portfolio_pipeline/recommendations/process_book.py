@@ -163,7 +163,9 @@ def _wanted_turnover(state: ProcessState, inputs: DayInputs) -> float:
     current = _weights(state, _price_map(inputs))
     target = inputs.target_map
     symbols = (set(current) | set(target)) - {state.cash}
-    return float(sum(abs(target.get(s, 0.0) - current.get(s, 0.0)) for s in symbols))
+    # Summed in symbol order: a set of strings iterates in an order that changes with each
+    # process's hash seed, which moved this figure by an ulp from one run to the next.
+    return float(sum(abs(target.get(s, 0.0) - current.get(s, 0.0)) for s in sorted(symbols)))
 
 
 def _band_triggered(spec: ProcessSpec, state: ProcessState, inputs: DayInputs) -> bool:
