@@ -42,6 +42,10 @@ DEFAULT_ENV_KWARGS: dict[str, Any] = {
     "drawdown_penalty": 0.0,
     "volatility_penalty": 0.0,
     "periods_per_year": 365,
+    # A residual policy tilts the base strategy's weights (policies.residual); off: it
+    # allocates from scratch.
+    "residual": False,
+    "residual_scale": 1.0,
 }
 DEFAULT_TRAINING_EPISODE_LENGTH = 256
 # Keys of ``params`` that are not SB3 constructor arguments.

@@ -42,6 +42,28 @@ def actions_to_weights(action: np.ndarray) -> np.ndarray:
     return positive / total
 
 
+def _check_arguments(
+    env_data: EnvData,
+    lookback: int,
+    cost_rate: float,
+    episode_length: int | None,
+    residual: bool,
+    residual_scale: float,
+) -> None:
+    if lookback < 1:
+        raise ValueError(f"lookback must be >= 1, got {lookback}")
+    if cost_rate < 0:
+        raise ValueError(f"cost_rate must be >= 0, got {cost_rate}")
+    if episode_length is not None and episode_length < 1:
+        raise ValueError(f"episode_length must be >= 1, got {episode_length}")
+    if residual and env_data.base_weights is None:
+        raise EnvDataError(
+            "residual=True needs env_data.base_weights (policies.residual.with_base_weights)"
+        )
+    if residual and not residual_scale > 0:
+        raise ValueError(f"residual_scale must be > 0, got {residual_scale}")
+
+
 class PortfolioEnv(gym.Env):
     """Daily long-only allocation over N risky assets plus cash.
 
@@ -64,6 +86,11 @@ class PortfolioEnv(gym.Env):
     price at ``t`` (not listed yet, delisted) are forced to 0 by
     :func:`accounting.restrict_to_tradable`; their weight goes to cash.
 
+    With ``residual`` the action is a tilt of the base strategy's weights at ``t``
+    (``env_data.base_weights``, :mod:`portfolio_pipeline.policies.residual`):
+    ``w = map(base[t] + residual_scale * a)`` through the same map, so a zero action holds
+    exactly what the base strategy holds.
+
     ## Observation Space
 
     ``Box(-10, 10, (D,), float32)``, the concatenation of
@@ -75,6 +102,7 @@ class PortfolioEnv(gym.Env):
     - forecasts q10/q50/q90 issued at ``t``, ``(N, 3)``, when the data has them and
       ``include_forecasts``;
     - sentiment usable at ``t``, ``(N, k)``, when present and ``include_sentiment``;
+    - with ``residual``, the base strategy's weights at ``t`` of the N assets, ``(N, 1)``;
     - optionally the upper triangle of the annualised covariance of daily log returns over the
       last ``lookback`` dates, ``(N (N + 1) / 2,)``, clipped to [-10, 10].
 
@@ -110,6 +138,8 @@ class PortfolioEnv(gym.Env):
     - ``drawdown_penalty``, ``volatility_penalty``: reward shaping coefficients (default 0).
     - ``random_start``, ``episode_length``, ``min_episode_steps``: training episodes.
     - ``periods_per_year``: annualisation of the covariance channel (365 crypto, 252 equities).
+    - ``residual``, ``residual_scale``: act as a tilt of ``env_data.base_weights`` (see Action
+      Space); the data must carry base weights.
     """
 
     metadata = {"render_modes": []}
@@ -130,13 +160,13 @@ class PortfolioEnv(gym.Env):
         episode_length: int | None = None,
         min_episode_steps: int = 1,
         periods_per_year: int = 365,
+        residual: bool = False,
+        residual_scale: float = 1.0,
     ) -> None:
-        if lookback < 1:
-            raise ValueError(f"lookback must be >= 1, got {lookback}")
-        if cost_rate < 0:
-            raise ValueError(f"cost_rate must be >= 0, got {cost_rate}")
-        if episode_length is not None and episode_length < 1:
-            raise ValueError(f"episode_length must be >= 1, got {episode_length}")
+        _check_arguments(env_data, lookback, cost_rate, episode_length, residual, residual_scale)
+        self.residual = bool(residual)
+        self.residual_scale = float(residual_scale)
+        self._base = env_data.base_weights if residual else None
         self.env_data = env_data
         self.cost_rate = float(cost_rate)
         self.lookback = int(lookback)
@@ -188,6 +218,7 @@ class PortfolioEnv(gym.Env):
             include_sentiment=include_sentiment,
             include_covariance=include_covariance,
             periods_per_year=periods_per_year,
+            include_base=self.residual,
         )
         self._padded_channels = arrays.padded_channels
         self._window_width = arrays.window_width
@@ -281,6 +312,8 @@ class PortfolioEnv(gym.Env):
 
     def target_weights(self, action: np.ndarray) -> np.ndarray:
         """(N+1,) weights an action means at the current decision date (cash last)."""
+        if self._base is not None:  # a tilt of what the base strategy holds at t
+            action = self._base[self._t] + self.residual_scale * np.asarray(action, np.float64)
         weights = actions_to_weights(action)
         if self._all_tradable[self._t]:  # nothing to restrict: skip the copy (hot path)
             return weights

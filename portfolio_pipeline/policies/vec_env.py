@@ -100,6 +100,8 @@ class BatchedPortfolioEnv(VecEnv):
         self._delisted_next = template._delisted_next
         self._tradable = template._tradable
         self._all_tradable = template._all_tradable
+        self._base = template._base  # (T, N+1) for a residual env, else None
+        self._residual_scale = template.residual_scale
         self._n_weights = env_data.n_assets + 1
         self._rngs: list[np.random.Generator | None] = [None] * n_envs
         self._t = np.full(n_envs, template.window_start, dtype=np.int64)
@@ -202,6 +204,8 @@ class BatchedPortfolioEnv(VecEnv):
 
     def target_weights(self, actions: np.ndarray) -> np.ndarray:
         """(K, N+1) weights the actions mean at each environment's decision date."""
+        if self._base is not None:  # tilts of what the base strategy holds at each t
+            actions = self._base[self._t] + self._residual_scale * np.asarray(actions, np.float64)
         weights = np.maximum(actions, 0.0, dtype=np.float64)
         total = weights.sum(axis=1)
         empty = total <= 0.0
