@@ -46,6 +46,9 @@ DEFAULT_ENV_KWARGS: dict[str, Any] = {
     # allocates from scratch.
     "residual": False,
     "residual_scale": 1.0,
+    # "log_growth" or "differential_sharpe" (PortfolioEnv's Rewards).
+    "reward": "log_growth",
+    "sharpe_decay": 0.01,
 }
 DEFAULT_TRAINING_EPISODE_LENGTH = 256
 # Keys of ``params`` that are not SB3 constructor arguments.

@@ -42,6 +42,12 @@ def actions_to_weights(action: np.ndarray) -> np.ndarray:
     return positive / total
 
 
+REWARDS: tuple[str, ...] = ("log_growth", "differential_sharpe")
+# Starting second moment of the differential Sharpe ratio: a 2% daily volatility, so the first
+# steps of an episode do not divide by a variance near zero.
+DIFFERENTIAL_SHARPE_PRIOR = 0.02**2
+
+
 def _check_arguments(
     env_data: EnvData,
     lookback: int,
@@ -114,6 +120,12 @@ class PortfolioEnv(gym.Env):
     of the episode's value from its running peak, in [0, 1]) and minus
     ``volatility_penalty * log_return ** 2`` (a per-step variance proxy). Both coefficients
     default to 0, so by default the episode return is the log growth of the portfolio.
+    ``reward="differential_sharpe"`` replaces the log growth by Moody and Saffell's
+    differential Sharpe ratio of the net return ``r``: with exponential moments ``A`` and
+    ``B`` of ``r`` and ``r**2`` (decay ``sharpe_decay``, from ``A = 0`` and
+    ``B = DIFFERENTIAL_SHARPE_PRIOR``, a 2% daily volatility), the step's reward is
+    ``(B dA - A dB / 2) / (B - A**2) ** 1.5`` with ``dA = r - A``, ``dB = r**2 - B``: the
+    first-order change of the moving Sharpe ratio that ``r`` causes.
 
     ## Starting State
 
@@ -136,6 +148,8 @@ class PortfolioEnv(gym.Env):
     - ``lookback``: observation window in dates (default 30).
     - ``include_forecasts``, ``include_sentiment``, ``include_covariance``: observation parts.
     - ``drawdown_penalty``, ``volatility_penalty``: reward shaping coefficients (default 0).
+    - ``reward``: ``"log_growth"`` (default) or ``"differential_sharpe"``; ``sharpe_decay``
+      its moments' decay (see Rewards).
     - ``random_start``, ``episode_length``, ``min_episode_steps``: training episodes.
     - ``periods_per_year``: annualisation of the covariance channel (365 crypto, 252 equities).
     - ``residual``, ``residual_scale``: act as a tilt of ``env_data.base_weights`` (see Action
@@ -162,8 +176,14 @@ class PortfolioEnv(gym.Env):
         periods_per_year: int = 365,
         residual: bool = False,
         residual_scale: float = 1.0,
+        reward: str = "log_growth",
+        sharpe_decay: float = 0.01,
     ) -> None:
         _check_arguments(env_data, lookback, cost_rate, episode_length, residual, residual_scale)
+        if reward not in REWARDS:
+            raise ValueError(f"reward must be one of {', '.join(REWARDS)}, got {reward!r}")
+        self.reward = reward
+        self.sharpe_decay = float(sharpe_decay)
         self.residual = bool(residual)
         self.residual_scale = float(residual_scale)
         self._base = env_data.base_weights if residual else None
@@ -198,6 +218,7 @@ class PortfolioEnv(gym.Env):
         self._weights = self._all_cash()
         self._value = 1.0
         self._peak = 1.0
+        self._sharpe_moments = (0.0, DIFFERENTIAL_SHARPE_PRIOR)
 
     # ------------------------------------------------------------------ precomputation
     def _precompute(
@@ -247,6 +268,7 @@ class PortfolioEnv(gym.Env):
         self._weights = self._all_cash()
         self._value = 1.0
         self._peak = 1.0
+        self._sharpe_moments = (0.0, DIFFERENTIAL_SHARPE_PRIOR)
         return self._observation(), {"date": self._date_list[self._t], "portfolio_value": 1.0}
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
@@ -322,12 +344,29 @@ class PortfolioEnv(gym.Env):
     def _reward(self, result: accounting.StepResult) -> float:
         self._value *= result.growth
         reward = result.log_return
+        if self.reward == "differential_sharpe":
+            reward = self._differential_sharpe(result.growth - 1.0)
         if self.volatility_penalty:
             reward -= self.volatility_penalty * result.log_return**2
         if self.drawdown_penalty:
             self._peak = max(self._peak, self._value)
             reward -= self.drawdown_penalty * (1.0 - self._value / self._peak)
         return float(reward)
+
+    def _differential_sharpe(self, net_return: float) -> float:
+        """Moody and Saffell's differential Sharpe ratio of this step; updates the moments."""
+        first, second = self._sharpe_moments
+        delta_first = net_return - first
+        delta_second = net_return * net_return - second
+        variance = second - first * first
+        value = 0.0
+        if variance > 1e-12:
+            value = (second * delta_first - 0.5 * first * delta_second) / variance**1.5
+        self._sharpe_moments = (
+            first + self.sharpe_decay * delta_first,
+            second + self.sharpe_decay * delta_second,
+        )
+        return value
 
     def _observation(self) -> np.ndarray:
         t = self._t
