@@ -99,9 +99,9 @@ def base_weights(
     """(T, N+1) weights the base strategy holds at each row of ``env_data`` (cash last).
 
     Row ``d`` is the backtest's ``targets`` at ``d`` for a backtest whose first decision is
-    the close of the panel date before ``start``: what is held right after the decision (a
-    rebalance day) or the drifted weights (any other day). Rows before that first decision
-    are all cash. The last row (no next date to book) holds the drifted weights. Only rows
+    the close of the panel date before ``start`` (at the earliest the panel's first date):
+    what is held right after the decision (a rebalance day) or the drifted weights (any
+    other day). Rows before that first decision are all cash. The last row (no next date to book) holds the drifted weights. Only rows
     ``<= d`` of ``panel`` decide row ``d``.
     """
     if tuple(panel.symbols) != tuple(sorted(env_data.symbols)) or not np.array_equal(
@@ -113,6 +113,8 @@ def base_weights(
             f"{len(env_data.dates)} dates): build both from the same OHLCV frame"
         )
     last = panel.date_at(len(panel.dates) - 1)
+    # The first decision needs a panel date before it: at the earliest the panel's second.
+    start = max(start, panel.date_at(1))
     path = weight_path(panel, strategy, start, last, rebalance, EstimationCache())
     first = panel.row_of(path.decided_at[0])
     held = np.zeros((len(panel.dates), panel.n_assets + 1))

@@ -136,6 +136,10 @@ def test_base_strategy_is_chosen_on_validation_only(ohlcv: pl.DataFrame):
     np.testing.assert_allclose(weights.sum(axis=1), 1.0)
     before = env_data.index_of(date(2023, 1, 1), 0) - 1
     assert (weights[:before, -1] == 1.0).all()  # all cash before the first decision
+    from_the_start = base_weights(panel, base_strategy("equal_weight"), env_data, date(2000, 1, 1))
+    # A start at (or before) the panel's first date decides first at row 0.
+    np.testing.assert_allclose(from_the_start.sum(axis=1), 1.0)
+    assert from_the_start[-1, :-1].sum() > 0
 
 
 def test_ensemble_weights_are_the_seeds_mean():
