@@ -70,6 +70,13 @@ def _check_arguments(
         raise ValueError(f"residual_scale must be > 0, got {residual_scale}")
 
 
+def _check_reward(reward: str, sharpe_decay: float) -> None:
+    if reward not in REWARDS:
+        raise ValueError(f"reward must be one of {', '.join(REWARDS)}, got {reward!r}")
+    if not 0.0 < sharpe_decay <= 1.0:
+        raise ValueError(f"sharpe_decay must be in (0, 1], got {sharpe_decay}")
+
+
 class PortfolioEnv(gym.Env):
     """Daily long-only allocation over N risky assets plus cash.
 
@@ -180,8 +187,7 @@ class PortfolioEnv(gym.Env):
         sharpe_decay: float = 0.01,
     ) -> None:
         _check_arguments(env_data, lookback, cost_rate, episode_length, residual, residual_scale)
-        if reward not in REWARDS:
-            raise ValueError(f"reward must be one of {', '.join(REWARDS)}, got {reward!r}")
+        _check_reward(reward, sharpe_decay)
         self.reward = reward
         self.sharpe_decay = float(sharpe_decay)
         self.residual = bool(residual)
