@@ -169,8 +169,10 @@ def load_settings() -> Settings:
         if value not in allowed:
             raise ValueError(f"{name}={value!r} is not one of {', '.join(allowed)}")
     profile = _env("PORTFOLIO_PIPELINE_PROFILE", "quick").lower()
-    if profile not in ("quick", "full"):
-        raise ValueError(f"PORTFOLIO_PIPELINE_PROFILE={profile!r} is not one of quick, full")
+    if profile not in ("quick", "full", "cpu_1m"):
+        raise ValueError(
+            f"PORTFOLIO_PIPELINE_PROFILE={profile!r} is not one of quick, full, cpu_1m"
+        )
     return Settings(
         home=home,
         warehouse_path=Path(

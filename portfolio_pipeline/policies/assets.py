@@ -27,10 +27,14 @@ class PolicySettings(dg.Config):
     ``report_every``, ``samples_per_algorithm``, ``algorithms`` and ``n_envs`` override the
     profile's budget when set (0 / empty = the profile's own); ``policy_architecture``
     (``mlp`` or ``shared_encoder``: one network shared by every asset, its size independent
-    of the number of assets) overrides the profile's."""
+    of the number of assets) overrides the profile's. With ``residual`` (default) the policy
+    tilts the weights of ``base_strategy`` (blank = the strategy the backtests' validation
+    selection picks among the classic ones) by at most ``residual_scale`` per entry
+    (policies.residual); ``seeds`` are retrained and deployed as an ensemble (the mean of
+    their weights)."""
 
     profile: str = ""
-    seeds: list[int] = [0, 1, 2]
+    seeds: list[int] = [0, 1, 2, 3, 4]
     train_start: str = ""
     tune_start: str = ""
     train_end: str = ""
@@ -48,6 +52,9 @@ class PolicySettings(dg.Config):
     n_envs: int = 0
     # "mlp" | "shared_encoder" (blank = the profile's own; policies.drl.POLICY_ARCHITECTURES).
     policy_architecture: str = ""
+    residual: bool = True
+    residual_scale: float = 0.1
+    base_strategy: str = ""
 
 
 def policy_profile(config: PolicySettings, default_profile: str):
@@ -70,6 +77,12 @@ def policy_profile(config: PolicySettings, default_profile: str):
         changes["n_envs"] = config.n_envs
     if config.policy_architecture:
         changes["policy_architecture"] = config.policy_architecture
+    if config.residual:
+        changes["env_kwargs"] = {
+            **PROFILES[name].env_kwargs,
+            "residual": True,
+            "residual_scale": config.residual_scale,
+        }
     profile = with_budget(name, **changes)
     if profile.report_every > profile.total_timesteps:
         profile = with_budget(profile, report_every=profile.total_timesteps)
@@ -122,8 +135,10 @@ POLICY_OUTPUTS = {
         "several seeds and scored on the validation and held-out test windows, which no DRL "
         "choice looked at, next to equal weight and buy-and-hold of the benchmark (reference "
         "buy_benchmark: BTCUSDT for crypto, else PORTFOLIO_PIPELINE_BENCHMARK or the largest "
-        "traded value). deployed marks the seed with the best tune-window Sharpe. Device: "
-        "cuda when available, recorded per row.",
+        "traded value). The deployed policy is the ensemble of every seed (each day the mean "
+        "of their target weights; ensemble_id); with residual, each policy tilts the weights "
+        "of a classic base strategy (base_strategy, chosen on validation). Device: cuda when "
+        "available, recorded per row.",
     ),
     "policy_search_trials": (
         tables.POLICY_SEARCH_TRIALS,
@@ -132,13 +147,14 @@ POLICY_OUTPUTS = {
     ),
     "policy_evaluation": (
         tables.POLICY_EVALUATION,
-        "One row per policy or reference x window (tune, validation, test) of the latest "
-        "retraining: Sharpe, total return and mean turnover, net of costs.",
+        "One row per policy, the seeds' ensemble or reference (equal weight, buy-and-hold, the "
+        "base strategy) x window (tune, validation, test) of the latest retraining: Sharpe, "
+        "total return, mean turnover and max drawdown, net of costs.",
     ),
     "policy_weights": (
         tables.POLICY_WEIGHTS,
         "One row per as_of x symbol (cash included): the daily target weights of the deployed "
-        "seed (strategy drl_<algorithm>) from the decision before the validation window; the "
+        "ensemble (strategy drl_<algorithm> or drl_residual_<algorithm>) from the decision before the validation window; the "
         "backtests (rebalanced daily, as the policy acts) and the recommendations use them.",
     ),
 }
@@ -230,6 +246,34 @@ def _materialize_results(result, profile, windows, market):
     )
 
 
+def _env_data(config, settings, market, windows, splits, ohlcv, features, sentiment, forecasts):
+    """The env arrays of the inputs and, for a residual policy, its base strategy's weights
+    (blank ``base_strategy``: the backtests' validation choice among the classic strategies)."""
+    from portfolio_pipeline.policies.env_data import build_env_data
+    from portfolio_pipeline.policies.residual import with_validation_base
+
+    env_data = build_env_data(
+        ohlcv,
+        features,
+        forecasts=forecasts,
+        sentiment=sentiment,
+        forecast_horizon=config.forecast_horizon if forecasts is not None else None,
+        cash_symbol=settings.cash_symbol,
+        benchmark_symbol=market.benchmark.symbol,
+    )
+    if config.residual:
+        env_data = with_validation_base(
+            env_data,
+            ohlcv,
+            windows,
+            splits.train_start,
+            name=config.base_strategy,
+            forecasts=forecasts,
+            periods_per_year=market.calendar.periods_per_year,
+        )
+    return env_data
+
+
 @dg.multi_asset(
     specs=table_specs(POLICY_OUTPUTS, deps=POLICY_DEPS, kinds={"ray", "pytorch", "duckdb"})
 )
@@ -243,7 +287,6 @@ def drl_policy(
     registry (``drl_policy``), the search trials, the comparison with the references and
     the deployed seed's daily target weights, one table each."""
     from portfolio_pipeline.policies.deployment import policy_splits, search_train_deploy
-    from portfolio_pipeline.policies.env_data import build_env_data
 
     profile = policy_profile(config, settings.profile)
     ohlcv, features, sentiment, forecasts = _read_inputs(warehouse_resource, config)
@@ -256,19 +299,14 @@ def drl_policy(
         forecasts["as_of"].min() if forecasts is not None else None,
         date.fromisoformat(config.tune_start) if config.tune_start else None,
     )
-    env_data = build_env_data(
-        ohlcv,
-        features,
-        forecasts=forecasts,
-        sentiment=sentiment,
-        forecast_horizon=config.forecast_horizon if forecasts is not None else None,
-        cash_symbol=settings.cash_symbol,
-        benchmark_symbol=market.benchmark.symbol,
+    env_data = _env_data(
+        config, settings, market, windows, splits, ohlcv, features, sentiment, forecasts
     )
     context.log.info(
         f"policy search ({profile.name}: {len(profile.algorithms)} algorithms x "
         f"{profile.samples_per_algorithm} samples x {profile.total_timesteps} timesteps, "
-        f"{profile.n_envs} envs, {profile.policy_architecture} policy) on "
+        f"{profile.n_envs} envs, {profile.policy_architecture} policy, "
+        f"residual on {env_data.base_strategy or 'nothing'}) on "
         f"{len(env_data.symbols)} assets, fit {splits.fit}, tune {splits.tune}, validation "
         f"{splits.validation}, test {splits.test}, "
         f"forecasts={'yes' if forecasts is not None else 'no'}, "

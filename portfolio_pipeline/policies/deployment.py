@@ -4,9 +4,10 @@ as one pure function returning a frozen result (the asset only reads, calls and 
 1. Ray Tune searches algorithm and hyperparameters on the tune window (:mod:`.tuning`).
 2. The best configuration is retrained with several seeds, each scored on the tune,
    validation and test windows next to the references.
-3. The seed with the best TUNE-window Sharpe is deployed: its daily target weights from the
-   decision before the validation window (strategy ``drl_<algorithm>``) feed the backtests and
-   the recommendations.
+3. The ensemble of every seed is deployed, not a seed picked on a window: each day it holds
+   the mean of the seeds' target weights, from the decision before the validation window
+   (strategy ``drl_<algorithm>``, ``drl_residual_<algorithm>`` for a residual policy); they
+   feed the backtests and the recommendations.
 """
 
 from __future__ import annotations
@@ -29,12 +30,13 @@ from portfolio_pipeline.policies.splits import Splits
 class PolicyDeployment:
     """What one search-retrain-deploy produced (rows of the four ``ml.policy_*`` tables).
 
-    registry : one row per seed (``ml.policy_registry``), with ``deployed``.
+    registry : one row per seed (``ml.policy_registry``), with ``deployed`` and ``ensemble_id``.
     trials : the search trials (``ml.policy_search_trials``).
     comparison : policies and references per window (``ml.policy_evaluation``).
-    weights : the deployed policy's daily target weights (``ml.policy_weights``).
+    weights : the deployed ensemble's daily target weights (``ml.policy_weights``).
     test_returns : daily test-window returns of every seed and reference (for the plot).
-    deployed : the deployed registry row; strategy : its strategy name.
+    deployed : the ensemble: policy_id (its id), algorithm, device, members (the seeds'
+        policy ids); strategy : its strategy name.
     search_wall_seconds : how long the search took.
     """
 
@@ -100,9 +102,10 @@ def search_train_deploy(
         pl.lit(periods_per_year).alias("periods_per_year"),
         pl.lit(benchmark_symbol).alias("benchmark"),
     )
-    deployed = registry.filter(pl.col("deployed")).row(0, named=True)
-    strategy = f"drl_{str(deployed['algorithm']).lower()}"
-    weights = _deployed_weights(deployed, strategy, env_data, splits)
+    deployed = _ensemble(registry)
+    registry = registry.with_columns(pl.lit(deployed["policy_id"]).alias("ensemble_id"))
+    strategy = f"drl_{'residual_' if deployed['residual'] else ''}{deployed['algorithm'].lower()}"
+    weights = ensemble_target_weights(registry, deployed, strategy, env_data, splits)
     trials = _trials_with_search(search, profile)
     comparison = results.comparison.with_columns(pl.lit(periods_per_year).alias("periods_per_year"))
     return PolicyDeployment(
@@ -117,20 +120,40 @@ def search_train_deploy(
     )
 
 
-def _deployed_weights(
-    deployed: dict[str, Any], strategy: str, env_data: EnvData, splits: Splits
+def _ensemble(registry: pl.DataFrame) -> dict[str, Any]:
+    """The deployed ensemble of the registry's seeds: its id (the first member's, with
+    ``ens<n>`` for the seed), algorithm, device, residual flag and members."""
+    members = registry.filter(pl.col("deployed"))
+    first = members.row(0, named=True)
+    head, digest, _seed, stamp = str(first["policy_id"]).split("-", 3)
+    return {
+        "policy_id": f"{head}-{digest}-ens{members.height}-{stamp}",
+        "algorithm": str(first["algorithm"]),
+        "device": str(first["device"]),
+        "residual": bool(first.get("residual", False)),
+        "members": members["policy_id"].to_list(),
+    }
+
+
+def ensemble_target_weights(
+    registry: pl.DataFrame,
+    deployed: dict[str, Any],
+    strategy: str,
+    env_data: EnvData,
+    splits: Splits,
 ) -> pl.DataFrame:
-    """The deployed policy's daily target weights, from the decision before the validation
-    window's first day, as the backtest replays it (``ml.policy_weights`` rows)."""
+    """The ensemble's daily target weights, from the decision before the validation window's
+    first day, as the backtest replays it (``ml.policy_weights`` rows): each saved seed
+    replays its own episode and the ensemble holds their mean."""
     from portfolio_pipeline.policies.drl import TrainedPolicy
     from portfolio_pipeline.policies.evaluation import policy_target_weights
+    from portfolio_pipeline.policies.residual import ensemble_weights
     from portfolio_pipeline.policies.splits import decision_window
 
-    return policy_target_weights(
-        TrainedPolicy.load(deployed["artifact_path"]),
-        env_data,
-        decision_window((splits.train_end, None)),
-    ).with_columns(
+    window = decision_window((splits.train_end, None))
+    members = registry.filter(pl.col("deployed"))["artifact_path"].to_list()
+    frames = [policy_target_weights(TrainedPolicy.load(path), env_data, window) for path in members]
+    return ensemble_weights(frames).with_columns(
         pl.lit(strategy).alias("strategy"), pl.lit(deployed["policy_id"]).alias("policy_id")
     )
 

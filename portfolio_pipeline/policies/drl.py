@@ -42,6 +42,13 @@ DEFAULT_ENV_KWARGS: dict[str, Any] = {
     "drawdown_penalty": 0.0,
     "volatility_penalty": 0.0,
     "periods_per_year": 365,
+    # A residual policy tilts the base strategy's weights (policies.residual); off: it
+    # allocates from scratch.
+    "residual": False,
+    "residual_scale": 1.0,
+    # "log_growth" or "differential_sharpe" (PortfolioEnv's Rewards).
+    "reward": "log_growth",
+    "sharpe_decay": 0.01,
 }
 DEFAULT_TRAINING_EPISODE_LENGTH = 256
 # Keys of ``params`` that are not SB3 constructor arguments.

@@ -42,6 +42,41 @@ def actions_to_weights(action: np.ndarray) -> np.ndarray:
     return positive / total
 
 
+REWARDS: tuple[str, ...] = ("log_growth", "differential_sharpe")
+# Starting second moment of the differential Sharpe ratio: a 2% daily volatility, so the first
+# steps of an episode do not divide by a variance near zero.
+DIFFERENTIAL_SHARPE_PRIOR = 0.02**2
+
+
+def _check_arguments(
+    env_data: EnvData,
+    lookback: int,
+    cost_rate: float,
+    episode_length: int | None,
+    residual: bool,
+    residual_scale: float,
+) -> None:
+    if lookback < 1:
+        raise ValueError(f"lookback must be >= 1, got {lookback}")
+    if cost_rate < 0:
+        raise ValueError(f"cost_rate must be >= 0, got {cost_rate}")
+    if episode_length is not None and episode_length < 1:
+        raise ValueError(f"episode_length must be >= 1, got {episode_length}")
+    if residual and env_data.base_weights is None:
+        raise EnvDataError(
+            "residual=True needs env_data.base_weights (policies.residual.with_base_weights)"
+        )
+    if residual and not residual_scale > 0:
+        raise ValueError(f"residual_scale must be > 0, got {residual_scale}")
+
+
+def _check_reward(reward: str, sharpe_decay: float) -> None:
+    if reward not in REWARDS:
+        raise ValueError(f"reward must be one of {', '.join(REWARDS)}, got {reward!r}")
+    if not 0.0 < sharpe_decay <= 1.0:
+        raise ValueError(f"sharpe_decay must be in (0, 1], got {sharpe_decay}")
+
+
 class PortfolioEnv(gym.Env):
     """Daily long-only allocation over N risky assets plus cash.
 
@@ -64,6 +99,11 @@ class PortfolioEnv(gym.Env):
     price at ``t`` (not listed yet, delisted) are forced to 0 by
     :func:`accounting.restrict_to_tradable`; their weight goes to cash.
 
+    With ``residual`` the action is a tilt of the base strategy's weights at ``t``
+    (``env_data.base_weights``, :mod:`portfolio_pipeline.policies.residual`):
+    ``w = map(base[t] + residual_scale * a)`` through the same map, so a zero action holds
+    exactly what the base strategy holds.
+
     ## Observation Space
 
     ``Box(-10, 10, (D,), float32)``, the concatenation of
@@ -75,6 +115,7 @@ class PortfolioEnv(gym.Env):
     - forecasts q10/q50/q90 issued at ``t``, ``(N, 3)``, when the data has them and
       ``include_forecasts``;
     - sentiment usable at ``t``, ``(N, k)``, when present and ``include_sentiment``;
+    - with ``residual``, the base strategy's weights at ``t`` of the N assets, ``(N, 1)``;
     - optionally the upper triangle of the annualised covariance of daily log returns over the
       last ``lookback`` dates, ``(N (N + 1) / 2,)``, clipped to [-10, 10].
 
@@ -86,6 +127,12 @@ class PortfolioEnv(gym.Env):
     of the episode's value from its running peak, in [0, 1]) and minus
     ``volatility_penalty * log_return ** 2`` (a per-step variance proxy). Both coefficients
     default to 0, so by default the episode return is the log growth of the portfolio.
+    ``reward="differential_sharpe"`` replaces the log growth by Moody and Saffell's
+    differential Sharpe ratio of the net return ``r``: with exponential moments ``A`` and
+    ``B`` of ``r`` and ``r**2`` (decay ``sharpe_decay``, from ``A = 0`` and
+    ``B = DIFFERENTIAL_SHARPE_PRIOR``, a 2% daily volatility), the step's reward is
+    ``(B dA - A dB / 2) / (B - A**2) ** 1.5`` with ``dA = r - A``, ``dB = r**2 - B``: the
+    first-order change of the moving Sharpe ratio that ``r`` causes.
 
     ## Starting State
 
@@ -108,8 +155,12 @@ class PortfolioEnv(gym.Env):
     - ``lookback``: observation window in dates (default 30).
     - ``include_forecasts``, ``include_sentiment``, ``include_covariance``: observation parts.
     - ``drawdown_penalty``, ``volatility_penalty``: reward shaping coefficients (default 0).
+    - ``reward``: ``"log_growth"`` (default) or ``"differential_sharpe"``; ``sharpe_decay``
+      its moments' decay (see Rewards).
     - ``random_start``, ``episode_length``, ``min_episode_steps``: training episodes.
     - ``periods_per_year``: annualisation of the covariance channel (365 crypto, 252 equities).
+    - ``residual``, ``residual_scale``: act as a tilt of ``env_data.base_weights`` (see Action
+      Space); the data must carry base weights.
     """
 
     metadata = {"render_modes": []}
@@ -130,13 +181,18 @@ class PortfolioEnv(gym.Env):
         episode_length: int | None = None,
         min_episode_steps: int = 1,
         periods_per_year: int = 365,
+        residual: bool = False,
+        residual_scale: float = 1.0,
+        reward: str = "log_growth",
+        sharpe_decay: float = 0.01,
     ) -> None:
-        if lookback < 1:
-            raise ValueError(f"lookback must be >= 1, got {lookback}")
-        if cost_rate < 0:
-            raise ValueError(f"cost_rate must be >= 0, got {cost_rate}")
-        if episode_length is not None and episode_length < 1:
-            raise ValueError(f"episode_length must be >= 1, got {episode_length}")
+        _check_arguments(env_data, lookback, cost_rate, episode_length, residual, residual_scale)
+        _check_reward(reward, sharpe_decay)
+        self.reward = reward
+        self.sharpe_decay = float(sharpe_decay)
+        self.residual = bool(residual)
+        self.residual_scale = float(residual_scale)
+        self._base = env_data.base_weights if residual else None
         self.env_data = env_data
         self.cost_rate = float(cost_rate)
         self.lookback = int(lookback)
@@ -168,6 +224,7 @@ class PortfolioEnv(gym.Env):
         self._weights = self._all_cash()
         self._value = 1.0
         self._peak = 1.0
+        self._sharpe_moments = (0.0, DIFFERENTIAL_SHARPE_PRIOR)
 
     # ------------------------------------------------------------------ precomputation
     def _precompute(
@@ -188,6 +245,7 @@ class PortfolioEnv(gym.Env):
             include_sentiment=include_sentiment,
             include_covariance=include_covariance,
             periods_per_year=periods_per_year,
+            include_base=self.residual,
         )
         self._padded_channels = arrays.padded_channels
         self._window_width = arrays.window_width
@@ -216,6 +274,7 @@ class PortfolioEnv(gym.Env):
         self._weights = self._all_cash()
         self._value = 1.0
         self._peak = 1.0
+        self._sharpe_moments = (0.0, DIFFERENTIAL_SHARPE_PRIOR)
         return self._observation(), {"date": self._date_list[self._t], "portfolio_value": 1.0}
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
@@ -281,6 +340,8 @@ class PortfolioEnv(gym.Env):
 
     def target_weights(self, action: np.ndarray) -> np.ndarray:
         """(N+1,) weights an action means at the current decision date (cash last)."""
+        if self._base is not None:  # a tilt of what the base strategy holds at t
+            action = self._base[self._t] + self.residual_scale * np.asarray(action, np.float64)
         weights = actions_to_weights(action)
         if self._all_tradable[self._t]:  # nothing to restrict: skip the copy (hot path)
             return weights
@@ -289,12 +350,29 @@ class PortfolioEnv(gym.Env):
     def _reward(self, result: accounting.StepResult) -> float:
         self._value *= result.growth
         reward = result.log_return
+        if self.reward == "differential_sharpe":
+            reward = self._differential_sharpe(result.growth - 1.0)
         if self.volatility_penalty:
             reward -= self.volatility_penalty * result.log_return**2
         if self.drawdown_penalty:
             self._peak = max(self._peak, self._value)
             reward -= self.drawdown_penalty * (1.0 - self._value / self._peak)
         return float(reward)
+
+    def _differential_sharpe(self, net_return: float) -> float:
+        """Moody and Saffell's differential Sharpe ratio of this step; updates the moments."""
+        first, second = self._sharpe_moments
+        delta_first = net_return - first
+        delta_second = net_return * net_return - second
+        variance = second - first * first
+        value = 0.0
+        if variance > 1e-12:
+            value = (second * delta_first - 0.5 * first * delta_second) / variance**1.5
+        self._sharpe_moments = (
+            first + self.sharpe_decay * delta_first,
+            second + self.sharpe_decay * delta_second,
+        )
+        return value
 
     def _observation(self) -> np.ndarray:
         t = self._t

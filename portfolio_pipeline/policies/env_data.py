@@ -91,6 +91,11 @@ class EnvData:
         The k sentiment column names.
     cash_symbol : str
         Name of the cash asset in output frames (``USDT``).
+    base_weights : numpy.ndarray or None
+        Shape (T, N+1), float64, cash last: what a residual policy's base strategy holds at
+        each date, decided from rows <= that date (:mod:`portfolio_pipeline.policies.residual`).
+    base_strategy : str or None
+        The base strategy's name.
     """
 
     dates: np.ndarray
@@ -104,6 +109,8 @@ class EnvData:
     cash_symbol: str = CASH_SYMBOL
     # The market series (market.context.choose_benchmark); the DRL buy-and-hold reference.
     benchmark_symbol: str | None = None
+    base_weights: np.ndarray | None = None
+    base_strategy: str | None = None
 
     def __post_init__(self) -> None:
         n_dates, n_assets = self.prices.shape
@@ -118,6 +125,10 @@ class EnvData:
         for name, array in (("forecasts", self.forecasts), ("sentiment", self.sentiment)):
             if array is not None and array.shape[:2] != (n_dates, n_assets):
                 raise EnvDataError(f"{name} shape {array.shape} != ({n_dates}, {n_assets}, k)")
+        if self.base_weights is not None and self.base_weights.shape != (n_dates, n_assets + 1):
+            raise EnvDataError(
+                f"base_weights shape {self.base_weights.shape} != ({n_dates}, {n_assets + 1})"
+            )
 
     @property
     def n_assets(self) -> int:

@@ -264,8 +264,53 @@ def evaluate_fixed_weights(
     rebalanced to daily. Returns the same :class:`WindowEvaluation` as
     :func:`evaluate_policy_window`.
     """
-    env = _evaluation_env(env_data, window, env_kwargs, cost_rate)
+    # The weights are the target itself, never a tilt of a residual policy's base.
+    settings = {**(env_kwargs or {}), "residual": False}
+    env = _evaluation_env(env_data, window, settings, cost_rate)
     return _run_episode(env, _fixed_weight_chooser(env_data, weights), periods_per_year)
+
+
+def evaluate_base_strategy(
+    env_data: EnvData,
+    window: WindowLike,
+    cost_rate: float | None = None,
+    *,
+    env_kwargs: Mapping[str, Any] | None = None,
+    periods_per_year: int = 365,
+) -> WindowEvaluation:
+    """The base strategy of ``env_data`` (:mod:`portfolio_pipeline.policies.residual`) through
+    the same env: a residual env with a zero action, which holds what the base holds."""
+    settings = {**(env_kwargs or {}), "residual": True}
+    env = _evaluation_env(env_data, window, settings, cost_rate)
+    zero = np.zeros(env_data.n_assets + 1, np.float32)
+    return _run_episode(env, lambda _obs, _env: zero, periods_per_year)
+
+
+def evaluate_weight_schedule(
+    env_data: EnvData,
+    window: WindowLike,
+    schedule: np.ndarray,
+    cost_rate: float | None = None,
+    *,
+    env_kwargs: Mapping[str, Any] | None = None,
+    periods_per_year: int = 365,
+) -> WindowEvaluation:
+    """Hold a daily schedule of target weights over ``window`` through the same env.
+
+    ``schedule``: (S, N+1) long-only weights summing to 1, cash last, one row per decision
+    date of the window in order (an ensemble's mean of its seeds' ``weights``).
+    """
+    settings = {**(env_kwargs or {}), "residual": False}
+    env = _evaluation_env(env_data, window, settings, cost_rate)
+    rows = np.asarray(schedule, dtype=np.float64)
+    if rows.shape != (env.window_end - env.window_start - 1, env_data.n_assets + 1):
+        raise ValueError(
+            f"schedule shape {rows.shape} != ({env.window_end - env.window_start - 1}, "
+            f"{env_data.n_assets + 1}): one row per decision date of the window"
+        )
+    return _run_episode(
+        env, lambda _obs, current: rows[current.current_index - env.window_start], periods_per_year
+    )
 
 
 def policy_target_weights(

@@ -109,6 +109,7 @@ def observation_arrays(
     include_sentiment: bool,
     include_covariance: bool,
     periods_per_year: int,
+    include_base: bool = False,
 ) -> ObservationArrays:
     """Precompute the observation parts of every date of ``data`` (see :class:`ObservationArrays`)."""
     n_dates, n_assets = data.prices.shape
@@ -122,7 +123,13 @@ def observation_arrays(
         [np.zeros((lookback - 1, channels.shape[1]), np.float32), channels]
     )
     per_date, blocks, covariance_width = _per_date_blocks(
-        data, lookback, include_forecasts, include_sentiment, include_covariance, periods_per_year
+        data,
+        lookback,
+        include_forecasts,
+        include_sentiment,
+        include_covariance,
+        periods_per_year,
+        include_base,
     )
     layout = ObservationLayout(
         n_assets=n_assets,
@@ -141,9 +148,11 @@ def _per_date_blocks(
     include_sentiment: bool,
     include_covariance: bool,
     periods_per_year: int,
+    include_base: bool = False,
 ) -> tuple[np.ndarray, list[int], int]:
     """(T, k) float32 per-date observation columns, the width per asset of each per-asset
-    block (forecasts, sentiment) and the width of the covariance block."""
+    block (forecasts, sentiment, the base strategy's weights) and the width of the covariance
+    block."""
     n_dates = data.prices.shape[0]
     per_date: list[np.ndarray] = []
     blocks: list[int] = []
@@ -153,6 +162,9 @@ def _per_date_blocks(
     if include_sentiment and data.sentiment is not None:
         per_date.append(data.sentiment.reshape(n_dates, -1))
         blocks.append(data.sentiment.shape[2])
+    if include_base and data.base_weights is not None:  # risky part; cash is 1 - their sum
+        per_date.append(data.base_weights[:, :-1])
+        blocks.append(1)
     covariance_width = 0
     if include_covariance:
         per_date.append(rolling_covariance(data.prices, lookback, periods_per_year))

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from portfolio_pipeline.policies import drl
@@ -26,10 +27,13 @@ from portfolio_pipeline.policies.evaluation import (
     BUY_BENCHMARK,
     FIXED_WEIGHT_REFERENCES,
     WindowEvaluation,
+    evaluate_base_strategy,
     evaluate_fixed_weights,
     evaluate_policy_window,
+    evaluate_weight_schedule,
 )
 from portfolio_pipeline.policies.splits import Splits, WindowLike, decision_window, window_dates
+from portfolio_pipeline.portfolio.metrics import max_drawdown
 
 REGISTRY_COLUMNS: tuple[str, ...] = (
     "policy_id",
@@ -62,14 +66,18 @@ class SeedResults:
     ----------
     registry : polars.DataFrame
         Rows for ``ml.policy_registry`` (:data:`REGISTRY_COLUMNS` first; ``total_timesteps``
-        is what each seed actually trained), plus deployed (the seed with the best tune
-        Sharpe), val_total_return, test_total_return, test_mean_turnover,
-        equal_weight_test_sharpe, benchmark_test_sharpe (buy-and-hold of the benchmark).
+        is what each seed actually trained), plus deployed (every seed: the deployed policy is
+        their ensemble), val_total_return, test_total_return, test_mean_turnover,
+        equal_weight_test_sharpe, benchmark_test_sharpe (buy-and-hold of the benchmark),
+        ensemble_tune_sharpe, ensemble_val_sharpe, ensemble_test_sharpe, residual,
+        base_strategy and base_test_sharpe (null for a plain policy).
     comparison : polars.DataFrame
-        name (policy id, ``equal_weight`` or ``buy_benchmark``), kind (policy | reference),
-        seed, window (tune | validation | test), sharpe, total_return, mean_turnover; the
-        returns booked are those of the window's dates, as in the backtests
-        (:func:`~portfolio_pipeline.policies.decision_window`).
+        name (policy id, ``ensemble``, ``equal_weight``, ``buy_benchmark`` or
+        ``base_<strategy>``), kind (policy | ensemble | reference), seed, window (tune |
+        validation | test), sharpe, total_return, mean_turnover, max_drawdown; the returns
+        booked are those of the window's dates, as in the backtests
+        (:func:`~portfolio_pipeline.policies.splits.decision_window`). The ensemble holds the
+        mean of the seeds' target weights each day.
     policies : list of TrainedPolicy, in seed order.
     test_returns : polars.DataFrame
         date, name, net_return over the test window for every policy and reference.
@@ -79,6 +87,9 @@ class SeedResults:
     comparison: pl.DataFrame
     policies: list[drl.TrainedPolicy]
     test_returns: pl.DataFrame
+
+
+ENSEMBLE = "ensemble"
 
 
 @dataclass(frozen=True)
@@ -150,7 +161,8 @@ def train_best_with_seeds(
         )  # fmt: skip
         for seed in seeds
     ]
-    return _seed_results(runs, references, env_data, splits, algorithm, params)
+    ensemble = _ensemble_evaluations(runs, env_data, windows, env_kwargs, periods_per_year)
+    return _seed_results(runs, references, ensemble, env_data, splits, algorithm, params)
 
 
 def _scoring_windows(splits: Splits) -> dict[str, WindowLike]:
@@ -172,8 +184,9 @@ def _reference_evaluations(
     env_kwargs: Mapping[str, Any],
     periods_per_year: int,
 ) -> dict[str, dict[str, WindowEvaluation]]:
-    """Every fixed-weight reference (equal weight, buy-and-hold benchmark) on every window."""
-    return {
+    """Every fixed-weight reference (equal weight, buy-and-hold benchmark) on every window,
+    and the base strategy (``base_<name>``) of a residual policy."""
+    references = {
         reference: {
             name: evaluate_fixed_weights(
                 env_data,
@@ -185,6 +198,35 @@ def _reference_evaluations(
             for name, window in windows.items()
         }
         for reference in FIXED_WEIGHT_REFERENCES
+    }
+    if env_kwargs.get("residual") and env_data.base_strategy is not None:
+        references[f"base_{env_data.base_strategy}"] = {
+            name: evaluate_base_strategy(
+                env_data, window, env_kwargs=env_kwargs, periods_per_year=periods_per_year
+            )
+            for name, window in windows.items()
+        }
+    return references
+
+
+def _ensemble_evaluations(
+    runs: Sequence[_SeedRun],
+    env_data: EnvData,
+    windows: Mapping[str, WindowLike],
+    env_kwargs: Mapping[str, Any],
+    periods_per_year: int,
+) -> dict[str, WindowEvaluation]:
+    """The ensemble on every window: each day, the mean of the seeds' target weights (each
+    seed replaying its own episode), held through the same env."""
+    return {
+        name: evaluate_weight_schedule(
+            env_data,
+            window,
+            np.mean([run.evaluations[name].weights for run in runs], axis=0),
+            env_kwargs=env_kwargs,
+            periods_per_year=periods_per_year,
+        )
+        for name, window in windows.items()
     }
 
 
@@ -228,6 +270,7 @@ def _registry_row(
     params: Mapping[str, Any],
     window_bounds: Mapping[str, tuple[Any, Any]],
     references: Mapping[str, Mapping[str, WindowEvaluation]],
+    ensemble: Mapping[str, WindowEvaluation],
 ) -> dict[str, Any]:
     """One ``ml.policy_registry`` row (:data:`REGISTRY_COLUMNS`, then the extra columns)."""
     evaluations = run.evaluations
@@ -256,19 +299,38 @@ def _registry_row(
         "test_mean_turnover": evaluations["test"].mean_turnover,
         "equal_weight_test_sharpe": references["equal_weight"]["test"].sharpe,
         "benchmark_test_sharpe": references[BUY_BENCHMARK]["test"].sharpe,
+        **_ensemble_and_base_columns(run, ensemble, references),
+    }
+
+
+def _ensemble_and_base_columns(
+    run: _SeedRun,
+    ensemble: Mapping[str, WindowEvaluation],
+    references: Mapping[str, Mapping[str, WindowEvaluation]],
+) -> dict[str, Any]:
+    """The ensemble's Sharpe per window and, for a residual policy, its base strategy's."""
+    base = next((name for name in references if name.startswith("base_")), None)
+    return {
+        "ensemble_tune_sharpe": ensemble["tune"].sharpe,
+        "ensemble_val_sharpe": ensemble["validation"].sharpe,
+        "ensemble_test_sharpe": ensemble["test"].sharpe,
+        "residual": bool(run.policy.env_kwargs.get("residual", False)),
+        "base_strategy": base.removeprefix("base_") if base else None,
+        "base_test_sharpe": references[base]["test"].sharpe if base else None,
     }
 
 
 def _seed_results(
     runs: Sequence[_SeedRun],
     references: Mapping[str, Mapping[str, WindowEvaluation]],
+    ensemble: Mapping[str, WindowEvaluation],
     env_data: EnvData,
     splits: Splits,
     algorithm: str,
     params: Mapping[str, Any],
 ) -> SeedResults:
-    """Registry rows with the deployed seed (best tune Sharpe, first on ties), comparison
-    rows (policies, then references) and the test-window returns of all."""
+    """Registry rows (every seed deployed: the ensemble), comparison rows (policies, the
+    ensemble, then references) and the test-window returns of all."""
     window_bounds = {
         "tune": window_dates(env_data, splits.tune),
         "validation": window_dates(env_data, splits.validation),
@@ -281,6 +343,9 @@ def _seed_results(
                 _comparison_row(run.policy_id, "policy", run.seed, window_name, evaluation)
             )
         returns_frames.append(_named_returns(run.policy_id, run.evaluations["test"]))
+    for window_name, evaluation in ensemble.items():
+        comparison_rows.append(_comparison_row(ENSEMBLE, "ensemble", None, window_name, evaluation))
+    returns_frames.append(_named_returns(ENSEMBLE, ensemble["test"]))
     for reference, by_window in references.items():
         for window_name, evaluation in by_window.items():
             comparison_rows.append(
@@ -289,10 +354,10 @@ def _seed_results(
         returns_frames.append(_named_returns(reference, by_window["test"]))
 
     registry = pl.DataFrame(
-        [_registry_row(run, algorithm, params, window_bounds, references) for run in runs]
+        [_registry_row(run, algorithm, params, window_bounds, references, ensemble) for run in runs]
     ).with_columns(pl.col("trained_at").dt.convert_time_zone("UTC"))
-    best_tune = registry.sort("tune_sharpe", descending=True, maintain_order=True)["seed"][0]
-    registry = registry.with_columns((pl.col("seed") == best_tune).alias("deployed"))
+    # The deployed policy is the ensemble of every seed, not a seed picked on a window.
+    registry = registry.with_columns(pl.lit(True).alias("deployed"))
     return SeedResults(
         registry=registry.select(
             *REGISTRY_COLUMNS, *[c for c in registry.columns if c not in REGISTRY_COLUMNS]
@@ -314,6 +379,7 @@ def _comparison_row(
         "sharpe": float(evaluation.sharpe),
         "total_return": float(evaluation.total_return),
         "mean_turnover": float(evaluation.mean_turnover),
+        "max_drawdown": max_drawdown(evaluation.net_returns),
     }
 
 

@@ -132,6 +132,19 @@ PROFILES: dict[str, TuningProfile] = {
         n_envs=64,
         env_kwargs={"lookback": 10},
     ),
+    # cpu_1m: enough training to learn on a CPU: >= 1M timesteps per policy (2^20), PPO and
+    # A2C on 64 batched environments, one trial each, reported every 2^18 timesteps.
+    "cpu_1m": TuningProfile(
+        name="cpu_1m",
+        algorithms=("PPO", "A2C"),
+        samples_per_algorithm=1,
+        total_timesteps=1_048_576,
+        report_every=262_144,
+        grace_period=1,
+        max_concurrent_trials=2,
+        n_envs=64,
+        env_kwargs={"lookback": 10},
+    ),
     "full": TuningProfile(
         name="full",
         algorithms=drl.ALGORITHMS,

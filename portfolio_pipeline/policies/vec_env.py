@@ -26,7 +26,7 @@ from gymnasium.utils import seeding
 from stable_baselines3.common.vec_env import VecEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvStepReturn
 
-from portfolio_pipeline.policies.env import PortfolioEnv
+from portfolio_pipeline.policies.env import DIFFERENTIAL_SHARPE_PRIOR, PortfolioEnv
 from portfolio_pipeline.policies.env_data import DateLike, EnvData
 from portfolio_pipeline.portfolio import accounting
 
@@ -100,6 +100,8 @@ class BatchedPortfolioEnv(VecEnv):
         self._delisted_next = template._delisted_next
         self._tradable = template._tradable
         self._all_tradable = template._all_tradable
+        self._base = template._base  # (T, N+1) for a residual env, else None
+        self._residual_scale = template.residual_scale
         self._n_weights = env_data.n_assets + 1
         self._rngs: list[np.random.Generator | None] = [None] * n_envs
         self._t = np.full(n_envs, template.window_start, dtype=np.int64)
@@ -108,6 +110,8 @@ class BatchedPortfolioEnv(VecEnv):
         self._weights[:, -1] = 1.0
         self._value = np.ones(n_envs)
         self._peak = np.ones(n_envs)
+        self._sharpe_first = np.zeros(n_envs)
+        self._sharpe_second = np.full(n_envs, DIFFERENTIAL_SHARPE_PRIOR)
         self._actions: np.ndarray | None = None
         super().__init__(n_envs, template.observation_space, template.action_space)
 
@@ -202,6 +206,8 @@ class BatchedPortfolioEnv(VecEnv):
 
     def target_weights(self, actions: np.ndarray) -> np.ndarray:
         """(K, N+1) weights the actions mean at each environment's decision date."""
+        if self._base is not None:  # tilts of what the base strategy holds at each t
+            actions = self._base[self._t] + self._residual_scale * np.asarray(actions, np.float64)
         weights = np.maximum(actions, 0.0, dtype=np.float64)
         total = weights.sum(axis=1)
         empty = total <= 0.0
@@ -229,6 +235,8 @@ class BatchedPortfolioEnv(VecEnv):
         self._weights[i, -1] = 1.0
         self._value[i] = 1.0
         self._peak[i] = 1.0
+        self._sharpe_first[i] = 0.0
+        self._sharpe_second[i] = DIFFERENTIAL_SHARPE_PRIOR
 
     def _draw_start(self, rng: np.random.Generator) -> int:
         env = self.template
@@ -242,12 +250,30 @@ class BatchedPortfolioEnv(VecEnv):
         env = self.template
         self._value = self._value * result.growth
         rewards = result.log_return.copy()
+        if env.reward == "differential_sharpe":
+            rewards = self._differential_sharpe(result.growth - 1.0)
         if env.volatility_penalty:
             rewards -= env.volatility_penalty * result.log_return**2
         if env.drawdown_penalty:
             self._peak = np.maximum(self._peak, self._value)
             rewards -= env.drawdown_penalty * (1.0 - self._value / self._peak)
         return rewards
+
+    def _differential_sharpe(self, net_returns: np.ndarray) -> np.ndarray:
+        """(K,) :meth:`PortfolioEnv._differential_sharpe`, element by element."""
+        first, second = self._sharpe_first, self._sharpe_second
+        delta_first = net_returns - first
+        delta_second = net_returns * net_returns - second
+        variance = second - first * first
+        usable = variance > 1e-12
+        safe = np.where(usable, variance, 1.0)
+        values = np.where(
+            usable, (second * delta_first - 0.5 * first * delta_second) / safe**1.5, 0.0
+        )
+        decay = self.template.sharpe_decay
+        self._sharpe_first = first + decay * delta_first
+        self._sharpe_second = second + decay * delta_second
+        return values
 
     def _observations(self, envs: np.ndarray | None = None) -> np.ndarray:
         """(K or len(envs), D) float32: window, drifted weights, per-date channels.

@@ -45,25 +45,31 @@ def test_drl_policy_registers_seeds_and_writes_weights(tmp_path, sample_ohlcv):
     materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
     assert materialized == set(POLICY_OUTPUTS)
     # The buy-and-hold reference is the configured benchmark (BTCUSDT here), named neutrally.
-    assert {"equal_weight", "buy_benchmark"} <= set(evaluation["name"])
+    assert {"equal_weight", "buy_benchmark", "ensemble"} <= set(evaluation["name"])
+    # Residual by default: every seed tilts the base strategy chosen on validation (2024).
+    (base,) = registry["base_strategy"].unique().to_list()
+    assert f"base_{base}" in set(evaluation["name"]) and registry["residual"].all()
     assert registry["benchmark"].unique().to_list() == ["BTCUSDT"]
     assert registry["benchmark_test_sharpe"].is_not_null().all()
-    assert sorted(registry["seed"].to_list()) == [0, 1, 2]
+    assert sorted(registry["seed"].to_list()) == [0, 1, 2, 3, 4]
     assert set(registry["device"]) == {"cpu"}
     assert registry["test_start"].unique().to_list() == [date(2025, 1, 1)]
     assert set(trials["algorithm"]) == {"PPO", "A2C"}
     # The budget overrides are what ran: 2 reports of 128 timesteps (8 envs x 16 steps).
-    assert registry["total_timesteps"].to_list() == [256, 256, 256]
+    assert registry["total_timesteps"].to_list() == [256] * 5
     assert (trials["timesteps"] == 128 * trials["reports"]).all()
     assert json.loads(trials.filter(pl.col("algorithm") == "PPO")["params"][0])["n_envs"] == 8
-    # Fit 2022, tune 2023: the deployed seed is the best by TUNE Sharpe, inside the training
-    # window; the validation window (strategy selection) and the test are unseen by the DRL.
+    # Fit 2022, tune 2023: the search and every DRL choice stay inside the training window;
+    # the validation window (strategy selection) and the test are unseen by the DRL.
     assert registry["train_end"].unique().to_list() == [date(2023, 1, 1)]
     assert registry["tune_start"].unique().to_list() == [date(2023, 1, 1)]
     assert registry["tune_end"].unique().to_list() == [date(2024, 1, 1)]
-    best = registry.sort("tune_sharpe", descending=True)["policy_id"][0]
-    assert registry.filter(pl.col("deployed"))["policy_id"].to_list() == [best]
-    assert weights["policy_id"].unique().to_list() == [best]
+    # The deployed policy is the ensemble of the 5 seeds, none picked on a window.
+    assert registry["deployed"].all()
+    assert weights["policy_id"].unique().to_list() == registry["ensemble_id"].unique().to_list()
+    assert weights["strategy"].unique().to_list() == [
+        "drl_residual_" + registry["algorithm"][0].lower()
+    ]
     sums = weights.group_by("as_of").agg(pl.col("weight").sum())
     assert ((sums["weight"] - 1).abs() < 1e-9).all()
     # From the decision before the validation window's first day (as the backtest replays it).

@@ -193,3 +193,26 @@ def test_observation_holds_only_the_past(small_data: EnvData):
     np.testing.assert_array_equal(
         obs[lookback * 3 * channels : lookback * 3 * channels + 4], [0, 0, 0, 1]
     )
+
+
+def test_differential_sharpe_reward_follows_moody_and_saffell():
+    """Hand-computed differential Sharpe ratios of a two-asset path held 100% in asset 0."""
+    prices = [[100.0, 50.0], [102.0, 50.0], [99.0, 51.0], [101.0, 52.0], [101.0, 52.0]]
+    data = hand_built_data(prices)
+    decay = 0.1
+    env = PortfolioEnv(
+        data, lookback=1, cost_rate=0.0, reward="differential_sharpe", sharpe_decay=decay
+    )
+    env.reset(seed=0)
+    first, second = 0.0, 0.02**2
+    action = np.array([1.0, -1.0, -1.0], np.float32)
+    for t in range(4):
+        _, reward, _, _, info = env.step(action)
+        r = prices[t + 1][0] / prices[t][0] - 1.0
+        assert info["net_return"] == pytest.approx(r, abs=1e-15)
+        expected = (second * (r - first) - 0.5 * first * (r * r - second)) / (
+            second - first * first
+        ) ** 1.5
+        assert reward == pytest.approx(expected, rel=1e-12)
+        first, second = first + decay * (r - first), second + decay * (r * r - second)
+    assert first > 0 and reward < 0  # a flat day lowers the Sharpe ratio of a positive mean

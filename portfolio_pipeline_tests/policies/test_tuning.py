@@ -98,9 +98,10 @@ def test_best_config_retrained_with_seeds(search: tuning.SearchResult, env_data,
     assert (first["test_start"], first["test_end"]) == SPLITS.test
     assert (first["tune_start"], first["tune_end"]) == SPLITS.tune
     assert registry["total_timesteps"].to_list() == [128, 128, 128]
-    # The deployed seed is chosen on the tune window, inside training, never on validation.
-    best_tune = registry.sort("tune_sharpe", descending=True)["seed"][0]
-    assert registry.filter(pl.col("deployed"))["seed"].to_list() == [best_tune]
+    # No seed is picked on a window: every seed is deployed, as their ensemble.
+    assert registry["deployed"].all()
+    assert registry["residual"].to_list() == [False] * 3
+    assert registry["base_strategy"].is_null().all()
     # The search trained with seed 0 and the same budget: seed 0 reproduces its score,
     # which proves the trainable reported the Sharpe of the policy it trained.
     assert first["tune_sharpe"] == pytest.approx(search.best_tune_sharpe, rel=1e-5)
@@ -115,7 +116,12 @@ def test_best_config_retrained_with_seeds(search: tuning.SearchResult, env_data,
     )
     assert first["equal_weight_test_sharpe"] == pytest.approx(reference.sharpe)
     comparison = results.comparison
-    assert set(comparison["name"]) == {*registry["policy_id"], "equal_weight", "buy_benchmark"}
+    assert set(comparison["name"]) == {
+        *registry["policy_id"],
+        "ensemble",
+        "equal_weight",
+        "buy_benchmark",
+    }
     reloaded = drl.TrainedPolicy.load(first["artifact_path"], device="cpu")
     test = evaluate_policy_window(reloaded, env_data, decision_window(SPLITS.test))
     assert test.sharpe == pytest.approx(first["test_sharpe"])

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 
 import numpy as np
@@ -43,17 +44,35 @@ def env_data(sample_ohlcv: pl.DataFrame) -> EnvData:
     return build_env_data(ohlcv, None, forecasts=forecasts, sentiment=sentiment)
 
 
-def test_batched_env_equals_separate_envs(env_data: EnvData):
+# The residual variant tilts an arbitrary (causal or not, it does not matter here) base.
+VARIANTS = {
+    "log_growth": {},
+    "residual_differential_sharpe": {
+        "residual": True,
+        "residual_scale": 0.3,
+        "reward": "differential_sharpe",
+        "sharpe_decay": 0.05,
+    },
+}
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_batched_env_equals_separate_envs(env_data: EnvData, variant: str):
     n_envs, seed, n_steps = 5, 11, 120
-    batched = BatchedPortfolioEnv(env_data, n_envs, WINDOW, **SETTINGS)
-    singles = [PortfolioEnv(env_data, WINDOW, **SETTINGS) for _ in range(n_envs)]
+    settings = {**SETTINGS, **VARIANTS[variant]}
+    if settings.get("residual"):
+        base = np.random.default_rng(1).dirichlet(np.ones(4), size=len(env_data.dates))
+        env_data = replace(env_data, base_weights=base, base_strategy="random")
+    batched = BatchedPortfolioEnv(env_data, n_envs, WINDOW, **settings)
+    singles = [PortfolioEnv(env_data, WINDOW, **settings) for _ in range(n_envs)]
     batched.seed(seed)
     observations = batched.reset()
     expected = np.stack([env.reset(seed=seed + i)[0] for i, env in enumerate(singles)])
     np.testing.assert_array_equal(observations, expected)
     # window (7 dates x 3 assets x 7 features + listed), weights, forecasts, sentiment, cov
     assert observations.dtype == np.float32
-    assert observations.shape == (n_envs, 7 * 3 * 8 + 4 + 9 + 3 + 6)
+    base_block = 3 if settings.get("residual") else 0
+    assert observations.shape == (n_envs, 7 * 3 * 8 + 4 + 9 + 3 + base_block + 6)
 
     rng = np.random.default_rng(0)
     n_done, restricted = 0, 0
