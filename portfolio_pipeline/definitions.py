@@ -16,7 +16,11 @@ from portfolio_pipeline.market.partitions import with_history_partitions
 from portfolio_pipeline.market.resources import OhlcvSourceResource
 from portfolio_pipeline.news import assets as news_assets
 from portfolio_pipeline.news import checks as news_checks
-from portfolio_pipeline.news.resources import NewsSourceResource, SentimentModelResource
+from portfolio_pipeline.news.resources import (
+    NewsSourceResource,
+    SentimentModelResource,
+    SummaryModelResource,
+)
 from portfolio_pipeline.operations.definitions import build_operations
 from portfolio_pipeline.policies import assets as policy_assets
 from portfolio_pipeline.portfolio import assets as portfolio_assets
@@ -44,6 +48,7 @@ def build_resources(settings: Settings) -> dict[str, object]:
             files_dir=str(settings.files_dir),
         ),
         "sentiment_model": SentimentModelResource(model=settings.sentiment_model or ""),
+        "summary_model": SummaryModelResource(model=settings.summary_model or ""),
         "news_source": NewsSourceResource(
             kind=settings.news_source,
             symbols=list(settings.symbols),
