@@ -1,4 +1,4 @@
-"""Console script ``portfolio-pipeline``: materialize, query, status, recommendations, backtest.
+"""Console script ``portfolio-pipeline``: materialize, query, status, recommendations, backtest, brief.
 
 One module per command group (``runs``: materialize; ``reports``: the read-only commands); this one parses and dispatches.
 
@@ -11,6 +11,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from portfolio_pipeline.cli.brief import brief
 from portfolio_pipeline.cli.common import CliError
 from portfolio_pipeline.cli.reports import backtest, query, recommendations, status, track_record
 from portfolio_pipeline.cli.runs import materialize
@@ -50,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     b = sub.add_parser("backtest", help="backtest metrics of every strategy")
     b.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    mb = sub.add_parser("brief", help="the market brief of the latest recommendation run")
+    mb.add_argument("--run-id", default=None, help="a recommendation run (default: the latest)")
+    mb.add_argument("--format", choices=("text", "json"), default="text")
     return parser
 
 
@@ -67,6 +71,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             code = track_record(settings, args.format)
         elif args.command == "recommendations":
             code = recommendations(settings, args.as_of, args.strategy, args.format)
+        elif args.command == "brief":
+            code = brief(settings, args.run_id, args.format)
         else:
             code = backtest(settings, args.format)
     except (CliError, ValueError, RuntimeError) as exc:
