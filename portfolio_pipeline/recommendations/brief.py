@@ -29,6 +29,7 @@ MARKET_BRIEF_DDL = """
     brief VARCHAR NOT NULL, writer VARCHAR NOT NULL, model VARCHAR NOT NULL,
     rejected_reason VARCHAR, prompt VARCHAR, facts VARCHAR NOT NULL
 """
+_REPLAY_IN_TEMPLATE = ("replay recommended ", "replay target ", "replay never_trade ")
 _NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?")
 
 BRIEF_INSTRUCTIONS = (
@@ -149,19 +150,20 @@ def _recommendations_paragraph(facts: BriefFacts) -> str:
 
 
 def _risk_paragraph(facts: BriefFacts) -> str:
-    lines = [
-        line for line in facts_lines(facts) if line.startswith(("risk ", "stress ", "replay "))
-    ]
-    replay = [line for line in lines if line.startswith("replay recommended")]
+    lines = facts_lines(facts)
     risk = [line for line in lines if line.startswith(("risk ", "stress "))]
-    if not lines:
+    # the recommendation process against following the targets and never trading
+    replay = [line for line in lines if line.startswith(_REPLAY_IN_TEMPLATE)]
+    if not risk and not replay:
         return ""
     return "Risk: " + "; ".join(risk + replay) + "."
 
 
 def _news_paragraph(facts: BriefFacts) -> str:
     lines = [line for line in facts_lines(facts) if line.startswith("news")]
-    return "News: " + " ".join(line.removeprefix("news").lstrip(" :") + "." for line in lines[:5])
+    return "News: " + " ".join(
+        line.removeprefix("news").lstrip(" :").rstrip(".") + "." for line in lines[:5]
+    )
 
 
 def write_brief(facts: BriefFacts, writer: TextWriter | None, reason: str | None = None) -> Brief:
