@@ -288,8 +288,20 @@ def news_digest(warehouse_resource: WarehouseResource, settings: dg.ResourcePara
         news = warehouse.read_table(con, tables.RAW_NEWS)
         scores = warehouse.read_table(con, tables.NEWS_SENTIMENT)
         digest = build_news_digest(news, scores, top_n=3, timing=news_timing(con, settings))
-        summaries = warehouse.read_frame(
-            con, f"select symbol, date, summary, model from {tables.NEWS_SUMMARIES} where current"
+        summaries = (
+            warehouse.read_frame(
+                con,
+                f"select symbol, date, summary, model from {tables.NEWS_SUMMARIES} where current",
+            )
+            if warehouse.table_exists(con, tables.NEWS_SUMMARIES)
+            else pl.DataFrame(
+                schema={
+                    "symbol": pl.String,
+                    "date": pl.Date,
+                    "summary": pl.String,
+                    "model": pl.String,
+                }
+            )
         )
         digest = attach_summaries(digest, summaries)
         warehouse.replace_table(con, tables.NEWS_DIGEST, digest)

@@ -21,7 +21,6 @@ from typing import Any, Protocol
 
 import polars as pl
 
-from portfolio_pipeline.news.articles import article_text
 from portfolio_pipeline.news.loading import hub_unreachable_reason
 from portfolio_pipeline.news.timing import NewsTiming
 
@@ -57,8 +56,8 @@ class ExtractiveSummarizer:
     """The day's strongest headlines, in order, as the summary (no model, microseconds).
 
     A document is the day's article texts ordered by |sentiment score| (strongest first, as
-    the digest ranks them); the summary is the first sentence of the first
-    ``headlines`` distinct articles, joined. ``fallback_reason`` says why no model ran.
+    the digest ranks them); the summary is the titles of the first ``headlines`` distinct
+    articles, joined as sentences. ``fallback_reason`` says why no model ran.
     """
 
     def __init__(
@@ -83,8 +82,24 @@ class ExtractiveSummarizer:
 
 
 def _first_sentence(text: str) -> str:
-    """The title: :func:`article_text` joins title and summary with ``". "``."""
-    return (text or "").split(". ", 1)[0].strip()
+    """The title: the first line of an article's text (see :func:`day_documents`)."""
+    return (text or "").split("\n", 1)[0].strip()
+
+
+def _title_and_summary(news: pl.DataFrame) -> pl.Expr:
+    """``title`` and ``summary`` on two lines (either may be null or empty)."""
+    title = pl.col("title").fill_null("").str.strip_chars()
+    summary = (
+        pl.col("summary").fill_null("").str.strip_chars()
+        if "summary" in news.columns
+        else pl.lit("")
+    )
+    return (
+        pl.when(summary != "")
+        .then(pl.concat_str(title, pl.lit("\n"), summary))
+        .otherwise(title)
+        .alias("text")
+    )
 
 
 class Seq2SeqSummarizer:
@@ -134,7 +149,7 @@ class Seq2SeqSummarizer:
         self.name = path.name if path.is_dir() else self.model_name_or_path
 
     def summarise(self, documents: Sequence[list[str]]) -> list[str]:
-        inputs = [" ".join(texts) or " " for texts in documents]
+        inputs = ["\n".join(texts) or " " for texts in documents]
         summaries: list[str] = []
         for start in range(0, len(inputs), self.batch_size):
             summaries += self._generate(inputs[start : start + self.batch_size])
@@ -203,10 +218,11 @@ def day_documents(
     -------
     polars.DataFrame
         symbol, date (the usable day, as in the digest), n_articles, input_hash (SHA-256 of
-        the ordered ids and texts: a changed day is summarised again), texts (List[String],
-        by |score| descending, then latest first); sorted by (symbol, date).
+        the ordered ids and texts: a changed day is summarised again), texts (List[String]:
+        each article's title and summary on two lines, by |score| descending, then latest
+        first); sorted by (symbol, date).
     """
-    articles = news.select(pl.col("id").cast(pl.String), article_text(news))
+    articles = news.select(pl.col("id").cast(pl.String), _title_and_summary(news))
     scored = news_sentiment.select("id", "symbol", "published_at", "score")
     days = (
         (timing or NewsTiming())
