@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import cast
 
 import polars as pl
 
@@ -197,8 +198,8 @@ def _forecast_lines(forecasts: pl.DataFrame, recs: pl.DataFrame) -> list[str]:
 def _news_lines(news: pl.DataFrame, as_of: date) -> list[str]:
     if news.is_empty():
         return [f"news: none up to {as_of}"]
-    latest = news["date"].max()
-    age = (as_of - latest).days if isinstance(latest, date) else 0
+    latest = cast(date, news["date"].max())  # a Date column's max is a date
+    age = (as_of - latest).days
     lines = [f"news: latest day {latest} ({age} days before {as_of})"]
     for r in news.head(8).iter_rows(named=True):
         summary = r.get("summary") or r["title"]
