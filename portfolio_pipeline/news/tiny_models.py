@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
+    from transformers import GenerationConfig
 
 
 def build_untrained_classifier(
@@ -132,6 +133,28 @@ def _sentence_tokenizer(corpus: Sequence[str], vocab_size: int, wrap: bool) -> T
     return tokenizer
 
 
+def _special_ids(tokenizer: Tokenizer) -> dict[str, int]:
+    """The ids of ``<pad> <s> </s>`` (trained in as special tokens, so always present)."""
+    ids = {t: tokenizer.token_to_id(t) for t in ("<pad>", "<s>", "</s>")}
+    missing = [t for t, i in ids.items() if i is None]
+    if missing:
+        raise ValueError(f"tokenizer lacks the special tokens {missing}")
+    return {t: int(i) for t, i in ids.items() if i is not None}
+
+
+def _greedy_generation(ids: dict[str, int], **settings: int) -> GenerationConfig:
+    """Greedy decoding with the tokenizer's ``<pad> <s> </s>`` ids."""
+    from transformers import GenerationConfig
+
+    return GenerationConfig(
+        do_sample=False,
+        pad_token_id=ids["<pad>"],
+        bos_token_id=ids["<s>"],
+        eos_token_id=ids["</s>"],
+        **settings,
+    )
+
+
 def build_untrained_summarizer(
     directory: str | Path,
     corpus: Sequence[str],
@@ -153,7 +176,7 @@ def build_untrained_summarizer(
         :func:`~portfolio_pipeline.news.summaries.load_summarizer`.
     """
     import torch
-    from transformers import BartConfig, BartForConditionalGeneration, GenerationConfig
+    from transformers import BartConfig, BartForConditionalGeneration
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -162,7 +185,7 @@ def build_untrained_summarizer(
         tokenizer, directory, 128, pad_token="<pad>", bos_token="<s>", eos_token="</s>",
         unk_token="<unk>",
     )  # fmt: skip
-    ids = {t: tokenizer.token_to_id(t) for t in ("<pad>", "<s>", "</s>")}
+    ids = _special_ids(tokenizer)
     torch.manual_seed(seed)
     config = BartConfig(
         vocab_size=tokenizer.get_vocab_size(),
@@ -181,14 +204,11 @@ def build_untrained_summarizer(
         forced_eos_token_id=ids["</s>"],
     )
     model = BartForConditionalGeneration(config)
-    model.generation_config = GenerationConfig(
+    model.generation_config = _greedy_generation(
+        ids,
         max_new_tokens=max_summary_tokens,
         min_new_tokens=4,
         num_beams=1,
-        do_sample=False,
-        pad_token_id=ids["<pad>"],
-        bos_token_id=ids["<s>"],
-        eos_token_id=ids["</s>"],
         decoder_start_token_id=ids["</s>"],
     )
     model.save_pretrained(directory)
@@ -216,7 +236,7 @@ def build_untrained_causal_lm(
         :func:`~portfolio_pipeline.recommendations.brief_writer.load_brief_writer`.
     """
     import torch
-    from transformers import GenerationConfig, GPT2Config, GPT2LMHeadModel
+    from transformers import GPT2Config, GPT2LMHeadModel
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -225,7 +245,7 @@ def build_untrained_causal_lm(
         tokenizer, directory, context_tokens, pad_token="<pad>", bos_token="<s>",
         eos_token="</s>", unk_token="<unk>",
     )  # fmt: skip
-    ids = {t: tokenizer.token_to_id(t) for t in ("<pad>", "<s>", "</s>")}
+    ids = _special_ids(tokenizer)
     torch.manual_seed(seed)
     config = GPT2Config(
         vocab_size=tokenizer.get_vocab_size(),
@@ -238,11 +258,6 @@ def build_untrained_causal_lm(
         pad_token_id=ids["<pad>"],
     )
     model = GPT2LMHeadModel(config)
-    model.generation_config = GenerationConfig(
-        do_sample=False,
-        pad_token_id=ids["<pad>"],
-        bos_token_id=ids["<s>"],
-        eos_token_id=ids["</s>"],
-    )
+    model.generation_config = _greedy_generation(ids)
     model.save_pretrained(directory)
     return directory
