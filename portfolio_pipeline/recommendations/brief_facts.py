@@ -110,6 +110,11 @@ def pct(value: float | None) -> str:
     return "n/a" if value is None else f"{value * 100:.2f}%"
 
 
+def fixed(value: float | None, suffix: str = "") -> str:
+    """A number with two decimals (``1.2345`` -> ``1.23``), ``n/a`` when missing."""
+    return "n/a" if value is None else f"{value:.2f}{suffix}"
+
+
 def facts_lines(facts: BriefFacts) -> list[str]:
     """The facts as ``key: value`` lines: the only numbers a brief may state."""
     lines = [
@@ -149,7 +154,7 @@ def _recommendation_lines(recs: pl.DataFrame, cash_symbol: str) -> list[str]:
         lines.append(
             f"{row['action']} {row['symbol']}: weight {pct(row['current_weight'])} -> "
             f"{pct(row['target_weight'])}; expected return {pct(row['expected_return'])} "
-            f"({band}) over {row['horizon_days']} days; reason: {row['reason']}"
+            f"({band}) over {row['horizon_days'] or 'n/a'} days; reason: {row['reason']}"
         )
     return lines
 
@@ -160,7 +165,7 @@ def _process_lines(processes: pl.DataFrame) -> list[str]:
     rows = processes.filter(pl.col("process").is_in(BRIEF_PROCESSES)).sort("window", "process")
     return [
         f"replay {r['process']} on {r['window']} ({r['start']}..{r['end']}): total return "
-        f"{pct(r['total_return'])}, Sharpe {r['sharpe']:.2f}, max drawdown "
+        f"{pct(r['total_return'])}, Sharpe {fixed(r['sharpe'])}, max drawdown "
         f"{pct(r['max_drawdown'])}"
         for r in rows.iter_rows(named=True)
     ]
@@ -177,7 +182,7 @@ def _risk_lines(risk: pl.DataFrame, stress: pl.DataFrame) -> list[str]:
     if stress.height:
         worst = stress.filter(pl.col("portfolio") == "recommended").sort("pnl_pct").head(3)
         lines += [
-            f"stress recommended {r['scenario']}: {r['pnl_pct']:.2f}% ({r['description']})"
+            f"stress recommended {r['scenario']}: {fixed(r['pnl_pct'], '%')} ({r['description']})"
             for r in worst.iter_rows(named=True)
         ]
     return lines
