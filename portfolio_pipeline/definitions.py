@@ -16,13 +16,19 @@ from portfolio_pipeline.market.partitions import with_history_partitions
 from portfolio_pipeline.market.resources import OhlcvSourceResource
 from portfolio_pipeline.news import assets as news_assets
 from portfolio_pipeline.news import checks as news_checks
-from portfolio_pipeline.news.resources import NewsSourceResource, SentimentModelResource
+from portfolio_pipeline.news.resources import (
+    NewsSourceResource,
+    SentimentModelResource,
+    SummaryModelResource,
+)
 from portfolio_pipeline.operations.definitions import build_operations
 from portfolio_pipeline.policies import assets as policy_assets
 from portfolio_pipeline.portfolio import assets as portfolio_assets
 from portfolio_pipeline.portfolio import checks as portfolio_checks
 from portfolio_pipeline.recommendations import assets as recommendation_assets
+from portfolio_pipeline.recommendations import brief_assets as recommendation_brief_assets
 from portfolio_pipeline.recommendations import replay_assets as recommendation_replay_assets
+from portfolio_pipeline.recommendations.resources import BriefModelResource
 from portfolio_pipeline.settings import Settings, load_settings
 from portfolio_pipeline.sqlite_tuning import install as install_sqlite_tuning
 from portfolio_pipeline.warehouse.resources import WarehouseResource
@@ -44,6 +50,8 @@ def build_resources(settings: Settings) -> dict[str, object]:
             files_dir=str(settings.files_dir),
         ),
         "sentiment_model": SentimentModelResource(model=settings.sentiment_model or ""),
+        "summary_model": SummaryModelResource(model=settings.summary_model or ""),
+        "brief_model": BriefModelResource(model=settings.llm_model or ""),
         "news_source": NewsSourceResource(
             kind=settings.news_source,
             symbols=list(settings.symbols),
@@ -59,7 +67,10 @@ ASSET_MODULES_BY_GROUP = (
     (groups.FORECASTING, (forecasting_assets,)),
     (groups.PORTFOLIO, (portfolio_assets,)),
     (groups.POLICIES, (policy_assets,)),
-    (groups.RECOMMENDATIONS, (recommendation_assets, recommendation_replay_assets)),
+    (
+        groups.RECOMMENDATIONS,
+        (recommendation_assets, recommendation_replay_assets, recommendation_brief_assets),
+    ),
 )
 
 

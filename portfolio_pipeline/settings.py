@@ -124,6 +124,12 @@ class Settings:
     holdings_file: Path | None = None
     # PORTFOLIO_PIPELINE_SENTIMENT_MODEL: hub name, local path or "lexicon"; None = FinBERT.
     sentiment_model: str | None = None
+    # PORTFOLIO_PIPELINE_SUMMARY_MODEL: seq2seq summarizer (hub name or local path); None =
+    # extractive summaries.
+    summary_model: str | None = None
+    # PORTFOLIO_PIPELINE_LLM_MODEL: text-generation model for the market brief (hub name or
+    # local path); None = the deterministic template.
+    llm_model: str | None = None
     extra: dict = field(default_factory=dict)
 
     @property
@@ -199,4 +205,6 @@ def load_settings() -> Settings:
         stress_scenarios=_env("PORTFOLIO_PIPELINE_STRESS_SCENARIOS", "") or None,
         holdings_file=Path(value) if (value := _env("PORTFOLIO_PIPELINE_HOLDINGS", "")) else None,
         sentiment_model=_env("PORTFOLIO_PIPELINE_SENTIMENT_MODEL", "").strip() or None,
+        summary_model=_env("PORTFOLIO_PIPELINE_SUMMARY_MODEL", "").strip() or None,
+        llm_model=_env("PORTFOLIO_PIPELINE_LLM_MODEL", "").strip() or None,
     )

@@ -15,6 +15,7 @@ MARKET_FEATURES = "features.market_features"
 NEWS_SENTIMENT = "features.news_sentiment"
 DAILY_SENTIMENT = "features.daily_sentiment"
 NEWS_DIGEST = "features.news_digest"
+NEWS_SUMMARIES = "features.news_summaries"
 
 # forecasts
 FORECAST_BACKTEST = "ml.forecast_backtest"
@@ -46,3 +47,4 @@ RECOMMENDATION_OUTCOMES = "portfolio.recommendation_outcomes"
 RISK_METRICS = "portfolio.risk_metrics"
 STRESS_TESTS = "portfolio.stress_tests"
 LIQUIDITY = "portfolio.liquidity"
+MARKET_BRIEF = "portfolio.market_brief"

@@ -1,5 +1,5 @@
 """Console script ``portfolio-pipeline``: materialize, query, status, recommendations, backtest,
-serve.
+serve, brief.
 
 One module per command group (``runs``: materialize; ``reports``: the read-only commands); this one parses and dispatches.
 
@@ -12,6 +12,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from portfolio_pipeline.cli.brief import brief
 from portfolio_pipeline.cli.common import CliError
 from portfolio_pipeline.cli.reports import backtest, query, recommendations, status, track_record
 from portfolio_pipeline.cli.runs import materialize
@@ -59,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--port", type=int, default=None, help="default PORTFOLIO_PIPELINE_SERVE_PORT or 8000"
     )
     s.add_argument("--log-level", default="info", help="uvicorn log level")
+    mb = sub.add_parser("brief", help="the market brief of the latest recommendation run")
+    mb.add_argument("--run-id", default=None, help="a recommendation run (default: the latest)")
+    mb.add_argument("--format", choices=("text", "json"), default="text")
     return parser
 
 
@@ -80,6 +84,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             code = serve(settings, args.host, args.port, args.log_level)
         elif args.command == "recommendations":
             code = recommendations(settings, args.as_of, args.strategy, args.format)
+        elif args.command == "brief":
+            code = brief(settings, args.run_id, args.format)
         else:
             code = backtest(settings, args.format)
     except (CliError, ValueError, RuntimeError) as exc:

@@ -23,11 +23,20 @@ from portfolio_pipeline.metadata import table_metadata
 from portfolio_pipeline.news.articles import score_news
 from portfolio_pipeline.news.daily import daily_sentiment as build_daily_sentiment
 from portfolio_pipeline.news.digest import news_digest as build_news_digest
-from portfolio_pipeline.news.resources import NewsSourceResource, SentimentModelResource
+from portfolio_pipeline.news.resources import (
+    NewsSourceResource,
+    SentimentModelResource,
+    SummaryModelResource,
+)
+from portfolio_pipeline.news.summaries import attach_summaries, day_documents, summarise_days
 from portfolio_pipeline.news.timing import NewsTiming
 from portfolio_pipeline.settings import Settings
 from portfolio_pipeline.warehouse.resources import WarehouseResource
 
+NEWS_SUMMARIES_DDL = """
+    symbol VARCHAR NOT NULL, date DATE NOT NULL, n_articles INTEGER, input_hash VARCHAR,
+    summary VARCHAR, model VARCHAR NOT NULL, current BOOLEAN
+"""
 RAW_NEWS_DDL = """
     id VARCHAR NOT NULL, published_at TIMESTAMPTZ NOT NULL, title VARCHAR, summary VARCHAR,
     source VARCHAR, url VARCHAR, symbols VARCHAR[], subject VARCHAR, provider VARCHAR,
@@ -213,19 +222,95 @@ def daily_sentiment(
 @dg.asset(
     deps=[news_sentiment],
     kinds={"duckdb", "polars"},
+    metadata={"table": tables.NEWS_SUMMARIES},
+)
+def news_summaries(
+    context: dg.AssetExecutionContext,
+    warehouse_resource: WarehouseResource,
+    settings: dg.ResourceParam[Settings],
+    summary_model: SummaryModelResource,
+):
+    """One row per symbol (and ``MARKET``), usable day and summary model: a summary of that
+    day's articles, strongest first, from a seq2seq model (``PORTFOLIO_PIPELINE_SUMMARY_MODEL``)
+    or, without one, extractive (the day's strongest headlines; the ``model`` column and the
+    metadata say which), table ``features.news_summaries``.
+
+    Incremental: a day is summarised once per model (again only if its articles change);
+    ``current`` marks the rows of the model that ran last, the ones the digest shows."""
+    summarizer = summary_model.summarizer()
+    reason = getattr(summarizer, "fallback_reason", None)
+    if reason:
+        context.log.info(f"summaries: {summarizer.name} ({reason})")
+    with warehouse_resource.connect() as con:
+        news = warehouse.read_table(con, tables.RAW_NEWS)
+        scores = warehouse.read_table(con, tables.NEWS_SENTIMENT)
+        documents = day_documents(news, scores, news_timing(con, settings))
+        exists = warehouse.table_exists(con, tables.NEWS_SUMMARIES)
+        done = warehouse.read_table(con, tables.NEWS_SUMMARIES) if exists else None
+        new = summarise_days(documents, summarizer, done)
+        # Rows of other models stay: switching back to a model reuses its summaries.
+        warehouse.replace_rows(
+            con,
+            tables.NEWS_SUMMARIES,
+            new.with_columns(pl.lit(True).alias("current")),
+            where="model = ? and list_contains(?, symbol || '|' || cast(date as varchar))",
+            params=(summarizer.name, [f"{s}|{d}" for s, d in new.select("symbol", "date").rows()]),
+            ddl_columns=NEWS_SUMMARIES_DDL,
+        )
+        con.execute(f"update {tables.NEWS_SUMMARIES} set current = (model = ?)", [summarizer.name])
+        current = warehouse.read_frame(
+            con, f"select * from {tables.NEWS_SUMMARIES} where current order by symbol, date"
+        )
+    return dg.MaterializeResult(
+        metadata={
+            **table_metadata(
+                current.sort("date", descending=True), tables.NEWS_SUMMARIES, date_column="date"
+            ),
+            "model": summarizer.name,
+            "fallback_reason": str(reason or ""),
+            "days_summarised_this_run": new.height,
+            "days_reused": documents.height - new.height,
+        }
+    )
+
+
+@dg.asset(
+    deps=[news_sentiment, news_summaries],
+    kinds={"duckdb", "polars"},
     metadata={"table": tables.NEWS_DIGEST},
 )
 def news_digest(warehouse_resource: WarehouseResource, settings: dg.ResourceParam[Settings]):
     """Per symbol and day, the three headlines that moved the sentiment score most (by
-    |score|), with their scores and links, table ``features.news_digest``: what to read
-    instead of the raw news."""
+    |score|), with their scores and links, and the day's summary (``summary``, written by
+    ``summary_model``: a seq2seq model or ``extractive-v1``), table ``features.news_digest``:
+    what to read instead of the raw news."""
     with warehouse_resource.connect() as con:
         news = warehouse.read_table(con, tables.RAW_NEWS)
         scores = warehouse.read_table(con, tables.NEWS_SENTIMENT)
         digest = build_news_digest(news, scores, top_n=3, timing=news_timing(con, settings))
-        warehouse.replace_table(con, tables.NEWS_DIGEST, digest)
-    return dg.MaterializeResult(
-        metadata=table_metadata(
-            digest.sort("date", descending=True), tables.NEWS_DIGEST, date_column="date"
+        summaries = (
+            warehouse.read_frame(
+                con,
+                f"select symbol, date, summary, model from {tables.NEWS_SUMMARIES} where current",
+            )
+            if warehouse.table_exists(con, tables.NEWS_SUMMARIES)
+            else pl.DataFrame(
+                schema={
+                    "symbol": pl.String,
+                    "date": pl.Date,
+                    "summary": pl.String,
+                    "model": pl.String,
+                }
+            )
         )
+        digest = attach_summaries(digest, summaries)
+        warehouse.replace_table(con, tables.NEWS_DIGEST, digest)
+    models = digest["summary_model"].drop_nulls().unique().sort().to_list()
+    return dg.MaterializeResult(
+        metadata={
+            **table_metadata(
+                digest.sort("date", descending=True), tables.NEWS_DIGEST, date_column="date"
+            ),
+            "summary_model": ", ".join(models),
+        }
     )

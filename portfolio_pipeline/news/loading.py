@@ -23,7 +23,7 @@ SENTIMENT_MODEL_ENV = "PORTFOLIO_PIPELINE_SENTIMENT_MODEL"
 LEXICON_MODEL_NAME = "lexicon"  # pass as model name to skip the transformer on purpose
 
 
-def _hub_unreachable_reason(model_name_or_path: str, timeout: float = 3.0) -> str | None:
+def hub_unreachable_reason(model_name_or_path: str, timeout: float = 3.0) -> str | None:
     """Why a hub model cannot load right now, decided in seconds instead of the ~30 s of
     retries transformers spends offline; None when it may load (local path, cached, online).
     """
@@ -78,7 +78,7 @@ def load_sentiment_scorer(
     if model_name_or_path == LEXICON_MODEL_NAME:
         return LexiconSentimentScorer()
     fallback_version = HEADLINE_V3.version
-    unreachable = _hub_unreachable_reason(model_name_or_path)
+    unreachable = hub_unreachable_reason(model_name_or_path)
     if unreachable:
         logger.warning(
             "sentiment model %r unavailable (%s); falling back to the %s lexicon scorer",

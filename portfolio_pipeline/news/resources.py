@@ -27,6 +27,22 @@ class SentimentModelResource(dg.ConfigurableResource):
         return load_sentiment_scorer(name, batch_size=self.batch_size, device=device)
 
 
+class SummaryModelResource(dg.ConfigurableResource):
+    """``model``: hub name or local path of a seq2seq summarization model (set from
+    ``Settings.summary_model``); blank or ``extractive`` = extractive summaries. ``device``:
+    ``auto`` (cuda when available), ``cpu`` or ``cuda``."""
+
+    model: str = ""
+    batch_size: int = 8
+    device: str = "auto"
+
+    def summarizer(self):
+        from portfolio_pipeline.news.summaries import load_summarizer
+
+        device = None if self.device == "auto" else self.device
+        return load_summarizer(self.model, batch_size=self.batch_size, device=device)
+
+
 class NewsSourceResource(dg.ConfigurableResource):
     """Where news comes from: ``sample`` (default), ``alphavantage`` (key from
     ``ALPHAVANTAGE_API_KEY``) or ``files`` (CSV/Parquet under ``files_dir/news``)."""

@@ -8,6 +8,7 @@ from portfolio_pipeline.news.assets import (
     daily_sentiment,
     news_digest,
     news_sentiment,
+    news_summaries,
     raw_news,
 )
 from portfolio_pipeline.warehouse import connection
@@ -21,7 +22,7 @@ def test_features_and_sentiment_materialize_with_checks(tmp_warehouse, monkeypat
         symbols=("BTCUSDT", "ETHUSDT", "SOLUSDT"),
     )
     assert materialize_range([raw_ohlcv, raw_news], "2021-06", "2022-01", resources).success
-    downstream = [market_features, news_sentiment, daily_sentiment, news_digest]
+    downstream = [market_features, news_sentiment, daily_sentiment, news_summaries, news_digest]
     defs = dg.Definitions(
         assets=[raw_ohlcv, raw_news, *downstream],
         asset_checks=dg.load_asset_checks_from_modules([checks, news_checks]),
@@ -45,7 +46,15 @@ def test_features_and_sentiment_materialize_with_checks(tmp_warehouse, monkeypat
         n_scored = con.execute(
             "select count(distinct id) from features.news_sentiment where symbol = 'MARKET'"
         ).fetchone()[0]
+        digest = con.execute("select * from features.news_digest").pl()
+        summaries = con.execute("select * from features.news_summaries").pl()
     assert models == [("headline-v3",)]
+    # every digest day has its extractive summary, led by the day's strongest headline
+    assert digest["summary_model"].unique().to_list() == ["extractive-v1"]
+    assert digest["summary"].null_count() == 0
+    top = digest.filter(pl.col("rank") == 1)
+    assert all(s.startswith(t.strip()) for s, t in zip(top["summary"], top["title"], strict=True))
+    assert summaries.height == top.height and summaries["current"].all()
     assert n_scored == n_articles > 0
     # every symbol (and MARKET) on every market day, zero-count days kept
     assert daily.height == 4 * 245 and daily.filter(pl.col("news_count") == 0).height > 0
