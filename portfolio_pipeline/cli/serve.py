@@ -15,6 +15,7 @@ from portfolio_pipeline.settings import Settings
 def build_app(settings: Settings, host: str | None = None, port: int | None = None):
     """The configured app and its config (the exposure check done)."""
     from portfolio_pipeline.serving.app import create_app
+    from portfolio_pipeline.serving.brief import brief_section
     from portfolio_pipeline.serving.config import load_serve_config
     from portfolio_pipeline.serving.dagster_runs import DagsterRunStatus
 
@@ -23,7 +24,7 @@ def build_app(settings: Settings, host: str | None = None, port: int | None = No
     default_home = settings.data_dir / "dagster_home"
     if not os.environ.get("DAGSTER_HOME") and (default_home / "dagster.yaml").exists():
         os.environ["DAGSTER_HOME"] = str(default_home)
-    return create_app(config, runs=DagsterRunStatus()), config
+    return create_app(config, runs=DagsterRunStatus(), extra_sections=[brief_section]), config
 
 
 def serve(settings: Settings, host: str | None, port: int | None, log_level: str = "info") -> int:

@@ -13,7 +13,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from portfolio_pipeline.serving import dashboard, health, models, performance, queries, risk_report
+from portfolio_pipeline.serving import (
+    brief,
+    dashboard,
+    health,
+    models,
+    performance,
+    queries,
+    risk_report,
+)
 from portfolio_pipeline.serving.app import AppContext
 from portfolio_pipeline.serving.snapshot import Snapshot, WarehouseUnavailable
 
@@ -120,6 +128,16 @@ def recommendations_on(
 def track_record(read: Read) -> models.TrackRecord:
     """Past recommendations whose horizon has elapsed: hit rate and value added per run."""
     return read.memo(("track-record",), performance.track_record)
+
+
+@router.get("/brief/latest", response_model=brief.MarketBrief, responses=ERRORS)
+def latest_brief(
+    read: Read,
+    run_id: Annotated[str | None, Query(description="a recommendation run id")] = None,
+) -> brief.MarketBrief:
+    """The market brief of the newest recommendation run (or of ``run_id``): its text, the
+    writer (the template or a local model) and why a generated brief was rejected."""
+    return read.memo(("brief", run_id), lambda cur: brief.latest_brief(cur, run_id))
 
 
 @router.get("/backtests", response_model=list[models.StrategyBacktest], responses=ERRORS)
