@@ -13,9 +13,16 @@ import polars as pl
 
 from portfolio_pipeline.portfolio.backtest import period_start_row
 from portfolio_pipeline.portfolio.risk import compute_liquidity
-from portfolio_pipeline.portfolio.strategies import EstimationCache, MarketPanel, Strategy
+from portfolio_pipeline.portfolio.strategies import (
+    DEFAULT_LOOKBACK_DAYS,
+    DEFAULT_MIN_HISTORY,
+    EstimationCache,
+    MarketPanel,
+    Strategy,
+)
 from portfolio_pipeline.recommendations.gate import ForecastHistory
 from portfolio_pipeline.recommendations.processes import SimulationSettings
+from portfolio_pipeline.recommendations.rebalance_rules import RiskModel
 from portfolio_pipeline.recommendations.trade_gate import GateSettings
 
 
@@ -29,6 +36,7 @@ class DayInputs:
     forecasts: pl.DataFrame | None
     gate: GateSettings
     liquidity: pl.DataFrame
+    risk: RiskModel | None = None  # the strategy's own covariance at d (rows <= d)
 
     @property
     def target_map(self) -> dict[str, float]:
@@ -105,6 +113,27 @@ def day_inputs(
         forecasts=pl.concat(recent) if recent else None,
         gate=GateSettings(calibration, settings.gate_confidence, settings.max_forecast_age_days),
         liquidity=liquidity,
+        risk=strategy_risk(panel, row, strategy, cache, settings),
+    )
+
+
+def strategy_risk(
+    panel: MarketPanel,
+    row: int,
+    strategy: Strategy | None,
+    cache: EstimationCache,
+    settings: SimulationSettings,
+) -> RiskModel:
+    """The strategy's own Ledoit-Wolf covariance at ``row`` (its look-back, rows ``<= row``),
+    shared through the panel's estimation cache with the strategy's decisions."""
+    lookback = getattr(strategy, "lookback_days", DEFAULT_LOOKBACK_DAYS)
+    min_history = getattr(strategy, "min_history", DEFAULT_MIN_HISTORY)
+    estimate = cache.estimate(panel, row, lookback, min_history)
+    return RiskModel(
+        symbols=tuple(panel.symbols[int(i)] for i in estimate.assets),
+        covariance=estimate.covariance,
+        horizon=settings.horizon,
+        periods_per_year=settings.periods_per_year,
     )
 
 
