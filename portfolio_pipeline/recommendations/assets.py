@@ -229,7 +229,7 @@ def _chosen_process(con, config: RecommendationConfig, confidence: float):
     chosen = read_optional_table(
         con,
         tables.RECOMMENDATION_BACKTEST_METRICS,
-        "where process = 'recommended' and window = 'validation'",
+        "where process = 'recommended' and \"window\" = 'validation'",
     )
     if chosen is None or "family" not in chosen.columns:
         return gated_at(confidence), "no process replay yet: the confidence gate"

@@ -124,11 +124,7 @@ def simulate_recommendations(
             for state in states:
                 frame = advance(state, panel, row, inputs, strategy.name, settings, window)
                 if keep_trades and frame is not None:
-                    trade_frames.append(
-                        frame.with_columns(
-                            pl.lit(window).alias("window"), pl.lit(state.spec.name).alias("process")
-                        )
-                    )
+                    trade_frames.append(_labelled(frame, window, state.spec.name))
         for state in states:
             frame = pl.DataFrame(state.rows, schema=BACKTEST_SCHEMA, orient="row")
             daily.append(frame)
@@ -138,6 +134,10 @@ def simulate_recommendations(
         metrics=pl.DataFrame(metric_rows),
         trades=pl.concat(trade_frames) if trade_frames else pl.DataFrame(),
     )
+
+
+def _labelled(frame: pl.DataFrame, window: str, process: str) -> pl.DataFrame:
+    return frame.with_columns(pl.lit(window).alias("window"), pl.lit(process).alias("process"))
 
 
 def _validated_specs(

@@ -262,11 +262,7 @@ def _describe_replay(
         bt.plot_equity_curves(test_curves, title=f"Recommendation processes, test ({strategy})"),
         "recommendation processes",
     )
-    recommended = main.filter(pl.col("process") == "recommended")
-    trading_days = {
-        f"trading_days_{w}": int(recommended.filter(pl.col("window") == w)["trading_days"][0])
-        for w in windows
-    }
+    trading_days = _recommended_trading_days(main, windows)
     yield dg.MaterializeResult(
         asset_key="recommendation_backtest",
         metadata={
@@ -300,6 +296,14 @@ def _describe_replay(
             "that never traded only when strictly best",
         },
     )
+
+
+def _recommended_trading_days(main: pl.DataFrame, windows: list[str]) -> dict[str, int]:
+    recommended = main.filter(pl.col("process") == "recommended")
+    return {
+        f"trading_days_{w}": int(recommended.filter(pl.col("window") == w)["trading_days"][0])
+        for w in windows
+    }
 
 
 def _shown_processes(metrics: pl.DataFrame) -> list[str]:
