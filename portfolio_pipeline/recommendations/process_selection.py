@@ -60,11 +60,15 @@ def choose_process(metrics: pl.DataFrame, window: str) -> ProcessChoice:
     traded = ranked.filter(pl.col("trading_days") > 0)
     idle = ranked.filter(pl.col("trading_days") == 0)
     if traded.is_empty():
-        best = idle.row(0, named=True)
+        plain = idle.filter(pl.col("process") == "never_trade")
+        best = (plain if plain.height else idle).row(0, named=True)
         return _choice(best, f"no process traded on {window}: {best['process']}")
     best = traded.row(0, named=True)
     if idle.height and idle["_score"][0] > best["_score"]:
-        winner = idle.row(0, named=True)
+        # among idle processes that tie, name the plain one: never_trade
+        tops = idle.filter(pl.col("_score") == idle["_score"][0])
+        plain = tops.filter(pl.col("process") == "never_trade")
+        winner = (plain if plain.height else tops).row(0, named=True)
         return _choice(winner, f"doing nothing won on {window} (Sharpe {winner['_score']:.2f})")
     tied = traded.filter(pl.col("_score") == best["_score"]).height
     why = f"best {window} Sharpe {best['_score']:.2f}" + (
