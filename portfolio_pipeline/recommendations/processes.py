@@ -82,7 +82,10 @@ PROCESSES: dict[str, ProcessSpec] = {
     "never_trade": ProcessSpec("never_trade", trades=False),
 }
 DEFAULT_CONFIDENCE_GRID: tuple[float, ...] = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
-DEFAULT_RISK_AVERSION_GRID: tuple[float, ...] = (0.5, 2.0, 8.0)
+# The candidates' grids are kept small: every point is a replay of ~3,300 days (validation,
+# test and each calendar year for the rolling origin), and the replay must stay fast.
+CANDIDATE_CONFIDENCE_GRID: tuple[float, ...] = (0.5, 0.7, 0.9)
+DEFAULT_RISK_AVERSION_GRID: tuple[float, ...] = (0.5, 4.0)
 DEFAULT_COST_MULTIPLIER_GRID: tuple[float, ...] = (1.0, 3.0)
 DEFAULT_BAND_RISK_AVERSION_GRID: tuple[float, ...] = (0.1, 1.0, 10.0)
 
@@ -107,7 +110,7 @@ def band_edge_at(risk_aversion: float) -> ProcessSpec:
 
 
 def candidate_processes(
-    confidence_grid: tuple[float, ...] = DEFAULT_CONFIDENCE_GRID,
+    confidence_grid: tuple[float, ...] = CANDIDATE_CONFIDENCE_GRID,
     risk_aversion_grid: tuple[float, ...] = DEFAULT_RISK_AVERSION_GRID,
     cost_multiplier_grid: tuple[float, ...] = DEFAULT_COST_MULTIPLIER_GRID,
     band_risk_aversion_grid: tuple[float, ...] = DEFAULT_BAND_RISK_AVERSION_GRID,

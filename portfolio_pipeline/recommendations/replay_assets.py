@@ -41,8 +41,8 @@ class RecommendationBacktestConfig(RecommendationConfig):
     validation_end: str = ""
     test_start: str = ""
     test_end: str = ""
-    confidence_grid: list[float] = [0.5, 0.6, 0.7, 0.8, 0.9, 0.95]
-    risk_aversion_grid: list[float] = [0.5, 2.0, 8.0]
+    confidence_grid: list[float] = [0.5, 0.7, 0.9]
+    risk_aversion_grid: list[float] = [0.5, 4.0]
     cost_multiplier_grid: list[float] = [1.0, 3.0]
     band_risk_aversion_grid: list[float] = [0.1, 1.0, 10.0]
     rolling_origin: bool = True
