@@ -81,9 +81,11 @@ def _explain(
         if abs(t) > EPS:
             risk_value = -gamma * float(variance_change[i]) * total_value
             cost = problem.cost_rate * abs(t) * total_value
+            weight = getattr(ctx.rule, "cost_multiplier", 1.0)
+            counted = f" (counted x{weight:g} in the decision)" if weight != 1.0 else ""
             parts.append(
                 f"removes tracking risk worth {risk_value:+,.2f} {cash} at risk aversion "
-                f"{gamma:g}; costs {cost:,.2f} {cash}"
+                f"{gamma:g}; costs {cost:,.2f} {cash}{counted}"
             )
             if gain is not None and math.isfinite(problem.expected_se[i]):
                 parts.append(
@@ -99,28 +101,25 @@ def _stop_reason(
 ) -> str:
     """Why the position ends where it ends."""
     target, current, new = problem.target[i], problem.current[i], weights[i]
-    label = ctx.rule.label
     if isinstance(ctx.rule, BandEdge):
         width = float(
             band_half_width(problem.target[i : i + 1], problem.cost_rate, ctx.rule.risk_aversion)[0]
         )
         if abs(new - current) <= EPS:
-            return f"{label}: inside the no-trade band (±{width:.2%} around the target)"
-        return f"{label}: moved to the band's edge (target {target:.2%} ± {width:.2%})"
+            return f"inside the no-trade band (±{width:.2%} around the target)"
+        return f"moved to the band's edge (target {target:.2%} ± {width:.2%})"
     if abs(new - target) <= _AT_TARGET:
-        return (
-            f"{label}: moves to the target" if abs(new - current) > EPS else f"{label}: at target"
-        )
+        return "moves to the target" if abs(new - current) > EPS else "at target"
     if abs(new - current) <= EPS:
         return (
-            f"{label}: no trade; moving toward the target {target:.2%} removes less risk than "
+            f"no trade: moving toward the target {target:.2%} removes less risk than "
             "it costs (or forgoes more expected return)"
         )
     if new <= _AT_TARGET:
-        return f"{label}: stops at zero (long-only)"
+        return "stops at zero (long-only)"
     return (
-        f"{label}: stops at {new:.2%} short of the target {target:.2%}, where the risk still "
-        "removed no longer pays the cost (or the expected return holds it back)"
+        f"stops at {new:.2%} (target {target:.2%}): beyond, the risk still removed no longer "
+        "pays the cost (or the expected return holds it back)"
     )
 
 
