@@ -264,9 +264,11 @@ def _strategy_risk(con, ohlcv: pl.DataFrame, strategy: str, replayed):
 
     history = read_optional_table(con, tables.FORECAST_BACKTEST)
     built = {s.name: s for s in build_backtest_strategies(history, read_policy_weights(con))}
+    if strategy not in built:
+        raise dg.Failure(f"recommendations: no strategy {strategy!r} to estimate its risk")
     panel = MarketPanel.from_ohlcv(ohlcv, cash_symbol=replayed.cash_symbol)
     row = len(panel.dates) - 1
-    return strategy_risk(panel, row, built.get(strategy), EstimationCache(), replayed)
+    return strategy_risk(panel, row, built[strategy], EstimationCache(), replayed)
 
 
 def _describe_recommendations(

@@ -48,7 +48,6 @@ from portfolio_pipeline.recommendations.moves import AssetMove
 DEFAULT_RISK_AVERSION = 2.0
 DEFAULT_COST_MULTIPLIER = 1.0
 DEFAULT_RULE_CONFIDENCE = 0.9
-_AT_TARGET = 1e-6  # weight distance under which a position counts as at its target
 _SOLVER_NOISE = 1e-7  # trades smaller than this are solver noise, not decisions
 
 

@@ -13,13 +13,7 @@ import polars as pl
 
 from portfolio_pipeline.portfolio.backtest import period_start_row
 from portfolio_pipeline.portfolio.risk import compute_liquidity
-from portfolio_pipeline.portfolio.strategies import (
-    DEFAULT_LOOKBACK_DAYS,
-    DEFAULT_MIN_HISTORY,
-    EstimationCache,
-    MarketPanel,
-    Strategy,
-)
+from portfolio_pipeline.portfolio.strategies import EstimationCache, MarketPanel, Strategy
 from portfolio_pipeline.recommendations.gate import ForecastHistory
 from portfolio_pipeline.recommendations.processes import SimulationSettings
 from portfolio_pipeline.recommendations.rebalance_rules import RiskModel
@@ -120,15 +114,13 @@ def day_inputs(
 def strategy_risk(
     panel: MarketPanel,
     row: int,
-    strategy: Strategy | None,
+    strategy: Strategy,
     cache: EstimationCache,
     settings: SimulationSettings,
 ) -> RiskModel:
     """The strategy's own Ledoit-Wolf covariance at ``row`` (its look-back, rows ``<= row``),
     shared through the panel's estimation cache with the strategy's decisions."""
-    lookback = getattr(strategy, "lookback_days", DEFAULT_LOOKBACK_DAYS)
-    min_history = getattr(strategy, "min_history", DEFAULT_MIN_HISTORY)
-    estimate = cache.estimate(panel, row, lookback, min_history)
+    estimate = cache.estimate(panel, row, strategy.lookback_days, strategy.min_history)
     return RiskModel(
         symbols=tuple(panel.symbols[int(i)] for i in estimate.assets),
         covariance=estimate.covariance,
