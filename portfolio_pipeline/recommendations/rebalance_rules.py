@@ -257,7 +257,7 @@ def _solve(problem: DayProblem, rule: CostAware) -> np.ndarray | None:
     impact = rule.impact and bool(np.any(problem.impact > 0))
     if not impact:
         return _solve_qp(problem, rule)
-    return _solve_cvxpy(problem, rule)
+    return _solve_cvxpy(problem, rule, impact=True)
 
 
 def _solve_qp(problem: DayProblem, rule: CostAware) -> np.ndarray | None:
@@ -303,12 +303,11 @@ def _solve_qp(problem: DayProblem, rule: CostAware) -> np.ndarray | None:
     return np.asarray(solution.x[:n], dtype=np.float64)
 
 
-def _solve_cvxpy(problem: DayProblem, rule: CostAware) -> np.ndarray | None:
+def _solve_cvxpy(problem: DayProblem, rule: CostAware, *, impact: bool) -> np.ndarray | None:
     """The cached parametrised problem for this size, filled with the day's numbers."""
     import cvxpy as cp
 
     n = problem.current.size
-    impact = True
     key = (n, impact)
     if key not in _PROBLEMS:
         _PROBLEMS[key] = _build_problem(n, impact)

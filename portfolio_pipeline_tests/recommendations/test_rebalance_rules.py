@@ -93,6 +93,34 @@ def test_a_pure_noise_forecast_adds_no_trade() -> None:
     assert sure.weights is not None and sure.weights[0] > 0.31
 
 
+def test_the_direct_qp_equals_the_cvxpy_formulation() -> None:
+    rng = np.random.default_rng(7)
+    cov = np.cov(rng.normal(0, 0.02, (200, 12)).T)
+    problem = _problem(
+        rng.dirichlet(np.ones(12)) * 0.9,
+        rng.dirichlet(np.ones(12)) * 0.95,
+        cost=0.001,
+        expected=rng.normal(0, 0.01, 12),
+        se=np.abs(rng.normal(0, 0.005, 12)),
+        cov=cov,
+    )
+    rule = CostAware(risk_aversion=2.0, cost_multiplier=1.0, confidence=0.9)
+    direct = rebalance_rules._solve_qp(problem, rule)
+    compiled = rebalance_rules._solve_cvxpy(problem, rule, impact=False)
+    assert direct is not None and compiled is not None
+    np.testing.assert_allclose(direct, compiled, atol=1e-7)
+    assert np.abs(direct - problem.current).max() > 1e-3  # the case trades
+
+
+def test_the_impact_term_trades_less() -> None:
+    base = _problem([0.1, 0.1], [0.45, 0.45], cost=0.001)
+    costly = DayProblem(**{**base.__dict__, "impact": np.full(2, 0.05)})
+    plain = decide(base, CostAware())
+    with_impact = decide(costly, CostAware(impact=True))
+    assert plain.weights is not None and with_impact.weights is not None
+    assert np.all(with_impact.weights < plain.weights - 1e-3)
+
+
 def test_band_edge_trades_to_the_edge_and_holds_inside() -> None:
     rule = BandEdge(risk_aversion=1.0)
     target = np.array([0.5, 0.3])
