@@ -89,7 +89,7 @@ def _explain(
             )
             if gain is not None and math.isfinite(problem.expected_se[i]):
                 parts.append(
-                    f"expected gain {float(gain[i]) * t * total_value:+,.2f} {cash} (calibrated "
+                    f"expected gain {float(gain[i]) * t * total_value + 0.0:+,.2f} {cash} (calibrated "
                     f"{problem.expected[i]:+.2%} ± {problem.expected_se[i]:.2%} over "
                     f"{problem.horizon} bars)"
                 )
