@@ -1,7 +1,9 @@
 """The recommendation process replayed day by day on the validation and test windows from the
 data (2023 and 2024-01-01..2025-12-31 on the sample) for the 21 sample symbols, exactly as the
-``recommendation_backtest`` asset runs it: the five processes plus the six-level confidence
-grid, HRP targets, 10 bps, minimum notional 50, turnover cap 50%.
+``recommendation_backtest`` asset runs it: every candidate process and parameter set (the
+gate at six levels, the cost-aware optimisation at 3 x 2 and the cost/risk band at 3 settings,
+the target, a 5-point band, never trading), HRP targets, 10 bps, minimum notional 50,
+turnover cap 50%; then the same with every calendar year for the rolling-origin table.
 
 Forecasts: ``ml.forecast_backtest`` from the warehouse when a pipeline run left one there
 (``forecasts: "warehouse"``); otherwise noise forecasts of the same shape
@@ -23,8 +25,8 @@ from portfolio_pipeline.market.calendar import infer_calendar
 from portfolio_pipeline.market.windows import windows_from_dates
 from portfolio_pipeline.portfolio.holdings import latest_prices, load_holdings, value_holdings
 from portfolio_pipeline.portfolio.strategies import build_strategies
-from portfolio_pipeline.recommendations import confidence_grid, processes
-from portfolio_pipeline.recommendations.replay import simulate_recommendations
+from portfolio_pipeline.recommendations import processes
+from portfolio_pipeline.recommendations.process_replay import replay_and_choose
 from portfolio_pipeline.settings import load_settings
 
 NAME = "recommendation"
@@ -72,8 +74,7 @@ def main(argv: list[str]) -> None:
     valued = value_holdings(held, latest_prices(ohlcv, ohlcv["date"].max()))
     (strategy,) = build_strategies(("hrp",))
     symbols = ohlcv["symbol"].n_unique()
-    specs = [processes.gated_at(c) for c in processes.DEFAULT_CONFIDENCE_GRID]
-    specs += [processes.PROCESSES[n] for n in processes.PROCESS_NAMES if n != "recommended"]
+    candidates = processes.candidate_processes()
     windows_by_name = {"validation": windows.validation, "test": windows.test}
     start_weights = (
         None
@@ -82,9 +83,9 @@ def main(argv: list[str]) -> None:
     )
     sim_settings = processes.SimulationSettings(periods_per_year=periods_per_year)
 
-    def run(names):
+    def run(years: bool):
         started, cpu_started = time.perf_counter(), time.process_time()
-        result = simulate_recommendations(
+        result = replay_and_choose(
             ohlcv,
             strategy,
             forecasts,
@@ -92,40 +93,32 @@ def main(argv: list[str]) -> None:
             start_weights=start_weights,
             start_value=float(valued["value"].sum()),
             settings=sim_settings,
-            processes=names,
+            candidates=candidates,
+            confidence_levels=processes.DEFAULT_CONFIDENCE_GRID,
+            years=years,
         )
         return result, time.perf_counter() - started, time.process_time() - cpu_started
 
-    # The replay itself: the five processes of portfolio.recommendation_backtest.
-    _, seconds, cpu_seconds = run(processes.PROCESS_NAMES)
-    emit(NAME, "two_window_simulation_seconds", round(seconds, 2), "s", symbols=symbols,
-         processes=len(processes.PROCESS_NAMES), forecasts=source)  # fmt: skip
-    emit(NAME, "two_window_simulation_cpu_seconds", round(cpu_seconds, 2), "s",
-         processes=len(processes.PROCESS_NAMES))  # fmt: skip
-    # What the asset runs: the four comparisons plus the six-level confidence grid.
-    result, seconds, cpu_seconds = run(specs)
-    days = result.daily.filter(pl.col("process") == specs[0].name).height
-    emit(NAME, "asset_simulation_seconds", round(seconds, 2), "s", symbols=symbols,
-         days=days, processes=len(specs), forecasts=source)  # fmt: skip
-    emit(NAME, "asset_simulation_cpu_seconds", round(cpu_seconds, 2), "s", processes=len(specs))
-    emit(NAME, "simulated_days_per_second", round(days / seconds, 1), "days/s",
-         processes=len(specs))  # fmt: skip
-    emit(NAME, "peak_rss", round(peak_rss_mb(), 1), "MiB")
-    grid = confidence_grid.confidence_grid_table(result.metrics, processes.DEFAULT_CONFIDENCE_GRID)
-    chosen = confidence_grid.select_confidence(grid)
-    emit(NAME, "gate_confidence_by_validation_sharpe", chosen, "level", forecasts=source)
-    for row in result.metrics.filter(pl.col("process").str.starts_with("recommended_c")).iter_rows(
-        named=True
-    ):
-        emit(NAME, "grid_sharpe", row["sharpe"], "ratio", process=row["process"],
-             window=row["window"], trading_days=row["trading_days"])  # fmt: skip
-    _, metrics = confidence_grid.name_recommended(result, chosen)
-    for row in metrics.filter(pl.col("process").is_in(processes.PROCESS_NAMES)).iter_rows(
-        named=True
-    ):
-        for key in ("sharpe", "total_return", "trading_days"):
-            emit(NAME, key, row[key], "ratio" if key != "trading_days" else "days",
+    # Every candidate process and parameter set on validation and test (issue 22: <= 60 s).
+    result, seconds, cpu_seconds = run(False)
+    emit(NAME, "all_processes_two_windows_seconds", round(seconds, 2), "s", symbols=symbols,
+         processes=len(candidates), forecasts=source)  # fmt: skip
+    emit(NAME, "all_processes_two_windows_cpu_seconds", round(cpu_seconds, 2), "s",
+         processes=len(candidates))  # fmt: skip
+    emit(NAME, "recommended_process", result.choice.process, "name", forecasts=source)
+    for row in result.metrics.iter_rows(named=True):
+        for key in ("sharpe", "total_return", "turnover", "cost_paid", "trading_days"):
+            emit(NAME, key, row[key], "days" if key == "trading_days" else "ratio",
                  process=row["process"], window=row["window"], forecasts=source)  # fmt: skip
+    # The same plus every calendar year, and the rolling-origin table (issue 22: <= 3 min).
+    rolling, seconds, cpu_seconds = run(True)
+    emit(NAME, "with_rolling_origin_seconds", round(seconds, 2), "s", symbols=symbols,
+         processes=len(candidates), years=rolling.rolling.height, forecasts=source)  # fmt: skip
+    emit(NAME, "with_rolling_origin_cpu_seconds", round(cpu_seconds, 2), "s")
+    emit(NAME, "peak_rss", round(peak_rss_mb(), 1), "MiB")
+    for row in rolling.rolling.iter_rows(named=True):
+        emit(NAME, "rolling_origin_sharpe", row["sharpe"], "ratio", year=row["year"],
+             process=row["process"], target=row.get("sharpe__target"))  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@ checks), and the risk, stress and liquidity of the current and recommended portf
 
 import dataclasses
 import uuid
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING
 
 import dagster as dg
@@ -24,11 +24,15 @@ from portfolio_pipeline.settings import Settings
 from portfolio_pipeline.warehouse.resources import WarehouseResource
 
 if TYPE_CHECKING:
-    from portfolio_pipeline.recommendations.trade_gate import GateSettings
+    from portfolio_pipeline.recommendations.processes import ProcessSpec, SimulationSettings
+    from portfolio_pipeline.recommendations.replay_inputs import DayInputs
 
 
 class RecommendationConfig(dg.Config):
     """``strategy``: empty = the best strategy by validation-window Sharpe.
+    ``process``: empty = the process chosen on validation by ``recommendation_backtest``
+    (``portfolio.recommendation_backtest_metrics``); else ``gated``, ``cost_aware``,
+    ``band_edge``, ``target``, ``band_5pct`` or ``never_trade`` (default parameters).
     ``gate_confidence``: one-sided confidence that a trade's expected advantage beats its
     costs; empty = the level chosen on the validation window (``portfolio.gate_validation``)."""
 
@@ -39,6 +43,7 @@ class RecommendationConfig(dg.Config):
     forecast_horizon_days: int = 8
     gate_confidence: float | None = None
     max_forecast_age_days: int = 7
+    process: str = ""
 
 
 def selected_strategy(con, config: RecommendationConfig) -> tuple[str, str]:
@@ -106,35 +111,27 @@ def recommendations(
     settings: dg.ResourceParam[Settings],
 ):
     """One row per symbol (and cash) per run: BUY/SELL/HOLD with quantity, notional, price,
-    the forecast and a reason, moving the current holdings toward the selected strategy's
-    targets only where a lower confidence bound of the trade's expected advantage (from the
-    forecasts' own out-of-sample track record) beats its round-trip costs, above a minimum
-    notional and under a turnover cap, never buying what stopped trading or lacks liquidity.
-    Table ``portfolio.recommendations``; history is kept per as_of and run.
+    the forecast and a reason in money, moving the current holdings toward the selected
+    strategy's target by the process chosen on validation (``recommendation_backtest``: the
+    cost-aware optimisation, a cost/risk band, the confidence gate, the target itself …),
+    above a minimum notional and under a turnover cap, never buying what stopped trading or
+    lacks liquidity. Table ``portfolio.recommendations``; history is kept per as_of and run.
 
-    Read the inputs (:func:`_recommendation_inputs`); call ``recommendations.decision.recommend``;
-    run the blocking checks (``recommendations.blocking_checks.check_recommendations``); append
-    the rows; describe them."""
+    Read the inputs (:func:`_recommendation_inputs`); call ``process_book.recommend_for_process``
+    (the replay's code path); run the blocking checks; append the rows; describe them."""
     from portfolio_pipeline.recommendations import blocking_checks
-    from portfolio_pipeline.recommendations import decision as rec
+    from portfolio_pipeline.recommendations.process_book import recommend_for_process
 
     with warehouse_resource.connect() as con:
         inputs = _recommendation_inputs(con, config, settings)
-        frame = rec.recommend(
+        frame = recommend_for_process(
+            inputs.process,
             inputs.held,
-            inputs.prices,
-            inputs.targets,
-            inputs.forecasts,
-            cost_bps=config.cost_bps,
-            min_notional=config.min_notional,
-            turnover_cap=config.turnover_cap,
-            liquidity=inputs.liquidity,
-            as_of=inputs.as_of,
-            strategy=inputs.strategy,
-            run_id=context.run_id or uuid.uuid4().hex,
-            horizon_days=config.forecast_horizon_days if inputs.forecasts is not None else None,
-            gate=inputs.gate,
-            cash_symbol=settings.cash_symbol,
+            inputs.day,
+            inputs.settings,
+            inputs.strategy,
+            context.run_id or uuid.uuid4().hex,
+            datetime.now(UTC),
         )
         outcomes = blocking_checks.check_recommendations(
             frame, blocking_checks.tradable_symbols(inputs.prices, inputs.liquidity)
@@ -154,24 +151,28 @@ def recommendations(
 
 @dataclasses.dataclass(frozen=True)
 class _RecommendationInputs:
-    """What one recommendation run reads: holdings, prices, targets, forecasts and the gate."""
+    """What one recommendation run reads: holdings, the day's inputs as the replay sees them
+    (prices, target, forecasts, gate, liquidity, the strategy's risk) and the process."""
 
     as_of: date
     held: pl.DataFrame
     prices: pl.DataFrame
     strategy: str
     strategy_chosen_by: str
-    targets: pl.DataFrame
-    forecasts: pl.DataFrame | None
-    gate: "GateSettings"
+    day: "DayInputs"
     confidence_chosen_by: str
     liquidity: pl.DataFrame
+    process: "ProcessSpec"
+    process_chosen_by: str
+    settings: "SimulationSettings"
 
 
 def _recommendation_inputs(con, config: RecommendationConfig, settings) -> _RecommendationInputs:
     """The latest day's holdings, prices, the selected strategy's targets, the forecasts, the
-    gate and the liquidity of the held positions (fails when the targets are missing)."""
+    gate, the liquidity of the held positions, the strategy's risk model and the process to
+    follow (fails when the targets are missing)."""
     from portfolio_pipeline.portfolio.risk import compute_liquidity
+    from portfolio_pipeline.recommendations.replay_inputs import DayInputs
 
     ohlcv = read_ohlcv(con)
     as_of = ohlcv["date"].max()
@@ -201,25 +202,84 @@ def _recommendation_inputs(con, config: RecommendationConfig, settings) -> _Reco
     liquidity = compute_liquidity(
         ohlcv, positions.select("symbol", "value"), as_of, cash_symbol=settings.cash_symbol
     )
+    process, process_chosen_by = _chosen_process(con, config, gate.confidence)
+    replayed = _simulation_settings(config, gate, ohlcv, settings)
+    day = DayInputs(
+        as_of, prices, targets, forecasts, gate, liquidity,
+        risk=_strategy_risk(con, ohlcv, strategy, replayed),
+    )  # fmt: skip
     return _RecommendationInputs(
-        as_of=as_of,
-        held=held,
-        prices=prices,
-        strategy=strategy,
-        strategy_chosen_by=why,
-        targets=targets,
-        forecasts=forecasts,
-        gate=gate,
-        confidence_chosen_by=confidence_chosen_by,
-        liquidity=liquidity,
+        as_of, held, prices, strategy, why, day, confidence_chosen_by, liquidity,
+        process, process_chosen_by, replayed,
+    )  # fmt: skip
+
+
+def _chosen_process(con, config: RecommendationConfig, confidence: float):
+    """The configured process, else the one ``recommendation_backtest`` chose on validation,
+    else (no replay yet) the confidence gate."""
+    from portfolio_pipeline.recommendations.process_replay import spec_from_row
+    from portfolio_pipeline.recommendations.processes import PROCESSES, gated_at
+
+    if config.process:
+        name = "recommended" if config.process == "gated" else config.process
+        if name not in PROCESSES:
+            raise dg.Failure(f"unknown process {config.process!r}")
+        spec = PROCESSES[name]
+        return (gated_at(confidence) if spec.gate else spec), "configured"
+    chosen = read_optional_table(
+        con,
+        tables.RECOMMENDATION_BACKTEST_METRICS,
+        "where process = 'recommended' and \"window\" = 'validation'",
     )
+    if chosen is None or "family" not in chosen.columns:
+        return gated_at(confidence), "no process replay yet: the confidence gate"
+    row = chosen.row(0, named=True)
+    spec = spec_from_row(row)
+    if spec.gate:  # the gate's level comes from gate_validation or the configuration
+        spec = gated_at(confidence)
+    return spec, f"chosen on validation: {row['source_process']}"
+
+
+def _simulation_settings(config: RecommendationConfig, gate, ohlcv, settings: Settings):
+    """The replay's settings for this run: the same cap, minimum, costs and horizon."""
+    from portfolio_pipeline.recommendations.processes import SimulationSettings
+
+    return SimulationSettings(
+        cost_bps=config.cost_bps,
+        min_notional=config.min_notional,
+        turnover_cap=config.turnover_cap,
+        horizon=config.forecast_horizon_days,
+        gate_confidence=gate.confidence,
+        max_forecast_age_days=config.max_forecast_age_days,
+        periods_per_year=market_context(ohlcv, settings).calendar.periods_per_year,
+        cash_symbol=settings.cash_symbol,
+    )
+
+
+def _strategy_risk(con, ohlcv: pl.DataFrame, strategy: str, replayed):
+    """The strategy's own covariance on the last day, as the replay computes it."""
+    from portfolio_pipeline.portfolio.assets import build_backtest_strategies, read_policy_weights
+    from portfolio_pipeline.portfolio.strategies import EstimationCache, MarketPanel
+    from portfolio_pipeline.recommendations.replay_inputs import strategy_risk
+
+    history = read_optional_table(con, tables.FORECAST_BACKTEST)
+    built = {s.name: s for s in build_backtest_strategies(history, read_policy_weights(con))}
+    if strategy not in built:
+        raise dg.Failure(f"recommendations: no strategy {strategy!r} to estimate its risk")
+    panel = MarketPanel.from_ohlcv(ohlcv, cash_symbol=replayed.cash_symbol)
+    row = len(panel.dates) - 1
+    return strategy_risk(panel, row, built[strategy], EstimationCache(), replayed)
 
 
 def _describe_recommendations(
     frame: pl.DataFrame, inputs: _RecommendationInputs
 ) -> dg.MaterializeResult:
+    from portfolio_pipeline.recommendations.rule_decision import ex_ante_risk
+
     counts = frame.group_by("action").len().sort("action")
-    gate = inputs.gate
+    gate = inputs.day.gate
+    risk = inputs.day.risk
+    figures = ex_ante_risk(frame, risk, inputs.settings.cash_symbol) if risk is not None else {}
     return dg.MaterializeResult(
         metadata={
             **table_metadata(
@@ -232,13 +292,16 @@ def _describe_recommendations(
             "as_of": str(inputs.as_of),
             "strategy": inputs.strategy,
             "strategy_chosen_by": inputs.strategy_chosen_by,
+            "process": inputs.process.name,
+            "process_chosen_by": inputs.process_chosen_by,
             "actions": ", ".join(f"{a}: {n}" for a, n in counts.iter_rows()),
-            "forecasts_used": inputs.forecasts is not None,
+            "forecasts_used": inputs.day.forecasts is not None,
             "gate_confidence": gate.confidence,
             "gate_confidence_chosen_by": inputs.confidence_chosen_by,
             "gate_calibration": (
-                gate.calibration.describe() if gate.calibration else "none (gate not applied)"
+                gate.calibration.describe() if gate.calibration else "none (no track record)"
             ),
+            **{f"ex_ante_{k}": v for k, v in figures.items()},
         }
     )
 

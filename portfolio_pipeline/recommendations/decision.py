@@ -62,6 +62,7 @@ from portfolio_pipeline.recommendations.recommendation_rows import (
     RowContext,
     recommendation_rows,
 )
+from portfolio_pipeline.recommendations.rule_decision import RuleContext, apply_rule
 from portfolio_pipeline.recommendations.trade_gate import GateSettings, apply_gate
 from portfolio_pipeline.settings import CASH_SYMBOL
 
@@ -147,6 +148,8 @@ def recommend(
     horizon_days: int | None = None,
     gate: GateSettings | None = None,
     cash_symbol: str = CASH_SYMBOL,
+    rule: RuleContext | None = None,
+    band: float | None = None,
 ) -> pl.DataFrame:
     """Recommended trades -> :data:`RECOMMENDATION_SCHEMA` rows of ``portfolio.recommendations``
     (one per symbol + cash; see the module docstring).
@@ -160,19 +163,19 @@ def recommend(
     horizon_days : forecast horizon to use (default: the shortest available).
     gate : calibration and confidence of the gate; None = no calibration (gate not applied).
     cash_symbol : the cash asset (``PORTFOLIO_PIPELINE_CASH``: ``USDT``, ``USD`` …), priced at 1.
+    rule, band : a portfolio-level rule (:mod:`.rule_decision`) in place of the gate; trade
+        only when some weight is more than ``band`` from its target (None: neither).
     """
     gate = _validated(cost_bps, min_notional, turnover_cap, gate)
-    cost_rate = cost_bps / 10_000.0
     targets = _target_map(target_weights, strategy, as_of)
     assets, total_value = _build_assets(
         holdings, latest_prices, targets, liquidity, as_of, cash_symbol
     )
     wanted_turnover = _set_desired(assets)
     found = _latest_forecasts(forecasts, as_of, horizon_days, gate.max_forecast_age_days)
-    gate_on = _attach_forecasts(assets, found, gate.calibration)
-    small = _trade(
-        assets, gate if gate_on else None, cost_rate, turnover_cap, min_notional / total_value
-    )
+    gate_on = _attach_forecasts(assets, found, gate.calibration) and rule is None
+    trading = _Trading(gate if gate_on else None, rule, band, cost_bps / 1e4, turnover_cap)
+    small = _trade(assets, trading, min_notional, total_value)
     context = RowContext(
         as_of=as_of,
         generated_at=generated_at or datetime.now(UTC),
@@ -182,7 +185,7 @@ def recommend(
         cost_bps=cost_bps,
         min_notional=min_notional,
         small=small,
-        gate_state=_gate_state(found, gate, as_of),
+        gate_state=_gate_state(found, gate, as_of) if rule is None else f"{rule.rule.label}",
         horizon=found.horizon,
         confidence=gate.confidence if gate_on else None,
         wanted_turnover=wanted_turnover,
@@ -190,19 +193,40 @@ def recommend(
     return _frame(recommendation_rows(assets, context))
 
 
+def _hold_inside_band(assets: list[AssetMove], band: float | None) -> None:
+    """A no-trade band: no move at all while every weight is within ``band`` of its target."""
+    if band is None or any(abs(a.raw_target - a.current) > band for a in assets):
+        return
+    for a in assets[:-1]:
+        if abs(a.delta) > EPS:
+            a.notes.append(f"no weight is more than {band:.0%} from its target: no trade")
+        a.delta = 0.0
+
+
+@dataclass(frozen=True)
+class _Trading:
+    """How the desired moves become trades: the gate (None: off) or a rule, a no-trade band,
+    the cost rate and the turnover cap."""
+
+    gate: GateSettings | None
+    rule: RuleContext | None
+    band: float | None
+    cost_rate: float
+    turnover_cap: float | None
+
+
 def _trade(
-    assets: list[AssetMove],
-    gate: GateSettings | None,
-    cost_rate: float,
-    turnover_cap: float | None,
-    min_weight: float,
+    assets: list[AssetMove], how: _Trading, min_notional: float, total_value: float
 ) -> set[str]:
-    """From the desired moves to the trades: the gate (when on), the turnover cap, then the
-    minimum trade size and cash. Returns the symbols dropped for size."""
-    if gate is not None:
-        apply_gate(assets, cost_rate, gate)
-    _cap_turnover(assets, turnover_cap)
-    return _drop_small_trades(assets, assets[-1].current, cost_rate, min_weight)
+    """From the desired moves to the trades: the rule or the gate (when on), the band, the
+    turnover cap, then the minimum trade size and cash. Returns the symbols dropped for size."""
+    if how.rule is not None:
+        apply_rule(assets, how.rule, how.cost_rate, total_value)
+    if how.gate is not None:
+        apply_gate(assets, how.cost_rate, how.gate)
+    _hold_inside_band(assets, how.band)
+    _cap_turnover(assets, how.turnover_cap)
+    return _drop_small_trades(assets, assets[-1].current, how.cost_rate, min_notional / total_value)
 
 
 def _validated(

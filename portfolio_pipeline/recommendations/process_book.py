@@ -19,6 +19,7 @@ from portfolio_pipeline.portfolio.strategies import MarketPanel
 from portfolio_pipeline.recommendations.decision import recommend
 from portfolio_pipeline.recommendations.processes import ProcessSpec, SimulationSettings
 from portfolio_pipeline.recommendations.replay_inputs import DayInputs, last_close
+from portfolio_pipeline.recommendations.rule_decision import RuleContext
 from portfolio_pipeline.recommendations.trade_gate import GateSettings
 from portfolio_pipeline.settings import CASH_SYMBOL
 
@@ -91,30 +92,14 @@ def advance(
     spec = state.spec
     frame = None
     trades, turnover, cost, wanted = 0, 0.0, 0.0, 0.0
-    if spec.trades and _band_triggered(spec, state, inputs):
+    if spec.trades:
         holdings = pl.DataFrame(
             {"symbol": list(state.quantities), "quantity": list(state.quantities.values())}
         )
-        frame = recommend(
-            holdings,
-            inputs.prices,
-            inputs.target,
-            inputs.forecasts if spec.gate else None,
-            cost_bps=settings.cost_bps,
-            min_notional=settings.min_notional if spec.min_notional else 0.0,
-            turnover_cap=settings.turnover_cap if spec.turnover_cap else None,
-            liquidity=inputs.liquidity,
-            as_of=inputs.as_of,
-            strategy=strategy,
-            run_id=f"simulated-{window}",
-            generated_at=_GENERATED_AT,
-            horizon_days=settings.horizon,
-            gate=_gate_for(spec, inputs.gate),
-            cash_symbol=state.cash,
+        frame = recommend_for_process(
+            spec, holdings, inputs, settings, strategy, f"simulated-{window}", _GENERATED_AT
         )
         trades, turnover, cost, wanted = _book(state, frame, settings.cost_bps)
-    elif spec.trades:
-        wanted = _wanted_turnover(state, inputs)
     next_value = _carry(state, panel, row)
     previous = state.value
     state.value = next_value
@@ -137,46 +122,64 @@ def advance(
     return frame
 
 
+def recommend_for_process(
+    spec: ProcessSpec,
+    holdings: pl.DataFrame,
+    inputs: DayInputs,
+    settings: SimulationSettings,
+    strategy: str,
+    run_id: str,
+    generated_at: datetime,
+) -> pl.DataFrame:
+    """The one code path from a process to its trades, for the replay and the nightly asset:
+    :func:`~.decision.recommend` with the process's gate, rule or band, and the same turnover
+    cap, minimum notional, costs and liquidity for every process."""
+    uses_forecasts = spec.gate or spec.rule is not None
+    rule = None
+    if spec.rule is not None:
+        if inputs.risk is None:
+            raise ValueError(f"process {spec.name} needs the strategy's risk model")
+        calibration = inputs.gate.calibration if inputs.forecasts is not None else None
+        rule = RuleContext(spec.rule, inputs.risk, calibration, _adv(inputs.liquidity))
+    return recommend(
+        holdings,
+        inputs.prices,
+        inputs.target,
+        inputs.forecasts if uses_forecasts else None,
+        cost_bps=settings.cost_bps,
+        min_notional=settings.min_notional if spec.min_notional else 0.0,
+        turnover_cap=settings.turnover_cap if spec.turnover_cap else None,
+        liquidity=inputs.liquidity,
+        as_of=inputs.as_of,
+        strategy=strategy,
+        run_id=run_id,
+        generated_at=generated_at,
+        horizon_days=settings.horizon,
+        gate=_gate_for(spec, inputs.gate),
+        cash_symbol=settings.cash_symbol,
+        rule=rule,
+        band=spec.band,
+    )
+
+
+def _adv(liquidity: pl.DataFrame) -> dict[str, float]:
+    return {
+        s: float(v)
+        for s, v in zip(
+            liquidity["symbol"].to_list(), liquidity["adv_quote"].to_list(), strict=True
+        )
+        if v is not None
+    }
+
+
 def _gate_for(spec: ProcessSpec, gate: GateSettings) -> GateSettings | None:
+    if spec.rule is not None:
+        return gate  # the rule's expected returns come from the gate's calibration
     if not spec.gate:
         return None
     if spec.confidence is None:
         return gate
     return GateSettings(gate.calibration, spec.confidence, gate.max_forecast_age_days)
-
-
-def _weights(state: ProcessState, prices: dict[str, float]) -> dict[str, float]:
-    values = {
-        s: q * (1.0 if s == state.cash else prices.get(s, 0.0)) for s, q in state.quantities.items()
-    }
-    total = sum(values.values())
-    return {s: v / total for s, v in values.items()}
-
-
-def _price_map(inputs: DayInputs) -> dict[str, float]:
-    return dict(
-        zip(inputs.prices["symbol"].to_list(), inputs.prices["price"].to_list(), strict=True)
-    )
-
-
-def _wanted_turnover(state: ProcessState, inputs: DayInputs) -> float:
-    current = _weights(state, _price_map(inputs))
-    target = inputs.target_map
-    symbols = (set(current) | set(target)) - {state.cash}
-    # Summed in symbol order: a set of strings iterates in an order that changes with each
-    # process's hash seed, which moved this figure by an ulp from one run to the next.
-    return float(sum(abs(target.get(s, 0.0) - current.get(s, 0.0)) for s in sorted(symbols)))
-
-
-def _band_triggered(spec: ProcessSpec, state: ProcessState, inputs: DayInputs) -> bool:
-    if spec.band is None:
-        return True
-    current = _weights(state, _price_map(inputs))
-    target = inputs.target_map
-    return any(
-        abs(target.get(s, 0.0) - current.get(s, 0.0)) > spec.band
-        for s in set(current) | set(target)
-    )
 
 
 def _book(

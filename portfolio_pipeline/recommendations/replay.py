@@ -102,7 +102,7 @@ def simulate_recommendations(
         decision day (so the processes differ only in how they follow it afterwards);
         start_value : its value in cash units.
     processes : names from :data:`PROCESSES` or :class:`ProcessSpec` objects.
-    keep_trades : also return every day's recommendation rows of ``recommended``.
+    keep_trades : also return every day's recommendation rows of every process (``process``).
     """
     specs = _validated_specs(processes, start_weights, start_value)
     cash = settings.cash_symbol
@@ -123,8 +123,8 @@ def simulate_recommendations(
             inputs = day_inputs(panel, row, strategy, cache, issued, history, settings, ohlcv)
             for state in states:
                 frame = advance(state, panel, row, inputs, strategy.name, settings, window)
-                if keep_trades and frame is not None and state.spec.name == "recommended":
-                    trade_frames.append(frame.with_columns(pl.lit(window).alias("window")))
+                if keep_trades and frame is not None:
+                    trade_frames.append(_labelled(frame, window, state.spec.name))
         for state in states:
             frame = pl.DataFrame(state.rows, schema=BACKTEST_SCHEMA, orient="row")
             daily.append(frame)
@@ -134,6 +134,10 @@ def simulate_recommendations(
         metrics=pl.DataFrame(metric_rows),
         trades=pl.concat(trade_frames) if trade_frames else pl.DataFrame(),
     )
+
+
+def _labelled(frame: pl.DataFrame, window: str, process: str) -> pl.DataFrame:
+    return frame.with_columns(pl.lit(window).alias("window"), pl.lit(process).alias("process"))
 
 
 def _validated_specs(

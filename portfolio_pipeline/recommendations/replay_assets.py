@@ -41,7 +41,11 @@ class RecommendationBacktestConfig(RecommendationConfig):
     validation_end: str = ""
     test_start: str = ""
     test_end: str = ""
-    confidence_grid: list[float] = [0.5, 0.6, 0.7, 0.8, 0.9, 0.95]
+    confidence_grid: list[float] = [0.5, 0.7, 0.9]
+    risk_aversion_grid: list[float] = [0.5, 4.0]
+    cost_multiplier_grid: list[float] = [1.0, 3.0]
+    band_risk_aversion_grid: list[float] = [0.1, 1.0, 10.0]
+    rolling_origin: bool = True
     start_value: float = 0.0
     start_from: str = "target"
 
@@ -49,15 +53,23 @@ class RecommendationBacktestConfig(RecommendationConfig):
 SIMULATION_OUTPUTS = {  # asset -> (table, description)
     "recommendation_backtest": (
         tables.RECOMMENDATION_BACKTEST,
-        "One row per (process, window, day): the recommendation process replayed day by day "
-        "(target -> confidence gate -> turnover cap -> minimum notional -> costs) next to the "
-        "ungated target, a 5-point no-trade band and never trading: equity, daily return, "
+        "One row per (process, window, day) on validation and test: every candidate process "
+        "(the confidence gate per level, the cost-aware optimisation and the cost/risk band "
+        "per parameter set, the target, a 5-point band, never trading) replayed day by day "
+        "through the same recommend() with the same cap, minimum notional, costs and "
+        "liquidity; 'recommended' is the one chosen on validation: equity, daily return, "
         "trades, turnover, cost and the wanted turnover that was refused.",
     ),
     "recommendation_backtest_metrics": (
         tables.RECOMMENDATION_BACKTEST_METRICS,
         "One row per (process, window): the metric columns of portfolio.backtest_metrics "
-        "(recomputable from the daily rows), the number of trading days and the refused turnover.",
+        "(recomputable from the daily rows), trading days, refused turnover, cost paid, the "
+        "process family and parameters; windows are validation, test and each calendar year.",
+    ),
+    "process_selection": (
+        tables.PROCESS_SELECTION,
+        "One row per year Y: the process the validation rule picks on year Y-1 alone, its "
+        "parameters, and its and every other process's figures in year Y (rolling origin).",
     ),
     "gate_validation": (
         tables.GATE_VALIDATION,
@@ -87,7 +99,7 @@ def recommendation_backtest(
     settings: dg.ResourceParam[Settings],
 ):
     """Replays the recommendations on the validation and test windows (see the tables)."""
-    from portfolio_pipeline.recommendations.confidence_grid import replay_with_confidence_grid
+    from portfolio_pipeline.recommendations.process_replay import replay_and_choose
 
     with warehouse_resource.connect() as con:
         ohlcv = read_ohlcv(con)
@@ -102,7 +114,7 @@ def recommendation_backtest(
     market = market_context(ohlcv, settings)
     evaluation = _evaluation_windows(config, ohlcv, settings)
     windows = {"validation": evaluation.validation, "test": evaluation.test}
-    replay = replay_with_confidence_grid(
+    replay = replay_and_choose(
         ohlcv,
         strategy,
         history,
@@ -110,45 +122,62 @@ def recommendation_backtest(
         start_weights=start_weights,
         start_value=start_value,
         settings=_simulation_settings(config, market.calendar.periods_per_year, settings),
-        levels=config.confidence_grid,
-        configured_confidence=config.gate_confidence,
+        candidates=_candidates(config),
+        confidence_levels=config.confidence_grid,
+        years=config.rolling_origin,
     )
     daily, metrics, gate_table = _stored_tables(replay, strategy_name, evaluation)
     with warehouse_resource.connect() as con:
         warehouse.replace_table(con, tables.RECOMMENDATION_BACKTEST, daily)
         warehouse.replace_table(con, tables.RECOMMENDATION_BACKTEST_METRICS, metrics)
         warehouse.replace_table(con, tables.GATE_VALIDATION, gate_table)
+        if replay.rolling.height:
+            warehouse.replace_table(con, tables.PROCESS_SELECTION, replay.rolling)
     yield from _describe_replay(
         daily,
         metrics,
         gate_table,
+        replay.rolling,
         strategy=strategy_name,
         run_facts={
             "strategy": strategy_name,
             "strategy_chosen_by": chosen_by,
-            "gate_confidence": replay.confidence,
+            "recommended_process": replay.choice.process,
+            "recommended_process_chosen_by": replay.choice.reason,
             "start_from": config.start_from,
             **evaluation.as_metadata(),
             "periods_per_year": market.calendar.periods_per_year,
             "start_value": start_value,
         },
         windows=list(windows),
-        confidence_chosen_by="configured" if config.gate_confidence else "best validation Sharpe",
+    )
+
+
+def _candidates(config: RecommendationBacktestConfig):
+    from portfolio_pipeline.recommendations.processes import candidate_processes
+
+    return candidate_processes(
+        tuple(config.confidence_grid),
+        tuple(config.risk_aversion_grid),
+        tuple(config.cost_multiplier_grid),
+        tuple(config.band_risk_aversion_grid),
     )
 
 
 def _stored_tables(
     replay, strategy_name: str, evaluation: EvaluationWindows
 ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
-    """The replay's daily rows, metrics and confidence grid, each naming the strategy (and the
-    first two the confidence in force; the metrics also the windows' dates)."""
-    context_columns = [
-        pl.lit(strategy_name).alias("strategy"),
-        pl.lit(replay.confidence).alias("gate_confidence"),
-    ]
-    daily = replay.daily.with_columns(*context_columns)
-    metrics = with_window_columns(replay.metrics.with_columns(*context_columns), evaluation)
-    gate_table = replay.grid.with_columns(pl.lit(strategy_name).alias("strategy"))
+    """The replay's daily rows, metrics and confidence grid, each naming the strategy (the
+    metrics also the windows' dates); the grid's ``selected`` level is the best gated one."""
+    from portfolio_pipeline.recommendations.confidence_grid import select_confidence
+
+    strategy = pl.lit(strategy_name).alias("strategy")
+    daily = replay.daily.with_columns(strategy)
+    metrics = with_window_columns(replay.metrics.with_columns(strategy), evaluation)
+    best_level = select_confidence(replay.grid)
+    gate_table = replay.grid.with_columns(
+        strategy, (pl.col("confidence") == best_level).alias("selected")
+    )
     return daily, metrics, gate_table
 
 
@@ -211,32 +240,29 @@ def _describe_replay(
     daily: pl.DataFrame,
     metrics: pl.DataFrame,
     gate_table: pl.DataFrame,
+    rolling: pl.DataFrame,
     *,
     strategy: str,
     run_facts: dict,
     windows: list[str],
-    confidence_chosen_by: str,
 ):
-    """The three materializations: tables, the test-window plot and the headline figures."""
-    from portfolio_pipeline.recommendations.processes import PROCESS_NAMES
-
-    main = metrics.filter(pl.col("process").is_in(PROCESS_NAMES)).sort("window", "process")
+    """The four materializations: tables, the test-window plot and the headline figures."""
+    shown = _shown_processes(metrics)
+    main = metrics.filter(pl.col("process").is_in(shown) & pl.col("window").is_in(windows)).sort(
+        "window", "process"
+    )
     summary = main.select(
         "window", "process", "total_return", "sharpe", "max_drawdown", "turnover",
-        "trading_days", "refused_turnover", "cost_paid",
+        "trading_days", "cost_paid",
     )  # fmt: skip
     test_curves = daily.filter(
-        (pl.col("window") == "test") & pl.col("process").is_in(PROCESS_NAMES)
+        (pl.col("window") == "test") & pl.col("process").is_in(shown)
     ).select(pl.col("process").alias("strategy"), "date", "equity")
     plot = png_markdown(
-        bt.plot_equity_curves(test_curves, title=f"Recommendation process, test ({strategy})"),
-        "recommendation process",
+        bt.plot_equity_curves(test_curves, title=f"Recommendation processes, test ({strategy})"),
+        "recommendation processes",
     )
-    recommended = main.filter(pl.col("process") == "recommended")
-    trading_days = {
-        f"trading_days_{w}": int(recommended.filter(pl.col("window") == w)["trading_days"][0])
-        for w in windows
-    }
+    trading_days = _recommended_trading_days(main, windows)
     yield dg.MaterializeResult(
         asset_key="recommendation_backtest",
         metadata={
@@ -250,18 +276,42 @@ def _describe_replay(
         asset_key="recommendation_backtest_metrics",
         metadata={
             **table_metadata(metrics, tables.RECOMMENDATION_BACKTEST_METRICS),
-            "processes": dg.MetadataValue.md(preview_markdown(summary, rows=20)),
+            "processes": dg.MetadataValue.md(preview_markdown(summary, rows=40)),
             "equity_test_window": plot,
         },
     )
     yield dg.MaterializeResult(
         asset_key="gate_validation",
+        metadata=table_metadata(gate_table, tables.GATE_VALIDATION, preview_rows=20),
+    )
+    yield dg.MaterializeResult(
+        asset_key="process_selection",
         metadata={
-            **table_metadata(gate_table, tables.GATE_VALIDATION, preview_rows=20),
-            "selected_confidence": run_facts["gate_confidence"],
-            "chosen_by": confidence_chosen_by,
+            **(
+                table_metadata(rolling, tables.PROCESS_SELECTION, preview_rows=20)
+                if rolling.height
+                else {"rows": 0}
+            ),
+            "rule": "best validation Sharpe (2 decimals); ties to lower turnover; a process "
+            "that never traded only when strictly best",
         },
     )
+
+
+def _recommended_trading_days(main: pl.DataFrame, windows: list[str]) -> dict[str, int]:
+    recommended = main.filter(pl.col("process") == "recommended")
+    return {
+        f"trading_days_{w}": int(recommended.filter(pl.col("window") == w)["trading_days"][0])
+        for w in windows
+    }
+
+
+def _shown_processes(metrics: pl.DataFrame) -> list[str]:
+    """``recommended``, the plain comparisons and the best parameter set of each family on
+    validation (the full grid stays in the table)."""
+    validation = metrics.filter(pl.col("window") == "validation").sort("sharpe", descending=True)
+    best = validation.unique("family", keep="first", maintain_order=True)["process"].to_list()
+    return sorted({"recommended", "target", "band_5pct", "never_trade", *best})
 
 
 @dg.asset(

@@ -16,6 +16,7 @@ from portfolio_pipeline.portfolio.risk import compute_liquidity
 from portfolio_pipeline.portfolio.strategies import EstimationCache, MarketPanel, Strategy
 from portfolio_pipeline.recommendations.gate import ForecastHistory
 from portfolio_pipeline.recommendations.processes import SimulationSettings
+from portfolio_pipeline.recommendations.rebalance_rules import RiskModel
 from portfolio_pipeline.recommendations.trade_gate import GateSettings
 
 
@@ -29,6 +30,7 @@ class DayInputs:
     forecasts: pl.DataFrame | None
     gate: GateSettings
     liquidity: pl.DataFrame
+    risk: RiskModel | None = None  # the strategy's own covariance at d (rows <= d)
 
     @property
     def target_map(self) -> dict[str, float]:
@@ -105,6 +107,25 @@ def day_inputs(
         forecasts=pl.concat(recent) if recent else None,
         gate=GateSettings(calibration, settings.gate_confidence, settings.max_forecast_age_days),
         liquidity=liquidity,
+        risk=strategy_risk(panel, row, strategy, cache, settings),
+    )
+
+
+def strategy_risk(
+    panel: MarketPanel,
+    row: int,
+    strategy: Strategy,
+    cache: EstimationCache,
+    settings: SimulationSettings,
+) -> RiskModel:
+    """The strategy's own Ledoit-Wolf covariance at ``row`` (its look-back, rows ``<= row``),
+    shared through the panel's estimation cache with the strategy's decisions."""
+    estimate = cache.estimate(panel, row, strategy.lookback_days, strategy.min_history)
+    return RiskModel(
+        symbols=tuple(panel.symbols[int(i)] for i in estimate.assets),
+        covariance=estimate.covariance,
+        horizon=settings.horizon,
+        periods_per_year=settings.periods_per_year,
     )
 
 

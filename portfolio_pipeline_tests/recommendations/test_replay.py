@@ -106,7 +106,8 @@ def test_the_gate_trades_on_informative_forecasts_and_refuses_noise(ohlcv) -> No
 def test_no_look_ahead_poisoning_after_d_leaves_decisions_up_to_d_unchanged(ohlcv) -> None:
     forecasts = _forecasts(ohlcv, 1.0)
     cut = date(2022, 3, 25)
-    base = _simulate(ohlcv, forecasts, processes=["recommended", "band_5pct"], keep_trades=True)
+    processes = ["recommended", "band_5pct", "cost_aware", "band_edge"]
+    base = _simulate(ohlcv, forecasts, processes=processes, keep_trades=True)
     poisoned_prices = ohlcv.with_columns(
         pl.when(pl.col("date") > cut).then(pl.col("close") * 3.0).otherwise(pl.col("close"))
     )
@@ -121,11 +122,13 @@ def test_no_look_ahead_poisoning_after_d_leaves_decisions_up_to_d_unchanged(ohlc
     again = _simulate(
         poisoned_prices,
         poisoned_forecasts,
-        processes=["recommended", "band_5pct"],
+        processes=processes,
         keep_trades=True,
     )
     for result in (base, again):
         assert result.trades.height > 0
+    traded = base.trades.filter(pl.col("action") != "HOLD")["process"].unique().to_list()
+    assert {"cost_aware", "band_edge"} <= set(traded)  # the new processes decide something
     decided = lambda r: r.trades.filter(pl.col("as_of") <= cut).drop("generated_at")  # noqa: E731
     assert decided(base).equals(decided(again))
     before = lambda r: r.daily.filter(pl.col("decided_at") < cut)  # noqa: E731

@@ -12,6 +12,7 @@ from portfolio_pipeline.definitions import build_definitions
 from portfolio_pipeline.portfolio.strategies import build_strategies
 from portfolio_pipeline.recommendations import processes
 from portfolio_pipeline.recommendations.confidence_grid import select_confidence
+from portfolio_pipeline.recommendations.process_selection import choose_process
 from portfolio_pipeline.recommendations.replay import simulate_recommendations
 from portfolio_pipeline_tests.helpers import settings_for_tests, walk_forward_like_forecasts
 
@@ -39,7 +40,13 @@ def _execute(path, selection, run_config=None):
     )
 
 
-def test_the_simulation_trades_exactly_what_the_recommendations_asset_recommends(tmp_path, market):
+@pytest.mark.parametrize(
+    "process,configured",
+    [("recommended", "gated"), ("cost_aware", "cost_aware"), ("band_edge", "band_edge")],
+)
+def test_the_simulation_trades_exactly_what_the_recommendations_asset_recommends(
+    tmp_path, market, process, configured
+):
     ohlcv, forecasts = market
     (hrp,) = build_strategies(("hrp",))
     simulated = simulate_recommendations(
@@ -50,12 +57,15 @@ def test_the_simulation_trades_exactly_what_the_recommendations_asset_recommends
         start_weights={"BTCUSDT": 0.5, "ETHUSDT": 0.2, "USDT": 0.3},
         start_value=50_000.0,
         settings=processes.SimulationSettings(horizon=HORIZON, gate_confidence=0.75),
-        processes=["recommended"],
+        processes=[process],
         keep_trades=True,
     )
-    day = simulated.trades.filter(pl.col("as_of") == DECISION)
+    # DECISION, or the last earlier day on which this process traded (a band trades rarely)
+    traded = simulated.trades.filter(pl.col("action") != "HOLD")["as_of"].unique().to_list()
+    decision = max(d for d in [*traded, date(1970, 1, 1)] if d <= DECISION)
+    day = simulated.trades.filter(pl.col("as_of") == decision)
     assert day.height and (day["action"] != "HOLD").any(), "pick a date on which the process trades"
-    # The asset's inputs on DECISION: the simulated holdings before that day's trades, the
+    # The asset's inputs on that day: the simulated holdings before that day's trades, the
     # market up to that day, the forecasts as issued up to then.
     value = day["portfolio_value"][0]
     holdings = day.filter(pl.col("current_weight") > 0).select(
@@ -67,13 +77,18 @@ def test_the_simulation_trades_exactly_what_the_recommendations_asset_recommends
     )
     path = tmp_path / "warehouse.duckdb"
     with warehouse.connection(path) as con:
-        warehouse.replace_table(con, tables.RAW_OHLCV, ohlcv.filter(pl.col("date") <= DECISION))
+        warehouse.replace_table(con, tables.RAW_OHLCV, ohlcv.filter(pl.col("date") <= decision))
         warehouse.replace_table(con, tables.HOLDINGS, holdings)
         warehouse.replace_table(con, tables.FORECAST_BACKTEST, forecasts)
         warehouse.replace_table(
-            con, tables.RETURN_FORECASTS, forecasts.filter(pl.col("as_of") <= DECISION)
+            con, tables.RETURN_FORECASTS, forecasts.filter(pl.col("as_of") <= decision)
         )
-    config = {"strategy": "hrp", "gate_confidence": 0.75, "forecast_horizon_days": HORIZON}
+    config = {
+        "strategy": "hrp",
+        "gate_confidence": 0.75,
+        "forecast_horizon_days": HORIZON,
+        "process": configured,
+    }
     result = _execute(
         path,
         ["target_weights", "recommendations"],
@@ -110,6 +125,10 @@ def replayed(tmp_path_factory, market):
         "test_start": "2023-09-01",
         "test_end": "2023-10-31",
         "confidence_grid": [0.6, 0.9],
+        "risk_aversion_grid": [2.0],
+        "cost_multiplier_grid": [1.0],
+        "band_risk_aversion_grid": [1.0],
+        "rolling_origin": False,
         "forecast_horizon_days": HORIZON,
     }
     result = _execute(
@@ -119,6 +138,7 @@ def replayed(tmp_path_factory, market):
             "recommendation_backtest",
             "recommendation_backtest_metrics",
             "gate_validation",
+            "process_selection",
         ],
         {"ops": {"recommendation_backtest": {"config": config}}},
     )
@@ -132,7 +152,8 @@ def test_the_replay_writes_every_process_and_picks_the_confidence_on_validation(
         daily = con.execute(f"select * from {tables.RECOMMENDATION_BACKTEST}").pl()
         metrics = con.execute(f"select * from {tables.RECOMMENDATION_BACKTEST_METRICS}").pl()
         grid = con.execute(f"select * from {tables.GATE_VALIDATION}").pl()
-    assert set(processes.PROCESS_NAMES) <= set(metrics["process"])
+    families = {"gated", "cost_aware", "band_edge", "target", "band_5pct", "never_trade"}
+    assert families <= set(metrics["family"]) and "recommended" in set(metrics["process"])
     assert set(metrics["window"]) == {"validation", "test"}
     assert {
         "date",
@@ -147,8 +168,11 @@ def test_the_replay_writes_every_process_and_picks_the_confidence_on_validation(
     assert chosen.height == 1 and grid["window"].unique().to_list() == ["validation"]
     assert chosen["confidence"][0] == select_confidence(grid)
     recommended = metrics.filter(pl.col("process") == "recommended")
-    assert recommended["gate_confidence"].unique().to_list() == [chosen["confidence"][0]]
-    assert recommended["trading_days"].sum() > 0
+    candidates = metrics.filter(pl.col("process") != "recommended")
+    expected = choose_process(candidates, "validation").process
+    assert recommended["source_process"].unique().to_list() == [expected]
+    same = candidates.filter(pl.col("process") == expected).sort("window")
+    assert recommended.sort("window")["sharpe"].to_list() == same["sharpe"].to_list()
 
 
 def test_recommendations_use_the_validated_confidence_and_outcomes_follow(replayed):
