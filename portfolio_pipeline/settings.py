@@ -109,7 +109,7 @@ class Settings:
     periods_per_year: int | None
     profile: str
     cash_symbol: str = CASH_SYMBOL
-    # None = BTCUSDT when in the universe, else the largest traded value (core.benchmark).
+    # None = BTCUSDT when in the universe, else the largest traded value (market.context).
     benchmark_symbol: str | None = None
     test_years: int = 2
     validation_years: int = 1
