@@ -206,7 +206,7 @@ def _recommendation_inputs(con, config: RecommendationConfig, settings) -> _Reco
     replayed = _simulation_settings(config, gate, ohlcv, settings)
     day = DayInputs(
         as_of, prices, targets, forecasts, gate, liquidity,
-        risk=_strategy_risk(con, ohlcv, strategy, replayed),
+        *_strategy_risk(con, ohlcv, strategy, replayed),
     )  # fmt: skip
     return _RecommendationInputs(
         as_of, held, prices, strategy, why, day, confidence_chosen_by, liquidity,
@@ -260,7 +260,7 @@ def _strategy_risk(con, ohlcv: pl.DataFrame, strategy: str, replayed):
     """The strategy's own covariance on the last day, as the replay computes it."""
     from portfolio_pipeline.portfolio.assets import build_backtest_strategies, read_policy_weights
     from portfolio_pipeline.portfolio.strategies import EstimationCache, MarketPanel
-    from portfolio_pipeline.recommendations.replay_inputs import strategy_risk
+    from portfolio_pipeline.recommendations.replay_inputs import risk_inputs
 
     history = read_optional_table(con, tables.FORECAST_BACKTEST)
     built = {s.name: s for s in build_backtest_strategies(history, read_policy_weights(con))}
@@ -268,7 +268,7 @@ def _strategy_risk(con, ohlcv: pl.DataFrame, strategy: str, replayed):
         raise dg.Failure(f"recommendations: no strategy {strategy!r} to estimate its risk")
     panel = MarketPanel.from_ohlcv(ohlcv, cash_symbol=replayed.cash_symbol)
     row = len(panel.dates) - 1
-    return strategy_risk(panel, row, built[strategy], EstimationCache(), replayed)
+    return risk_inputs(panel, row, built[strategy], EstimationCache(), replayed)
 
 
 def _describe_recommendations(

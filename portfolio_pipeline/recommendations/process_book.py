@@ -137,10 +137,11 @@ def recommend_for_process(
     uses_forecasts = spec.gate or spec.rule is not None
     rule = None
     if spec.rule is not None:
-        if inputs.risk is None:
-            raise ValueError(f"process {spec.name} needs the strategy's risk model")
         calibration = inputs.gate.calibration if inputs.forecasts is not None else None
-        rule = RuleContext(spec.rule, inputs.risk, calibration, _adv(inputs.liquidity))
+        failure = inputs.risk_failure or f"process {spec.name} has no risk model"
+        rule = RuleContext(
+            spec.rule, inputs.risk, calibration, _adv(inputs.liquidity), risk_failure=failure
+        )
     return recommend(
         holdings,
         inputs.prices,

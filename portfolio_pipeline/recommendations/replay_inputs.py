@@ -13,7 +13,14 @@ import polars as pl
 
 from portfolio_pipeline.portfolio.backtest import period_start_row
 from portfolio_pipeline.portfolio.risk import compute_liquidity
-from portfolio_pipeline.portfolio.strategies import EstimationCache, MarketPanel, Strategy
+from portfolio_pipeline.portfolio.strategies import (
+    DEFAULT_LOOKBACK_DAYS,
+    DEFAULT_MIN_HISTORY,
+    EstimationCache,
+    ExternalWeights,
+    MarketPanel,
+    Strategy,
+)
 from portfolio_pipeline.recommendations.gate import ForecastHistory
 from portfolio_pipeline.recommendations.processes import SimulationSettings
 from portfolio_pipeline.recommendations.rebalance_rules import RiskModel
@@ -31,6 +38,7 @@ class DayInputs:
     gate: GateSettings
     liquidity: pl.DataFrame
     risk: RiskModel | None = None  # the strategy's own covariance at d (rows <= d)
+    risk_failure: str = ""  # why there is no risk model (the rule processes then HOLD)
 
     @property
     def target_map(self) -> dict[str, float]:
@@ -100,6 +108,7 @@ def day_inputs(
     liquidity = compute_liquidity(
         ohlcv, pl.DataFrame(schema={"symbol": pl.Utf8, "value": pl.Float64}), day
     )
+    risk, risk_failure = risk_inputs(panel, row, strategy, cache, settings)
     return DayInputs(
         as_of=day,
         prices=prices,
@@ -107,7 +116,8 @@ def day_inputs(
         forecasts=pl.concat(recent) if recent else None,
         gate=GateSettings(calibration, settings.gate_confidence, settings.max_forecast_age_days),
         liquidity=liquidity,
-        risk=strategy_risk(panel, row, strategy, cache, settings),
+        risk=risk,
+        risk_failure=risk_failure,
     )
 
 
@@ -119,14 +129,38 @@ def strategy_risk(
     settings: SimulationSettings,
 ) -> RiskModel:
     """The strategy's own Ledoit-Wolf covariance at ``row`` (its look-back, rows ``<= row``),
-    shared through the panel's estimation cache with the strategy's decisions."""
-    estimate = cache.estimate(panel, row, strategy.lookback_days, strategy.min_history)
+    shared through the panel's estimation cache with the strategy's decisions. A strategy that
+    estimates nothing itself (external weights: the DRL policies) is given the default window
+    of the classic strategies, not its placeholder two-row one."""
+    lookback, min_history = strategy.lookback_days, strategy.min_history
+    if isinstance(strategy, ExternalWeights):
+        lookback, min_history = DEFAULT_LOOKBACK_DAYS, DEFAULT_MIN_HISTORY
+    estimate = cache.estimate(panel, row, lookback, min_history)
     return RiskModel(
         symbols=tuple(panel.symbols[int(i)] for i in estimate.assets),
         covariance=estimate.covariance,
         horizon=settings.horizon,
         periods_per_year=settings.periods_per_year,
     )
+
+
+def risk_inputs(
+    panel: MarketPanel,
+    row: int,
+    strategy: Strategy,
+    cache: EstimationCache,
+    settings: SimulationSettings,
+) -> tuple[RiskModel | None, str]:
+    """``risk`` (or None) and ``risk_failure`` for :class:`DayInputs`: an estimate that fails
+    (too little history, a zero-variance asset) makes the rule processes HOLD with the reason,
+    never a crash."""
+    from skfolio.exceptions import SkfolioError  # skfolio estimated the covariance
+
+    try:
+        return strategy_risk(panel, row, strategy, cache, settings), ""
+    except (ValueError, ArithmeticError, np.linalg.LinAlgError, SkfolioError) as exc:
+        day = panel.dates[row]
+        return None, f"no risk model for {strategy.name} on {day}: {exc}"
 
 
 def _recent_days(day: date, max_age_days: int) -> list[date]:

@@ -33,26 +33,33 @@ class RuleContext:
     without a usable forecast), the 30-day traded value per symbol and the cash symbol."""
 
     rule: RebalanceRule
-    risk: RiskModel
+    risk: RiskModel | None  # None: no risk model that day (``risk_failure`` says why)
     calibration: ForecastCalibration | None
     adv: dict[str, float] | None
+    risk_failure: str = ""
 
 
 def apply_rule(
     assets: list[AssetMove], ctx: RuleContext, cost_rate: float, total_value: float
 ) -> RuleOutcome:
     """Replace the desired moves by the rule's; a failed decision holds every position."""
+    if ctx.risk is None:
+        return _hold_all(assets, RuleOutcome(None, failure=ctx.risk_failure), ctx)
     problem = day_problem(assets, ctx.risk, ctx.calibration, cost_rate, ctx.adv, total_value)
     outcome = decide(problem, ctx.rule)
     risky = assets[:-1]
     if outcome.weights is None:
-        for a in risky:
-            a.delta = 0.0
-            a.notes.append(f"HOLD: {outcome.failure}; {ctx.rule.label} made no decision")
-        return outcome
+        return _hold_all(assets, outcome, ctx)
     for i, a in enumerate(risky):
         a.delta = float(outcome.weights[i] - a.current)
     _explain(risky, problem, outcome.weights, ctx, total_value)
+    return outcome
+
+
+def _hold_all(assets: list[AssetMove], outcome: RuleOutcome, ctx: RuleContext) -> RuleOutcome:
+    for a in assets[:-1]:
+        a.delta = 0.0
+        a.notes.append(f"HOLD: {outcome.failure}; {ctx.rule.label} made no decision")
     return outcome
 
 

@@ -186,3 +186,48 @@ def test_an_infeasible_day_is_a_hold_too(monkeypatch) -> None:
     frame = _recommend(CostAware())
     assert set(frame["action"]) == {"HOLD"}
     assert "no solution" in frame.filter(pl.col("symbol") == "BUSDT")["reason"][0]
+
+
+def test_a_day_without_a_risk_model_is_a_hold_naming_why() -> None:
+    frame = recommend(
+        HOLDINGS, PRICES, TARGET, None, cost_bps=10, min_notional=0, turnover_cap=None,
+        liquidity=None, as_of=date(2025, 12, 31), strategy="drl", run_id="r",
+        generated_at=datetime(2026, 1, 1, tzinfo=UTC),
+        rule=RuleContext(CostAware(), None, None, None, risk_failure="no risk model for drl"),
+    )  # fmt: skip
+    assert set(frame["action"]) == {"HOLD"}
+    assert "no risk model for drl" in frame.filter(pl.col("symbol") == "BUSDT")["reason"][0]
+
+
+def test_a_failed_estimate_becomes_a_reason_and_external_weights_use_the_default_window(
+    sample_ohlcv,
+) -> None:
+    from portfolio_pipeline.portfolio.strategies import (
+        DEFAULT_LOOKBACK_DAYS,
+        EstimationCache,
+        ExternalWeights,
+        MarketPanel,
+    )
+    from portfolio_pipeline.recommendations.processes import SimulationSettings
+    from portfolio_pipeline.recommendations.replay_inputs import risk_inputs
+
+    ohlcv = sample_ohlcv.filter(
+        pl.col("symbol").is_in(["BTCUSDT", "ETHUSDT", "XRPUSDT"])
+        & pl.col("date").is_between(date(2022, 1, 1), date(2023, 6, 30))
+    )
+    panel = MarketPanel.from_ohlcv(ohlcv)
+    settings = SimulationSettings()
+    row = len(panel.dates) - 1
+    risk, failure = risk_inputs(panel, row, ExternalWeights("drl"), EstimationCache(), settings)
+    assert failure == "" and risk is not None and len(risk.symbols) == 3
+    # the window the classic strategies use, not external weights' two placeholder rows
+    cache = EstimationCache()
+    risk_inputs(panel, row, ExternalWeights("drl"), cache, settings)
+    assert any(DEFAULT_LOOKBACK_DAYS in key for key in cache.estimates)
+    # constant prices have zero variance: the estimate fails, and says so instead of crashing
+    flat = ohlcv.with_columns(pl.lit(1.0).alias("close"))
+    flat_panel = MarketPanel.from_ohlcv(flat)
+    risk, failure = risk_inputs(
+        flat_panel, row, ExternalWeights("drl"), EstimationCache(), settings
+    )
+    assert risk is None and failure.startswith("no risk model for drl on 2023-06-30")
