@@ -68,18 +68,18 @@ from portfolio_pipeline.settings import CASH_SYMBOL
 
 
 @dataclass(frozen=True)
-class _Forecasts:
+class ForecastView:
     bounds: dict[str, tuple[float, float, float]]  # symbol -> (low, mid, high) simple returns
     stale: dict[str, date]  # symbol -> last issue date, older than the allowed age
     horizon: int | None
 
 
-def _latest_forecasts(
+def latest_forecasts(
     forecasts: pl.DataFrame | None, as_of: date, horizon_days: int | None, max_age_days: int
-) -> _Forecasts:
+) -> ForecastView:
     """Per symbol (low, mid, high) simple returns over the horizon from the latest usable rows."""
     if forecasts is None or forecasts.is_empty():
-        return _Forecasts({}, {}, horizon_days)
+        return ForecastView({}, {}, horizon_days)
     # A plain loop: the frame holds a few days x symbols, where polars' overhead dominates.
     rows = [
         r
@@ -102,7 +102,7 @@ def _latest_forecasts(
         if None in (q10, q50, q90) or not all(math.isfinite(v) for v in (q10, q50, q90)):
             continue
         bounds[symbol] = (math.expm1(q10), math.expm1(q50), math.expm1(q90))
-    return _Forecasts(bounds, stale, horizon_days)
+    return ForecastView(bounds, stale, horizon_days)
 
 
 def _columns(frame: pl.DataFrame, *names: str) -> zip:
@@ -167,20 +167,98 @@ def recommend(
         only when some weight is more than ``band`` from its target (None: neither).
     """
     gate = _validated(cost_bps, min_notional, turnover_cap, gate)
-    targets = _target_map(target_weights, strategy, as_of)
-    assets, total_value = _build_assets(
-        holdings, latest_prices, targets, liquidity, as_of, cash_symbol
+    view = market_view(latest_prices, target_weights, liquidity, strategy, as_of)
+    found = latest_forecasts(forecasts, as_of, horizon_days, gate.max_forecast_age_days)
+    rows = recommendation_rows_from(
+        dict(_columns(holdings, "symbol", "quantity")),
+        view,
+        found,
+        Costs(cost_bps, min_notional, turnover_cap),
+        RowLabels(as_of, strategy, run_id, generated_at or datetime.now(UTC)),
+        gate=gate,
+        cash_symbol=cash_symbol,
+        rule=rule,
+        band=band,
     )
+    return frame_of_rows(rows)
+
+
+@dataclass(frozen=True)
+class MarketView:
+    """``recommend``'s frames as lookups, read once (a replayed day shares them across its
+    processes): price, trading flag and 30-day traded value per symbol (None: no liquidity
+    check) and the strategy's target."""
+
+    prices: dict[str, float]
+    trading: dict[str, bool]
+    adv: dict[str, float | None] | None
+    targets: dict[str, float]
+
+
+def market_view(
+    latest_prices: pl.DataFrame,
+    target_weights: pl.DataFrame,
+    liquidity: pl.DataFrame | None,
+    strategy: str,
+    as_of: date,
+) -> MarketView:
+    targets = _target_map(target_weights, strategy, as_of)
+    prices = {s: float(p) for s, p in _columns(latest_prices, "symbol", "price")}
+    trading = (
+        dict(_columns(latest_prices, "symbol", "trading"))
+        if "trading" in latest_prices.columns
+        else dict.fromkeys(prices, True)
+    )
+    adv = dict(_columns(liquidity, "symbol", "adv_quote")) if liquidity is not None else None
+    return MarketView(prices, trading, adv, targets)
+
+
+@dataclass(frozen=True)
+class Costs:
+    """Cost per risky leg (bps), the smallest trade (cash units) and the turnover cap."""
+
+    cost_bps: float
+    min_notional: float
+    turnover_cap: float | None
+
+
+@dataclass(frozen=True)
+class RowLabels:
+    """What labels every row of one run."""
+
+    as_of: date
+    strategy: str
+    run_id: str
+    generated_at: datetime
+
+
+def recommendation_rows_from(
+    quantities: dict[str, float],
+    view: MarketView,
+    found: ForecastView,
+    costs: Costs,
+    labels: RowLabels,
+    *,
+    gate: GateSettings | None,
+    cash_symbol: str,
+    rule: RuleContext | None,
+    band: float | None,
+) -> list[dict]:
+    """:func:`recommend` on inputs already read (:func:`market_view`,
+    :func:`latest_forecasts`): the rows, before :func:`frame_of_rows`."""
+    cost_bps, min_notional = costs.cost_bps, costs.min_notional
+    gate = _validated(cost_bps, min_notional, costs.turnover_cap, gate)
+    as_of = labels.as_of
+    assets, total_value = _build_assets(quantities, view, as_of, cash_symbol)
     wanted_turnover = _set_desired(assets)
-    found = _latest_forecasts(forecasts, as_of, horizon_days, gate.max_forecast_age_days)
     gate_on = _attach_forecasts(assets, found, gate.calibration) and rule is None
-    trading = _Trading(gate if gate_on else None, rule, band, cost_bps / 1e4, turnover_cap)
+    trading = _Trading(gate if gate_on else None, rule, band, cost_bps / 1e4, costs.turnover_cap)
     small = _trade(assets, trading, min_notional, total_value)
     context = RowContext(
         as_of=as_of,
-        generated_at=generated_at or datetime.now(UTC),
-        run_id=run_id,
-        strategy=strategy,
+        generated_at=labels.generated_at,
+        run_id=labels.run_id,
+        strategy=labels.strategy,
         total_value=total_value,
         cost_bps=cost_bps,
         min_notional=min_notional,
@@ -190,7 +268,7 @@ def recommend(
         confidence=gate.confidence if gate_on else None,
         wanted_turnover=wanted_turnover,
     )
-    return _frame(recommendation_rows(assets, context))
+    return recommendation_rows(assets, context)
 
 
 def _hold_inside_band(assets: list[AssetMove], band: float | None) -> None:
@@ -249,7 +327,7 @@ def _cap_turnover(assets: list[AssetMove], turnover_cap: float | None) -> None:
         scale_moves(assets, turnover_cap / turnover, f"to the turnover cap {turnover_cap:.1%}")
 
 
-def _frame(rows: list[dict]) -> pl.DataFrame:
+def frame_of_rows(rows: list[dict]) -> pl.DataFrame:
     # Renormalise away floating error so the blocking sum check holds to 1e-9.
     total = sum(r["target_weight"] for r in rows)
     for r in rows:
@@ -258,22 +336,10 @@ def _frame(rows: list[dict]) -> pl.DataFrame:
 
 
 def _build_assets(
-    holdings: pl.DataFrame,
-    latest_prices: pl.DataFrame,
-    targets: dict[str, float],
-    liquidity: pl.DataFrame | None,
-    as_of: date,
-    cash_symbol: str,
+    quantities: dict[str, float], view: MarketView, as_of: date, cash_symbol: str
 ) -> tuple[list[AssetMove], float]:
     """One :class:`AssetMove` per held or wanted symbol, cash last, with current weights."""
-    price_map = {s: float(p) for s, p in _columns(latest_prices, "symbol", "price")}
-    trading_map = (
-        dict(_columns(latest_prices, "symbol", "trading"))
-        if "trading" in latest_prices.columns
-        else dict.fromkeys(price_map, True)
-    )
-    adv_map = dict(_columns(liquidity, "symbol", "adv_quote")) if liquidity is not None else None
-    quantities = dict(_columns(holdings, "symbol", "quantity"))
+    price_map, trading_map, adv_map, targets = view.prices, view.trading, view.adv, view.targets
     relevant = {s for s, q in quantities.items() if q > 0} | {
         s for s, w in targets.items() if w > 0
     }
@@ -327,7 +393,7 @@ def _set_desired(assets: list[AssetMove]) -> float:
 
 
 def _attach_forecasts(
-    assets: list[AssetMove], found: _Forecasts, calibration: ForecastCalibration | None
+    assets: list[AssetMove], found: ForecastView, calibration: ForecastCalibration | None
 ) -> bool:
     """Each asset's forecast bounds and calibrated expectation, or why it has none. Returns
     whether the gate applies: some forecast is usable and there is a calibration."""
@@ -363,7 +429,7 @@ def _drop_small_trades(
     return small
 
 
-def _gate_state(found: _Forecasts, gate: GateSettings, as_of: date) -> str:
+def _gate_state(found: ForecastView, gate: GateSettings, as_of: date) -> str:
     """'' when the gate was applied, else why not (goes into every row's reason)."""
     if not found.bounds:
         stale = f" (stale since {min(found.stale.values())})" if found.stale else ""

@@ -10,13 +10,19 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+import numpy as np
 import polars as pl
 
 if TYPE_CHECKING:
     from polars._typing import PolarsDataType  # polars' own alias for a column dtype
 
 from portfolio_pipeline.portfolio.strategies import MarketPanel
-from portfolio_pipeline.recommendations.decision import recommend
+from portfolio_pipeline.recommendations.decision import (
+    Costs,
+    RowLabels,
+    frame_of_rows,
+    recommendation_rows_from,
+)
 from portfolio_pipeline.recommendations.processes import ProcessSpec, SimulationSettings
 from portfolio_pipeline.recommendations.replay_inputs import DayInputs, last_close
 from portfolio_pipeline.recommendations.rule_decision import RuleContext
@@ -87,20 +93,21 @@ def advance(
     strategy: str,
     settings: SimulationSettings,
     window: str,
+    keep_frame: bool = False,
 ) -> pl.DataFrame | None:
-    """Trade at the close of ``row`` per the process, then carry to ``row + 1``."""
+    """Trade at the close of ``row`` per the process, then carry to ``row + 1``; the day's
+    recommendation frame when ``keep_frame`` (else None: the replay needs only its trades)."""
     spec = state.spec
     frame = None
     trades, turnover, cost, wanted = 0, 0.0, 0.0, 0.0
     if spec.trades:
-        holdings = pl.DataFrame(
-            {"symbol": list(state.quantities), "quantity": list(state.quantities.values())}
+        rows = process_rows(
+            spec, state.quantities, inputs, settings, strategy, f"simulated-{window}", _GENERATED_AT
         )
-        frame = recommend_for_process(
-            spec, holdings, inputs, settings, strategy, f"simulated-{window}", _GENERATED_AT
-        )
-        trades, turnover, cost, wanted = _book(state, frame, settings.cost_bps)
-    next_value = _carry(state, panel, row)
+        trades, turnover, cost, wanted = _book(state, rows, settings.cost_bps)
+        if keep_frame:
+            frame = frame_of_rows(rows)
+    next_value = _carry(state, panel, row, inputs.closes)
     previous = state.value
     state.value = next_value
     state.rows.append(
@@ -134,43 +141,48 @@ def recommend_for_process(
     """The one code path from a process to its trades, for the replay and the nightly asset:
     :func:`~.decision.recommend` with the process's gate, rule or band, and the same turnover
     cap, minimum notional, costs and liquidity for every process."""
+    quantities = dict(
+        zip(holdings["symbol"].to_list(), holdings["quantity"].to_list(), strict=True)
+    )
+    return frame_of_rows(
+        process_rows(spec, quantities, inputs, settings, strategy, run_id, generated_at)
+    )
+
+
+def process_rows(
+    spec: ProcessSpec,
+    quantities: dict[str, float],
+    inputs: DayInputs,
+    settings: SimulationSettings,
+    strategy: str,
+    run_id: str,
+    generated_at: datetime,
+) -> list[dict]:
+    """:func:`recommend_for_process`'s rows before they become a frame, from the day's inputs
+    read once for all its processes (:meth:`DayInputs.view`, :meth:`DayInputs.found`)."""
     uses_forecasts = spec.gate or spec.rule is not None
     rule = None
     if spec.rule is not None:
         calibration = inputs.gate.calibration if inputs.forecasts is not None else None
         failure = inputs.risk_failure or f"process {spec.name} has no risk model"
-        rule = RuleContext(
-            spec.rule, inputs.risk, calibration, _adv(inputs.liquidity), risk_failure=failure
-        )
-    return recommend(
-        holdings,
-        inputs.prices,
-        inputs.target,
-        inputs.forecasts if uses_forecasts else None,
-        cost_bps=settings.cost_bps,
-        min_notional=settings.min_notional if spec.min_notional else 0.0,
-        turnover_cap=settings.turnover_cap if spec.turnover_cap else None,
-        liquidity=inputs.liquidity,
-        as_of=inputs.as_of,
-        strategy=strategy,
-        run_id=run_id,
-        generated_at=generated_at,
-        horizon_days=settings.horizon,
-        gate=_gate_for(spec, inputs.gate),
+        rule = RuleContext(spec.rule, inputs.risk, calibration, inputs.adv(), risk_failure=failure)
+    gate = _gate_for(spec, inputs.gate)
+    max_age = (gate or GateSettings(calibration=None)).max_forecast_age_days
+    return recommendation_rows_from(
+        quantities,
+        inputs.view(strategy),
+        inputs.found(uses_forecasts, settings.horizon, max_age),
+        Costs(
+            settings.cost_bps,
+            settings.min_notional if spec.min_notional else 0.0,
+            settings.turnover_cap if spec.turnover_cap else None,
+        ),
+        RowLabels(inputs.as_of, strategy, run_id, generated_at),
+        gate=gate,
         cash_symbol=settings.cash_symbol,
         rule=rule,
         band=spec.band,
     )
-
-
-def _adv(liquidity: pl.DataFrame) -> dict[str, float]:
-    return {
-        s: float(v)
-        for s, v in zip(
-            liquidity["symbol"].to_list(), liquidity["adv_quote"].to_list(), strict=True
-        )
-        if v is not None
-    }
 
 
 def _gate_for(spec: ProcessSpec, gate: GateSettings) -> GateSettings | None:
@@ -184,16 +196,16 @@ def _gate_for(spec: ProcessSpec, gate: GateSettings) -> GateSettings | None:
 
 
 def _book(
-    state: ProcessState, frame: pl.DataFrame, cost_bps: float
+    state: ProcessState, rows: list[dict], cost_bps: float
 ) -> tuple[int, float, float, float]:
-    """Apply a recommendation frame's trades to the simulated quantities."""
+    """Apply a recommendation's rows (:func:`process_rows`) to the simulated quantities."""
     cost_rate = cost_bps / 10_000.0
     trades, traded_value = 0, 0.0
-    for symbol, action, quantity, notional in zip(
-        *(frame[c].to_list() for c in ("symbol", "action", "quantity", "notional")), strict=True
-    ):
+    for r in rows:
+        action = r["action"]
         if action == "HOLD":
             continue
+        symbol, quantity, notional = r["symbol"], r["quantity"], r["notional"]
         trades += 1
         sign = 1.0 if action == "BUY" else -1.0
         state.quantities[symbol] = max(state.quantities.get(symbol, 0.0) + sign * quantity, 0.0)
@@ -202,13 +214,16 @@ def _book(
     cost = cost_rate * traded_value
     state.quantities[state.cash] -= cost
     value = state.value
-    wanted = float(frame.get_column("wanted_turnover")[0])
+    wanted = float(rows[0]["wanted_turnover"])
     return trades, traded_value / value, cost / value, wanted
 
 
-def _carry(state: ProcessState, panel: MarketPanel, row: int) -> float:
+def _carry(
+    state: ProcessState, panel: MarketPanel, row: int, closes: np.ndarray | None = None
+) -> float:
     """Value at the close of ``row + 1``; positions with no price then are sold at the last one."""
-    today, tomorrow = last_close(panel, row), panel.close[row + 1]
+    today = last_close(panel, row) if closes is None else closes
+    tomorrow = panel.close[row + 1]
     value = state.quantities.get(state.cash, 0.0)
     for symbol, quantity in list(state.quantities.items()):
         if symbol == state.cash or quantity == 0.0:

@@ -36,6 +36,7 @@ follow in :func:`~.decision.recommend` apply to them as to every process.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -277,12 +278,30 @@ def _solve_qp(problem: DayProblem, rule: CostAware) -> np.ndarray | None:
     fixed = ~problem.tradable
     low = np.where(fixed, problem.current, 0.0)
     high = np.where(fixed, problem.current, 1.0)
-    zero, eye = sparse.csc_matrix((n, n)), sparse.identity(n, format="csc")
-    p_matrix = sparse.triu(
-        sparse.block_diag([sparse.csc_matrix(quadratic), zero, zero]), format="csc"
-    )
+    # the upper triangle of diag(quadratic, 0, 0), built as its CSC arrays
+    upper = sparse.triu(quadratic, format="csc")
+    indptr = np.concatenate([upper.indptr, np.full(2 * n, upper.indptr[-1], upper.indptr.dtype)])
+    p_matrix = sparse.csc_matrix((upper.data, upper.indices, indptr), shape=(3 * n, 3 * n))
     q = np.concatenate([-mu - quadratic @ problem.target, cost, cost])
-    a_matrix = sparse.vstack(
+    a_matrix = _constraint_matrix(n).copy()
+    b = np.concatenate([problem.current, -low, high, [1.0], np.zeros(2 * n)])
+    cones = [clarabel.ZeroConeT(n), clarabel.NonnegativeConeT(4 * n + 1)]
+    settings = clarabel.DefaultSettings()
+    settings.verbose = False
+    solution = clarabel.DefaultSolver(p_matrix, q, a_matrix, b, cones, settings).solve()
+    if str(solution.status) not in ("Solved", "AlmostSolved"):
+        return None
+    return np.asarray(solution.x[:n], dtype=np.float64)
+
+
+@functools.cache
+def _constraint_matrix(n: int) -> Any:
+    """The QP's constraint matrix for ``n`` assets: the same every day (built once per size;
+    each solve gets a copy)."""
+    from scipy import sparse
+
+    zero, eye = sparse.csc_matrix((n, n)), sparse.identity(n, format="csc")
+    return sparse.vstack(
         [
             sparse.hstack([eye, -eye, eye]),  # x - buy + sell = x0
             sparse.hstack([-eye, zero, zero]),  # x >= low
@@ -293,14 +312,6 @@ def _solve_qp(problem: DayProblem, rule: CostAware) -> np.ndarray | None:
         ],
         format="csc",
     )
-    b = np.concatenate([problem.current, -low, high, [1.0], np.zeros(2 * n)])
-    cones = [clarabel.ZeroConeT(n), clarabel.NonnegativeConeT(4 * n + 1)]
-    settings = clarabel.DefaultSettings()
-    settings.verbose = False
-    solution = clarabel.DefaultSolver(p_matrix, q, a_matrix, b, cones, settings).solve()
-    if str(solution.status) not in ("Solved", "AlmostSolved"):
-        return None
-    return np.asarray(solution.x[:n], dtype=np.float64)
 
 
 def _solve_cvxpy(problem: DayProblem, rule: CostAware, *, impact: bool) -> np.ndarray | None:

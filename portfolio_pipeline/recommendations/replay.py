@@ -122,7 +122,9 @@ def simulate_recommendations(
         for row in rows:
             inputs = day_inputs(panel, row, strategy, cache, issued, history, settings, ohlcv)
             for state in states:
-                frame = advance(state, panel, row, inputs, strategy.name, settings, window)
+                frame = advance(
+                    state, panel, row, inputs, strategy.name, settings, window, keep_trades
+                )
                 if keep_trades and frame is not None:
                     trade_frames.append(_labelled(frame, window, state.spec.name))
         for state in states:

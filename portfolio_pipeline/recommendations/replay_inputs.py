@@ -5,7 +5,7 @@ outcomes known by ``d`` and the 30-day liquidity."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 import numpy as np
@@ -20,6 +20,12 @@ from portfolio_pipeline.portfolio.strategies import (
     ExternalWeights,
     MarketPanel,
     Strategy,
+)
+from portfolio_pipeline.recommendations.decision import (
+    ForecastView,
+    MarketView,
+    latest_forecasts,
+    market_view,
 )
 from portfolio_pipeline.recommendations.gate import ForecastHistory
 from portfolio_pipeline.recommendations.processes import SimulationSettings
@@ -39,6 +45,39 @@ class DayInputs:
     liquidity: pl.DataFrame
     risk: RiskModel | None = None  # the strategy's own covariance at d (rows <= d)
     risk_failure: str = ""  # why there is no risk model (the rule processes then HOLD)
+    closes: np.ndarray | None = None  # the panel's last close per symbol at d (the replay's)
+    # what every process of the day reads from the frames above, read once (view, found, adv)
+    _read: dict = field(default_factory=dict, compare=False, repr=False)
+
+    def view(self, strategy: str) -> MarketView:
+        """The prices, liquidity and ``strategy``'s target as lookups."""
+        key = ("view", strategy)
+        if key not in self._read:
+            self._read[key] = market_view(
+                self.prices, self.target, self.liquidity, strategy, self.as_of
+            )
+        return self._read[key]
+
+    def found(self, uses_forecasts: bool, horizon: int | None, max_age_days: int) -> ForecastView:
+        """The latest usable forecast per symbol (none when the process ignores forecasts)."""
+        key = ("found", uses_forecasts, horizon, max_age_days)
+        if key not in self._read:
+            forecasts = self.forecasts if uses_forecasts else None
+            self._read[key] = latest_forecasts(forecasts, self.as_of, horizon, max_age_days)
+        return self._read[key]
+
+    def adv(self) -> dict[str, float]:
+        """The 30-day traded value per symbol with one."""
+        if "adv" not in self._read:
+            liquidity = self.liquidity
+            self._read["adv"] = {
+                s: float(v)
+                for s, v in zip(
+                    liquidity["symbol"].to_list(), liquidity["adv_quote"].to_list(), strict=True
+                )
+                if v is not None
+            }
+        return dict(self._read["adv"])
 
     @property
     def target_map(self) -> dict[str, float]:
@@ -118,6 +157,7 @@ def day_inputs(
         liquidity=liquidity,
         risk=risk,
         risk_failure=risk_failure,
+        closes=closes,
     )
 
 
