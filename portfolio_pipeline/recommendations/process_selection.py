@@ -81,18 +81,29 @@ def _choice(row: dict, reason: str) -> ProcessChoice:
     return ProcessChoice(row["process"], float(row[SELECTION_METRIC]), row["_turnover"], reason)
 
 
+def _has_scores(metrics: pl.DataFrame, window: str) -> bool:
+    scored = metrics.filter(
+        (pl.col("window") == window)
+        & pl.col(SELECTION_METRIC).is_not_null()
+        & pl.col(SELECTION_METRIC).is_not_nan()
+    )
+    return not scored.is_empty()
+
+
 def rolling_origin(
     metrics: pl.DataFrame, years: list[int], specs: dict[str, ProcessSpec]
 ) -> pl.DataFrame:
     """One row per year ``Y`` (with ``Y - 1`` replayed): the process the rule picks on
     ``Y - 1``, its parameters, and every process's Sharpe and total return in ``Y``.
 
-    ``metrics`` rows are named by window ``str(year)``.
+    ``metrics`` rows are named by window ``str(year)``. A year whose previous year gives no
+    process a defined Sharpe (a strategy without weights then, like a DRL policy before its
+    training window ends) has no row: there was nothing to choose on.
     """
     rows = []
     for year in years:
-        if str(year - 1) not in set(metrics["window"].to_list()):
-            continue
+        if not _has_scores(metrics, str(year - 1)):
+            continue  # nothing to choose on: e.g. the strategy has no weights that year yet
         choice = choose_process(metrics, str(year - 1))
         following = metrics.filter(pl.col("window") == str(year))
         if following.is_empty():

@@ -88,3 +88,20 @@ def test_the_rolling_choice_for_a_year_uses_nothing_from_that_year() -> None:
     )
     again = rolling_origin(poisoned, [2021, 2022, 2023], specs)
     assert again["process"].to_list() == table["process"].to_list()
+
+
+def test_a_year_after_one_with_no_defined_sharpe_has_no_row_instead_of_failing() -> None:
+    """A strategy without weights in a year (a DRL policy before its training window ends)
+    leaves every process's Sharpe undefined there: nothing to choose on, so no row."""
+    specs = {"target": PROCESSES["target"], "band_edge_g1": band_edge_at(1.0)}
+    nan = float("nan")
+    metrics = pl.concat(
+        [
+            _metrics("2021", [("target", nan, 0, 0), ("band_edge_g1", nan, 0, 0)]),
+            _metrics("2022", [("target", 1.0, 8, 365), ("band_edge_g1", 1.2, 1, 9)]),
+            _metrics("2023", [("target", 2.0, 8, 365), ("band_edge_g1", 1.5, 1, 9)]),
+        ]
+    )
+    table = rolling_origin(metrics, [2022, 2023], specs)
+    assert table["year"].to_list() == [2023]
+    assert table["process"].to_list() == ["band_edge_g1"]
