@@ -3,9 +3,11 @@
 candidate process, the forecasts from the warehouse or the synthetic stand-in), then SHA-256
 over every column of ``daily`` and ``metrics`` (floats by ``repr``: bit for bit).
 
-``python -m benchmarks.recommendation_hash [main|all] [--profile FILE]``: ``main`` replays
+``python -m benchmarks._recommendation_hash [main|all] [--profile FILE]``: ``main`` replays
 validation and test, ``all`` adds every calendar year; ``--profile`` writes a cProfile dump.
 Run it with ``PYTHONHASHSEED=0`` before and after a change and compare the digests.
+A check, not a benchmark: the leading underscore keeps it out of ``make bench``, whose modules
+print JSON figures.
 """
 
 from __future__ import annotations
