@@ -76,6 +76,19 @@ def read_policy_weights(con) -> pl.DataFrame | None:
     return read_optional_table(con, tables.POLICY_WEIGHTS)
 
 
+def read_derived_from(con, policy_weights: pl.DataFrame | None) -> dict[str, str]:
+    """Each residual DRL strategy in ``policy_weights`` -> the base strategy it tilts, from
+    the registry rows of its deployed ensemble (``policy_id`` = ``ensemble_id``)."""
+    registry = read_optional_table(con, tables.POLICY_REGISTRY)
+    if policy_weights is None or registry is None or "base_strategy" not in registry.columns:
+        return {}
+    bases = registry.filter(pl.col("base_strategy").is_not_null()).select(
+        pl.col("ensemble_id").alias("policy_id"), "base_strategy"
+    ).unique()
+    pairs = policy_weights.select("strategy", "policy_id").unique().join(bases, on="policy_id")
+    return dict(zip(pairs["strategy"].to_list(), pairs["base_strategy"].to_list(), strict=True))
+
+
 @dg.asset(kinds={"duckdb", "polars"}, metadata={"table": tables.HOLDINGS})
 def holdings(warehouse_resource: WarehouseResource, settings: dg.ResourceParam[Settings]):
     """One row per held symbol (cash as ``USDT``): quantity, from ``data/holdings.csv``, table
@@ -132,7 +145,9 @@ def backtests(
         forecasts = read_optional_table(
             con, tables.FORECAST_BACKTEST, "where horizon_days = ?", (config.forecast_horizon_days,)
         )
-        strategies = build_backtest_strategies(forecasts, read_policy_weights(con))
+        policy_weights = read_policy_weights(con)
+        strategies = build_backtest_strategies(forecasts, policy_weights)
+        derived_from = read_derived_from(con, policy_weights)
     market = market_context(ohlcv, settings)
     windows = evaluation_windows(ohlcv, settings, config)
     # One panel for both windows (strategies only read rows <= their decision day); it
@@ -153,6 +168,7 @@ def backtests(
         sensitivity_rebalances=config.sensitivity_rebalances,
         sensitivity_costs_bps=config.sensitivity_costs_bps,
         periods_per_year=market.calendar.periods_per_year,
+        derived_from=derived_from,
     )
     with warehouse_resource.connect() as con:
         warehouse.replace_table(con, tables.BACKTEST_METRICS, result.test.metrics)

@@ -114,3 +114,32 @@ def test_recommendation_history_is_kept(portfolio_run):
             "select count(distinct run_id) from portfolio.recommendations"
         ).fetchone()[0]
     assert runs == 2
+
+
+def test_residual_strategies_are_mapped_to_their_base_through_the_registry():
+    import duckdb
+
+    from portfolio_pipeline import tables
+    from portfolio_pipeline.portfolio.assets import read_derived_from
+
+    con = duckdb.connect()
+    registry = pl.DataFrame(
+        {
+            "policy_id": ["a2c-s0", "a2c-s1", "ppo-s0"],
+            "ensemble_id": ["a2c-ens2", "a2c-ens2", "ppo-ens1"],
+            "base_strategy": ["hrp", "hrp", None],
+        }
+    )
+    weights = pl.DataFrame(
+        {
+            "as_of": [date(2024, 1, 1)] * 2,
+            "symbol": ["BTCUSDT"] * 2,
+            "weight": [1.0, 1.0],
+            "strategy": ["drl_residual_a2c", "drl_ppo"],
+            "policy_id": ["a2c-ens2", "ppo-ens1"],
+        }
+    )
+    assert read_derived_from(con, weights) == {}  # no registry yet
+    warehouse.replace_table(con, tables.POLICY_REGISTRY, registry)
+    assert read_derived_from(con, weights) == {"drl_residual_a2c": "hrp"}
+    assert read_derived_from(con, None) == {}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import polars as pl
@@ -16,7 +16,10 @@ from portfolio_pipeline.portfolio.backtest.grid import (
     run_backtest_grid,
 )
 from portfolio_pipeline.portfolio.backtest.schedule import REBALANCE_FREQUENCIES
-from portfolio_pipeline.portfolio.backtest.selection import select_default_strategy
+from portfolio_pipeline.portfolio.backtest.selection import (
+    edges_over_bases,
+    select_default_strategy,
+)
 from portfolio_pipeline.portfolio.strategies import (
     EstimationCache,
     MarketPanel,
@@ -49,11 +52,16 @@ def run_windowed_backtests(
     sensitivity_rebalances: Sequence[str] = REBALANCE_FREQUENCIES,
     sensitivity_costs_bps: Sequence[float] = DEFAULT_SENSITIVITY_COSTS_BPS,
     periods_per_year: int = 365,
+    derived_from: Mapping[str, str] | None = None,
 ) -> WindowedBacktests:
     """Validation grid, strategy selection on it, then the test grid with its sensitivity.
 
     Steps: the validation window's grid (no sensitivity table), :func:`select_default_strategy`
-    on its metrics, the test window's grid, then the window columns on every table. One
+    on its metrics, the test window's grid, then the window columns on every table.
+    ``derived_from`` maps a strategy built on another (a residual DRL policy) to its base: it
+    is selected only when it beats that base on validation by more than noise
+    (:func:`~.selection.edges_over_bases`; the columns ``base_strategy``, ``edge_over_base_z``
+    and ``edge_over_base_p`` of the validation metrics say by how much). One
     :class:`EstimationCache` serves both windows (the strategies memoise their decisions).
     """
     cache = EstimationCache()
@@ -71,7 +79,10 @@ def run_windowed_backtests(
         periods_per_year=periods_per_year,
         cache=cache,
     )
-    selected = select_default_strategy(validation.metrics, test_start=windows.test_start)
+    edges = edges_over_bases(validation.equity, derived_from or {})
+    selected = select_default_strategy(
+        validation.metrics, test_start=windows.test_start, edges=edges
+    )
     test = run_backtest_grid(
         panel,
         strategies,
@@ -84,7 +95,7 @@ def run_windowed_backtests(
         cache=cache,
     )
     validation_metrics = with_window_columns(
-        validation.metrics.with_columns(
+        validation.metrics.join(edges, on="strategy", how="left").with_columns(
             (pl.col("strategy") == selected).alias("selected_for_recommendations")
         ),
         windows,
