@@ -160,7 +160,7 @@ def recommendations(settings: Settings, as_of: str | None, strategy: str | None,
     trades = frame.filter(pl.col("action") != "HOLD")
     print(
         f"recommendations as of {first['as_of']} · strategy {first['strategy']} · "
-        f"run {first['run_id']} · {trades.height} trade(s), "
+        f"process {first.get('process') or 'recommended'} · run {first['run_id']} · {trades.height} trade(s), "
         f"{trades['notional'].sum():,.0f} {settings.cash_symbol} notional"
     )
     print_frame(

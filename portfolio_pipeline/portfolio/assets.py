@@ -82,9 +82,11 @@ def read_derived_from(con, policy_weights: pl.DataFrame | None) -> dict[str, str
     registry = read_optional_table(con, tables.POLICY_REGISTRY)
     if policy_weights is None or registry is None or "base_strategy" not in registry.columns:
         return {}
-    bases = registry.filter(pl.col("base_strategy").is_not_null()).select(
-        pl.col("ensemble_id").alias("policy_id"), "base_strategy"
-    ).unique()
+    bases = (
+        registry.filter(pl.col("base_strategy").is_not_null())
+        .select(pl.col("ensemble_id").alias("policy_id"), "base_strategy")
+        .unique()
+    )
     pairs = policy_weights.select("strategy", "policy_id").unique().join(bases, on="policy_id")
     return dict(zip(pairs["strategy"].to_list(), pairs["base_strategy"].to_list(), strict=True))
 

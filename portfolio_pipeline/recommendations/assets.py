@@ -120,7 +120,10 @@ def recommendations(
     Read the inputs (:func:`_recommendation_inputs`); call ``process_book.recommend_for_process``
     (the replay's code path); run the blocking checks; append the rows; describe them."""
     from portfolio_pipeline.recommendations import blocking_checks
-    from portfolio_pipeline.recommendations.process_book import recommend_for_process
+    from portfolio_pipeline.recommendations.process_book import (
+        label_with_process,
+        recommend_for_process,
+    )
 
     with warehouse_resource.connect() as con:
         inputs = _recommendation_inputs(con, config, settings)
@@ -133,6 +136,7 @@ def recommendations(
             context.run_id or uuid.uuid4().hex,
             datetime.now(UTC),
         )
+        frame = label_with_process(frame, inputs.process)
         outcomes = blocking_checks.check_recommendations(
             frame, blocking_checks.tradable_symbols(inputs.prices, inputs.liquidity)
         )

@@ -237,3 +237,15 @@ def _carry(
             state.quantities[symbol] = 0.0
             value += proceeds
     return value
+
+
+def label_with_process(frame: pl.DataFrame, spec: ProcessSpec) -> pl.DataFrame:
+    """The nightly rows with the process that made them (column ``process``); when that
+    process is ``target`` (nothing beat following the target on validation), each asset's
+    reason says "rebalance to target", the instruction the rows carry out."""
+    labelled = frame.with_columns(pl.lit(spec.name).alias("process"))
+    if spec.family != "target":
+        return labelled
+    return labelled.with_columns(
+        pl.col("reason").str.replace(r"^(BUY|SELL|HOLD): ", "${1}: rebalance to target; ")
+    )

@@ -128,7 +128,7 @@ def _recommendation_set(rows: list[dict[str, Any]]) -> models.RecommendationSet:
         as_of=first["as_of"],
         generated_at=first["generated_at"],
         strategy=first["strategy"],
-        process=RECOMMENDED_PROCESS,
+        process=first.get("process") or RECOMMENDED_PROCESS,
         gate_confidence=first.get("gate_confidence"),
         horizon_days=first.get("horizon_days"),
         cost_bps=first.get("cost_bps"),

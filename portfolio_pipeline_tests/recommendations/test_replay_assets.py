@@ -42,7 +42,12 @@ def _execute(path, selection, run_config=None):
 
 @pytest.mark.parametrize(
     "process,configured",
-    [("recommended", "gated"), ("cost_aware", "cost_aware"), ("band_edge", "band_edge")],
+    [
+        ("recommended", "gated"),
+        ("cost_aware", "cost_aware"),
+        ("band_edge", "band_edge"),
+        ("target", "target"),
+    ],
 )
 def test_the_simulation_trades_exactly_what_the_recommendations_asset_recommends(
     tmp_path, market, process, configured
@@ -104,6 +109,11 @@ def test_the_simulation_trades_exactly_what_the_recommendations_asset_recommends
     assert left["action"].to_list() == right["action"].to_list()
     for name in columns[2:]:
         assert left[name].to_list() == pytest.approx(right[name].to_list(), rel=1e-9, abs=1e-9)
+    # the rows say which process made them; following the target says so in every asset row
+    (made_by,) = issued["process"].unique().to_list()
+    assert made_by == ("gated_c75" if process == "recommended" else process)
+    assets = issued.filter(pl.col("symbol") != "USDT")["reason"]
+    assert assets.str.contains("rebalance to target").all() == (process == "target")
 
 
 @pytest.fixture(scope="module")
