@@ -10,6 +10,11 @@ Forecasts: ``ml.forecast_backtest`` from the warehouse when a pipeline run left 
 (``forecasts: "synthetic"``): the timing does not depend on their content.
 Every process starts at the strategy's target (``--from-holdings``: at the shipped holdings'
 weights). Run alone: ``python -m benchmarks.recommendation``.
+
+``--symbols N`` replays a block-bootstrapped panel of N symbols (the generator of
+:mod:`benchmarks.scale`, ``--years`` long, default 10, ending 2025-12-31) with noise
+forecasts and a 100,000 USDT portfolio instead of the sample: timings only, its returns mean
+nothing (``python -m benchmarks.recommendation --symbols 100``).
 """
 
 from __future__ import annotations
@@ -63,24 +68,37 @@ def _forecasts(ohlcv: pl.DataFrame, warehouse_path) -> tuple[pl.DataFrame, str]:
     ), "synthetic"
 
 
+def _option(argv: list[str], name: str, default: float | None) -> float | None:
+    return float(argv[argv.index(name) + 1]) if name in argv else default
+
+
 def main(argv: list[str]) -> None:
     settings = load_settings()
     ohlcv = pl.read_parquet(settings.sample_ohlcv_path)
-    forecasts, source = _forecasts(ohlcv, settings.warehouse_path)
+    n_symbols = _option(argv, "--symbols", None)
+    if n_symbols is not None:  # a bootstrapped panel: noise forecasts, start at the target
+        from benchmarks.scale import scaled_panel
+
+        ohlcv = scaled_panel(ohlcv, int(n_symbols), float(_option(argv, "--years", 10.0) or 10))
+        forecasts, source = _forecasts(ohlcv, settings.warehouse_path / "not-read")
+        start_value, start_weights = 100_000.0, None
+    else:
+        forecasts, source = _forecasts(ohlcv, settings.warehouse_path)
+        held = load_holdings(settings.holdings_path, settings.symbols)
+        valued = value_holdings(held, latest_prices(ohlcv, ohlcv["date"].max()))
+        start_value = float(valued["value"].sum())
+        start_weights = (
+            None
+            if "--from-holdings" not in argv
+            else dict(valued.select("symbol", "weight").iter_rows())
+        )
     dates = ohlcv.get_column("date").unique().to_list()
     windows = windows_from_dates(dates)
     periods_per_year = infer_calendar(dates).periods_per_year
-    held = load_holdings(settings.holdings_path, settings.symbols)
-    valued = value_holdings(held, latest_prices(ohlcv, ohlcv["date"].max()))
     (strategy,) = build_strategies(("hrp",))
     symbols = ohlcv["symbol"].n_unique()
     candidates = processes.candidate_processes()
     windows_by_name = {"validation": windows.validation, "test": windows.test}
-    start_weights = (
-        None
-        if "--from-holdings" not in argv
-        else dict(valued.select("symbol", "weight").iter_rows())
-    )
     sim_settings = processes.SimulationSettings(periods_per_year=periods_per_year)
 
     def run(years: bool):
@@ -91,7 +109,7 @@ def main(argv: list[str]) -> None:
             forecasts,
             windows_by_name,
             start_weights=start_weights,
-            start_value=float(valued["value"].sum()),
+            start_value=start_value,
             settings=sim_settings,
             candidates=candidates,
             confidence_levels=processes.DEFAULT_CONFIDENCE_GRID,
