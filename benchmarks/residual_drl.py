@@ -19,6 +19,8 @@ tune Sharpe; the validation and test figures are printed for the record only.
 
     python -m benchmarks.residual_drl                      # 5 seeds x 40,960 timesteps
     python -m benchmarks.residual_drl --timesteps 1048576  # the CPU profile's 1M per policy
+    python -m benchmarks.residual_drl --timesteps 1048576 --no-plain --rewards log_growth \
+        --parallel-seeds                                   # 1M x 5 seeds, 2 at once
 """
 
 from __future__ import annotations
@@ -57,17 +59,22 @@ def _data(ohlcv: pl.DataFrame) -> tuple[EnvData, Splits]:
     return with_base_weights(data, ohlcv, base, splits.train_start), splits
 
 
-def _variant(data, splits, name: str, env_kwargs: dict, seeds, timesteps: int, storage: str):
+def _variant(
+    data, splits, name: str, env_kwargs: dict, seeds, timesteps: int, storage: str,
+    seed_backend: str | None = "sequential",
+):  # fmt: skip
     config = {"algorithm": "A2C", "params": PARAMS, "env_kwargs": env_kwargs,
               "total_timesteps": timesteps}  # fmt: skip
     started = time.perf_counter()
     results = train_best_with_seeds(
-        config, data, seeds=seeds, splits=splits, artifact_dir=f"{storage}/{name}"
-    )
+        config, data, seeds=seeds, splits=splits, artifact_dir=f"{storage}/{name}",
+        seed_backend=seed_backend,
+    )  # fmt: skip
     wall = time.perf_counter() - started
     trained = int(results.registry["total_timesteps"].sum())
     emit(BENCHMARK, "retraining_wall_seconds", round(wall, 1), "s", variant=name,
-         seeds=len(seeds), timesteps=trained, timesteps_per_second=round(trained / wall, 1))  # fmt: skip
+         seeds=len(seeds), timesteps=trained, timesteps_per_second=round(trained / wall, 1),
+         seed_backend=seed_backend or "ray (where two fit)")  # fmt: skip
     comparison = results.comparison
     for row in comparison.iter_rows(named=True):
         emit(BENCHMARK, f"{row['window']}_sharpe", round(row["sharpe"], 3), "sharpe",
@@ -85,20 +92,27 @@ def main() -> None:
     parser.add_argument("--timesteps", type=int, default=40_960)
     parser.add_argument("--rewards", nargs="+", default=["log_growth", "differential_sharpe"])
     parser.add_argument("--no-plain", action="store_true", help="skip the plain policy")
+    parser.add_argument(
+        "--parallel-seeds", action="store_true", help="seeds as Ray tasks, one CPU each"
+    )
     args = parser.parse_args()
+    backend = None if args.parallel_seeds else "sequential"
     ohlcv = pl.read_parquet(load_settings().sample_ohlcv_path)
     data, splits = _data(ohlcv)
     seeds = tuple(range(args.seeds))
     tune_sharpe: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="residual_drl_") as storage:
         if not args.no_plain:
-            _variant(data, splits, "plain", dict(ENV_KWARGS), seeds, args.timesteps, storage)
+            _variant(
+                data, splits, "plain", dict(ENV_KWARGS), seeds, args.timesteps, storage, backend
+            )
         for reward in args.rewards:
             env_kwargs = {**ENV_KWARGS, "residual": True, "residual_scale": RESIDUAL_SCALE,
                           "reward": reward}  # fmt: skip
             ensemble = _variant(
-                data, splits, f"residual_{reward}", env_kwargs, seeds, args.timesteps, storage
-            )
+                data, splits, f"residual_{reward}", env_kwargs, seeds, args.timesteps, storage,
+                backend,
+            )  # fmt: skip
             tune_sharpe[reward] = ensemble["tune"]
     best = max(tune_sharpe, key=lambda reward: tune_sharpe[reward])
     emit(BENCHMARK, "reward_choice", round(tune_sharpe[best], 3), "sharpe", reward=best,

@@ -75,6 +75,7 @@ def search_train_deploy(
 ) -> PolicyDeployment:
     """Run the procedure of the module docstring; ``profile`` is a :class:`.tuning` profile."""
     from portfolio_pipeline.policies.retraining import train_best_with_seeds
+    from portfolio_pipeline.policies.search_space import PROFILES
     from portfolio_pipeline.policies.tuning import run_policy_search
 
     search = run_policy_search(
@@ -96,6 +97,7 @@ def search_train_deploy(
         splits=splits,
         artifact_dir=models_dir / "policies",
         periods_per_year=periods_per_year,
+        seed_backend=(PROFILES[profile] if isinstance(profile, str) else profile).seed_backend,
     )
     # The annualisation of the Sharpe ratios and the buy-and-hold reference, next to them.
     registry = results.registry.with_columns(

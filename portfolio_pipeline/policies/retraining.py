@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from portfolio_pipeline.common import parallel
 from portfolio_pipeline.policies import drl
 from portfolio_pipeline.policies.env_data import EnvData
 from portfolio_pipeline.policies.evaluation import (
@@ -114,6 +115,7 @@ def train_best_with_seeds(
     total_timesteps: int | None = None,
     device: str = "auto",
     periods_per_year: int = 365,
+    seed_backend: str | None = parallel.SEQUENTIAL,
 ) -> SeedResults:
     """Retrain the best configuration with several seeds on the fit window; score each.
 
@@ -134,6 +136,11 @@ def train_best_with_seeds(
         Each policy is saved as ``<artifact_dir>/<policy_id>.zip`` (+ ``.json``).
     total_timesteps : int, optional
         Default: the search's ``total_timesteps``.
+    seed_backend : {"sequential", "ray"} or None
+        How the seeds train (:func:`portfolio_pipeline.common.parallel.map_tasks`): one after
+        another in this process (default), as Ray tasks of one CPU each (the seeds in
+        parallel), or None = Ray where two tasks fit on this machine. Each seed trains on one
+        torch thread either way, so both give the same policies.
     """
     if len(seeds) < 3:
         raise ValueError(f"train_best_with_seeds needs >= 3 seeds, got {list(seeds)}")
@@ -145,12 +152,11 @@ def train_best_with_seeds(
     timesteps = int(total_timesteps or best_config["total_timesteps"])
     windows = _scoring_windows(splits)
     references = _reference_evaluations(env_data, windows, env_kwargs, periods_per_year)
-    runs = [
-        _train_and_score_seed(
+    jobs = [
+        _SeedJob(
             algorithm,
             params,
-            seed,
-            env_data,
+            int(seed),
             splits,
             windows,
             timesteps,
@@ -161,6 +167,9 @@ def train_best_with_seeds(
         )  # fmt: skip
         for seed in seeds
     ]
+    trained = parallel.map_tasks(train_seed_job, env_data, jobs, backend=seed_backend)
+    # The policies come back as their saved artifacts (a Ray task returns no torch module).
+    runs = [_SeedRun(policy=drl.TrainedPolicy.load(t["artifact"], device), **t) for t in trained]
     ensemble = _ensemble_evaluations(runs, env_data, windows, env_kwargs, periods_per_year)
     return _seed_results(runs, references, ensemble, env_data, splits, algorithm, params)
 
@@ -228,6 +237,33 @@ def _ensemble_evaluations(
         )
         for name, window in windows.items()
     }
+
+
+@dataclass(frozen=True)
+class _SeedJob:
+    """One seed's training and scoring, as a task of :func:`train_seed_job`."""
+
+    algorithm: str
+    params: Mapping[str, Any]
+    seed: int
+    splits: Splits
+    windows: Mapping[str, WindowLike]
+    timesteps: int
+    device: str
+    env_kwargs: Mapping[str, Any]
+    artifact_dir: Path
+    periods_per_year: int
+
+
+def train_seed_job(env_data: EnvData, job: _SeedJob) -> dict[str, Any]:
+    """Train, save and score one seed (a task of ``map_tasks``): the fields of its
+    :class:`_SeedRun` but the policy, which the caller reloads from ``artifact``."""
+    run = _train_and_score_seed(
+        job.algorithm, job.params, job.seed, env_data, job.splits, job.windows, job.timesteps,
+        job.device, job.env_kwargs, job.artifact_dir, job.periods_per_year,
+    )  # fmt: skip
+    fields = {name: getattr(run, name) for name in _SeedRun.__dataclass_fields__}
+    return {name: value for name, value in fields.items() if name != "policy"}
 
 
 def _train_and_score_seed(

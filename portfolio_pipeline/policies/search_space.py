@@ -92,6 +92,10 @@ class TuningProfile:
     env_kwargs : :class:`PortfolioEnv` settings for the search and the retraining.
     policy_architecture : ``"mlp"`` or ``"shared_encoder"``
         (:data:`~portfolio_pipeline.policies.drl.POLICY_ARCHITECTURES`), for every trial.
+    seed_backend : how the retraining's seeds run (``train_best_with_seeds``):
+        ``"sequential"``, or None = Ray tasks of one CPU each where two fit (the seeds in
+        parallel; Ray's start and its workers' torch import, ~10 s, pay off only for long
+        trainings).
     """
 
     name: str
@@ -106,6 +110,7 @@ class TuningProfile:
     n_envs: int = 1
     env_kwargs: Mapping[str, Any] = field(default_factory=dict)
     policy_architecture: str = drl.DEFAULT_POLICY_ARCHITECTURE
+    seed_backend: str | None = "sequential"
 
     def __post_init__(self) -> None:
         drl.policy_architecture({"policy_architecture": self.policy_architecture})  # names it
@@ -144,6 +149,7 @@ PROFILES: dict[str, TuningProfile] = {
         max_concurrent_trials=2,
         n_envs=64,
         env_kwargs={"lookback": 10},
+        seed_backend=None,
     ),
     "full": TuningProfile(
         name="full",
@@ -155,6 +161,7 @@ PROFILES: dict[str, TuningProfile] = {
         max_concurrent_trials=8,
         n_envs=64,
         env_kwargs={"lookback": 30},
+        seed_backend=None,
     ),
 }
 

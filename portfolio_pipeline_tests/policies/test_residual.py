@@ -191,10 +191,17 @@ def test_five_seeds_give_five_registry_rows_and_an_ensemble(env_data: EnvData, t
         "total_timesteps": 80,
     }
     results = train_best_with_seeds(
-        config, env_data, seeds=range(5), splits=SPLITS, artifact_dir=tmp_path
+        config, env_data, seeds=range(5), splits=SPLITS, artifact_dir=tmp_path, seed_backend="ray"
     )
     registry = results.registry
     assert registry.height == 5 and registry["seed"].to_list() == [0, 1, 2, 3, 4]
+    # Seeds trained as parallel Ray tasks are the seeds trained one after another here.
+    in_process = train_best_with_seeds(
+        config, env_data, seeds=range(5), splits=SPLITS, artifact_dir=tmp_path / "seq",
+        seed_backend="sequential",
+    )  # fmt: skip
+    for column in ("tune_sharpe", "val_sharpe", "test_sharpe", "ensemble_test_sharpe"):
+        assert in_process.registry[column].to_list() == registry[column].to_list(), column
     assert (
         registry["deployed"].all() and registry["base_strategy"].to_list() == ["min_variance"] * 5
     )
