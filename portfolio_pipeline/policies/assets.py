@@ -30,7 +30,8 @@ class PolicySettings(dg.Config):
     of the number of assets) overrides the profile's. With ``residual`` (default) the policy
     tilts the weights of ``base_strategy`` (blank = the strategy the backtests' validation
     selection picks among the classic ones) by at most ``residual_scale`` per entry
-    (policies.residual); ``seeds`` are retrained and deployed as an ensemble (the mean of
+    (policies.residual; 0 = chosen by the search on the tune window among the profile's
+    ``residual_scales``); ``seeds`` are retrained and deployed as an ensemble (the mean of
     their weights)."""
 
     profile: str = ""
@@ -53,7 +54,7 @@ class PolicySettings(dg.Config):
     # "mlp" | "shared_encoder" (blank = the profile's own; policies.drl.POLICY_ARCHITECTURES).
     policy_architecture: str = ""
     residual: bool = True
-    residual_scale: float = 0.1
+    residual_scale: float = 0.0
     base_strategy: str = ""
 
 
@@ -78,11 +79,9 @@ def policy_profile(config: PolicySettings, default_profile: str):
     if config.policy_architecture:
         changes["policy_architecture"] = config.policy_architecture
     if config.residual:
-        changes["env_kwargs"] = {
-            **PROFILES[name].env_kwargs,
-            "residual": True,
-            "residual_scale": config.residual_scale,
-        }
+        changes["env_kwargs"] = {**PROFILES[name].env_kwargs, "residual": True}
+        if config.residual_scale > 0:
+            changes["residual_scales"] = (config.residual_scale,)
     profile = with_budget(name, **changes)
     if profile.report_every > profile.total_timesteps:
         profile = with_budget(profile, report_every=profile.total_timesteps)

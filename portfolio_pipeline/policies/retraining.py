@@ -351,6 +351,11 @@ def _ensemble_and_base_columns(
         "ensemble_val_sharpe": ensemble["validation"].sharpe,
         "ensemble_test_sharpe": ensemble["test"].sharpe,
         "residual": bool(run.policy.env_kwargs.get("residual", False)),
+        "residual_scale": (
+            float(run.policy.env_kwargs["residual_scale"])
+            if run.policy.env_kwargs.get("residual")
+            else None
+        ),
         "base_strategy": base.removeprefix("base_") if base else None,
         "base_test_sharpe": references[base]["test"].sharpe if base else None,
     }

@@ -92,6 +92,9 @@ class TuningProfile:
     env_kwargs : :class:`PortfolioEnv` settings for the search and the retraining.
     policy_architecture : ``"mlp"`` or ``"shared_encoder"``
         (:data:`~portfolio_pipeline.policies.drl.POLICY_ARCHITECTURES`), for every trial.
+    residual_scales : the tilt sizes a residual policy's trials sample (``residual_scale``
+        of the env: the largest change per weight before the long-only map), so the size
+        is chosen on the tune window with the rest; one value fixes it.
     seed_backend : how the retraining's seeds run (``train_best_with_seeds``):
         ``"sequential"``, or None = Ray tasks of one CPU each where two fit (the seeds in
         parallel; Ray's start and its workers' torch import, ~10 s, pay off only for long
@@ -110,6 +113,7 @@ class TuningProfile:
     n_envs: int = 1
     env_kwargs: Mapping[str, Any] = field(default_factory=dict)
     policy_architecture: str = drl.DEFAULT_POLICY_ARCHITECTURE
+    residual_scales: tuple[float, ...] = (0.05, 0.1, 0.2)
     seed_backend: str | None = "sequential"
 
     def __post_init__(self) -> None:
@@ -198,8 +202,18 @@ def search_space(profile: TuningProfile, seed: int) -> dict[str, Any]:
         "n_envs": n_envs,
         "off_policy_n_envs": min(n_envs, OFF_POLICY_MAX_ENVS),
         "policy_architecture": profile.policy_architecture,
+        "residual_scale": tune.choice(list(profile.residual_scales)),
         "seed": seed,
     }
+
+
+def trial_env_settings(config: Mapping[str, Any], env_kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """The env settings of one trial (or of the best trial's retraining): a residual env
+    takes the trial's sampled ``residual_scale``; any other env is left as it is."""
+    settings = dict(env_kwargs)
+    if settings.get("residual") and config.get("residual_scale") is not None:
+        settings["residual_scale"] = float(config["residual_scale"])
+    return settings
 
 
 def trial_params(config: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:

@@ -38,6 +38,7 @@ from portfolio_pipeline.policies.search_space import (
     PROFILES,
     TuningProfile,
     search_space,
+    trial_env_settings,
     trial_params,
 )
 from portfolio_pipeline.policies.splits import Splits, decision_window
@@ -65,6 +66,7 @@ def policy_trainable(
 
     torch.set_num_threads(1)
     algorithm, params = trial_params(config)
+    env_kwargs = trial_env_settings(config, env_kwargs)
     # Each report covers whole rollouts, so the trial trains exactly its budget.
     params = drl.fit_rollout_to_budget(algorithm, params, report_every)
     model, settings, device = drl.build_model(
@@ -214,13 +216,15 @@ def run_policy_search(
     experiment = f"policy_search_{chosen.name}_{datetime.now(UTC):%Y%m%dT%H%M%S%f}"
     results, wall = _run_tuner(trainable, chosen, seed, storage / experiment, num_cpus)
     trials = _trials_table(results, chosen.n_reports, chosen.report_every)
+    if not env_kwargs.get("residual"):  # sampled, but a plain policy has no tilt to size
+        trials = trials.with_columns(pl.lit(None, pl.Float64).alias("residual_scale"))
     best = _best_trial(trials, results)
     return SearchResult(
         trials=trials,
         best_config={
             "algorithm": best["algorithm"],
             "params": json.loads(best["params"]),
-            "env_kwargs": env_kwargs,
+            "env_kwargs": trial_env_settings(best, env_kwargs),
             "total_timesteps": chosen.total_timesteps,
         },
         best_tune_sharpe=float(best[METRIC]),
@@ -356,6 +360,7 @@ def _trials_table(results: Any, n_reports: int, report_every: int) -> pl.DataFra
                 "trial_id": str(metrics.get("trial_id", result.path.rsplit("/", 1)[-1])),
                 "algorithm": algorithm,
                 "params": json.dumps(params, sort_keys=True),
+                "residual_scale": result.config.get("residual_scale"),
                 METRIC: float(metrics.get(METRIC, float("nan"))),
                 "tune_total_return": float(metrics.get("tune_total_return", float("nan"))),
                 "timesteps": int(metrics.get("timesteps", 0) or 0),
@@ -370,6 +375,7 @@ def _trials_table(results: Any, n_reports: int, report_every: int) -> pl.DataFra
         "trial_id": pl.String,
         "algorithm": pl.String,
         "params": pl.String,
+        "residual_scale": pl.Float64,
         METRIC: pl.Float64,
         "tune_total_return": pl.Float64,
         "timesteps": pl.Int64,

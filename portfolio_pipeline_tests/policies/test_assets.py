@@ -55,6 +55,10 @@ def test_drl_policy_registers_seeds_and_writes_weights(tmp_path, sample_ohlcv):
     assert set(registry["device"]) == {"cpu"}
     assert registry["test_start"].unique().to_list() == [date(2025, 1, 1)]
     assert set(trials["algorithm"]) == {"PPO", "A2C"}
+    # The tilt's size is searched on the tune window: the seeds retrain the best trial's.
+    assert trials["residual_scale"].is_in([0.05, 0.1, 0.2]).all()
+    best = trials.filter(pl.col("status") == "COMPLETED").sort("tune_sharpe").row(-1, named=True)
+    assert registry["residual_scale"].unique().to_list() == [best["residual_scale"]]
     # The budget overrides are what ran: 2 reports of 128 timesteps (8 envs x 16 steps).
     assert registry["total_timesteps"].to_list() == [256] * 5
     assert (trials["timesteps"] == 128 * trials["reports"]).all()

@@ -45,3 +45,21 @@ def test_policy_architecture_reaches_every_trial():
         assert trial_params(config) == (algorithm, {"policy_architecture": "shared_encoder"})
     with pytest.raises(ValueError, match="policy_architecture 'cnn' is not one of"):
         with_budget("quick", policy_architecture="cnn")
+
+
+def test_a_trial_sizes_the_tilt_of_a_residual_env_only():
+    from portfolio_pipeline.policies.search_space import trial_env_settings
+
+    residual = {"lookback": 10, "residual": True, "residual_scale": 1.0}
+    assert trial_env_settings({"residual_scale": 0.05}, residual)["residual_scale"] == 0.05
+    assert residual["residual_scale"] == 1.0  # the profile's settings are not changed
+    plain = {"lookback": 10, "residual": False}
+    assert trial_env_settings({"residual_scale": 0.05}, plain) == plain
+
+
+def test_a_configured_residual_scale_fixes_the_searched_sizes():
+    from portfolio_pipeline.policies.assets import PolicySettings, policy_profile
+
+    searched = policy_profile(PolicySettings(), "quick")
+    assert searched.residual_scales == (0.05, 0.1, 0.2) and searched.env_kwargs["residual"]
+    assert policy_profile(PolicySettings(residual_scale=0.3), "quick").residual_scales == (0.3,)

@@ -162,3 +162,51 @@ def test_a_window_without_prices_is_a_clear_error(ohlcv) -> None:
             start_weights=START_WEIGHTS,
             start_value=1.0,
         )
+
+
+@pytest.mark.slow
+def test_the_rolling_choice_for_a_year_is_unchanged_when_that_year_is_poisoned(
+    sample_ohlcv,
+) -> None:
+    from portfolio_pipeline.recommendations.process_replay import replay_and_choose
+    from portfolio_pipeline.recommendations.processes import PROCESSES, cost_aware_at
+
+    history = sample_ohlcv.filter(
+        pl.col("symbol").is_in(SYMBOLS)
+        & pl.col("date").is_between(date(2019, 6, 1), date(2022, 5, 1))
+    )
+    year_start = date(2022, 1, 1)  # the rolling row for 2022 is chosen on 2021 alone
+    candidates = [
+        PROCESSES["target"], PROCESSES["band_5pct"], PROCESSES["never_trade"],
+        cost_aware_at(4.0, 1.0, 0.9),
+    ]  # fmt: skip
+
+    def replay(ohlcv, forecasts):
+        (strategy,) = build_strategies(("inverse_volatility",), lookback_days=90, min_history=60)
+        return replay_and_choose(
+            ohlcv, strategy, forecasts, WINDOWS, start_weights=None, start_value=100_000.0,
+            settings=SimulationSettings(horizon=HORIZON), candidates=candidates,
+            confidence_levels=[0.9],
+        )  # fmt: skip
+
+    forecasts = _forecasts(history, 1.0)
+    clean = replay(history, forecasts)
+    poisoned = replay(
+        history.with_columns(
+            pl.when(pl.col("date") >= year_start)
+            .then(
+                pl.col("close") * pl.when(pl.col("symbol") == "BTCUSDT").then(4.0).otherwise(0.25)
+            )
+            .otherwise(pl.col("close"))
+        ),
+        forecasts.with_columns(
+            pl.when(pl.col("as_of") + timedelta(days=HORIZON) >= year_start)
+            .then(pl.col(c) * -3)
+            .otherwise(pl.col(c))
+            .alias(c)
+            for c in ("q10", "q50", "q90", "realized")
+        ),
+    )
+    row = lambda r: r.rolling.filter(pl.col("year") == 2022).row(0, named=True)  # noqa: E731
+    assert row(clean)["process"] == row(poisoned)["process"]  # chosen on 2021 alone
+    assert row(clean)["sharpe__target"] != row(poisoned)["sharpe__target"]  # 2022 did change
