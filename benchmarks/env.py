@@ -40,11 +40,11 @@ def _market_features(ohlcv: pl.DataFrame) -> pl.DataFrame | None:
     return compute_market_features(ohlcv)
 
 
-def vec_env_throughput(data, n_envs: int, total_steps: int, seed: int) -> None:
+def vec_env_throughput(data, n_envs: int, total_steps: int, seed: int, lookback: int = 30) -> None:
     from portfolio_pipeline.policies.vec_env import BatchedPortfolioEnv
 
     env = BatchedPortfolioEnv(
-        data, n_envs, lookback=30, cost_rate=0.001, random_start=True, episode_length=256
+        data, n_envs, lookback=lookback, cost_rate=0.001, random_start=True, episode_length=256
     )
     rng = np.random.default_rng(seed)
     actions = rng.uniform(-1.0, 1.0, size=(64, n_envs, env.action_space.shape[0]))
@@ -64,14 +64,17 @@ def vec_env_throughput(data, n_envs: int, total_steps: int, seed: int) -> None:
         "steps/s",
         n_envs=n_envs,
         assets=data.n_assets,
-        lookback=30,
+        lookback=lookback,
         observation_size=int(env.observation_space.shape[0]),
         steps=steps,
     )
-    _emit("vec_env_steps_per_cpu_second", round(steps / cpu_elapsed), "steps/s", n_envs=n_envs)
+    _emit("vec_env_steps_per_cpu_second", round(steps / cpu_elapsed), "steps/s", n_envs=n_envs,
+          lookback=lookback)  # fmt: skip
 
 
-def main(total_steps: int = 200_000, seed: int = 0, n_envs: int = 64) -> None:
+def main(total_steps: int = 200_000, seed: int = 0, n_envs: int = 64, lookbacks=(30, 10)) -> None:
+    """The single and the batched env at each lookback (30: this benchmark's reference; 10:
+    what the quick and cpu_1m profiles train on)."""
     ohlcv = pl.read_parquet(load_settings().sample_ohlcv_path).filter(
         pl.col("symbol").is_in(SYMBOLS)
     )
@@ -79,7 +82,13 @@ def main(total_steps: int = 200_000, seed: int = 0, n_envs: int = 64) -> None:
     data = build_env_data(ohlcv, _market_features(ohlcv), symbols=SYMBOLS)
     _emit("build_env_data_seconds", round(time.perf_counter() - started, 3), "s", rows=ohlcv.height)
 
-    env = PortfolioEnv(data, lookback=30, cost_rate=0.001)
+    for lookback in lookbacks:
+        single_env_throughput(data, total_steps, seed, lookback)
+        vec_env_throughput(data, n_envs, 5 * total_steps, seed, lookback)
+
+
+def single_env_throughput(data, total_steps: int, seed: int, lookback: int) -> None:
+    env = PortfolioEnv(data, lookback=lookback, cost_rate=0.001)
     rng = np.random.default_rng(seed)
     actions = rng.uniform(-1.0, 1.0, size=(4096, env.action_space.shape[0])).astype(np.float32)
     env.reset(seed=seed)
@@ -97,13 +106,13 @@ def main(total_steps: int = 200_000, seed: int = 0, n_envs: int = 64) -> None:
         round(steps / elapsed),
         "steps/s",
         assets=data.n_assets,
-        lookback=30,
+        lookback=lookback,
         observation_size=int(env.observation_space.shape[0]),
         steps=steps,
     )
     # CPU time of this process: the figure without other processes' share of the cores.
-    _emit("env_steps_per_cpu_second", round(steps / cpu_elapsed), "steps/s", steps=steps)
-    vec_env_throughput(data, n_envs, 5 * total_steps, seed)
+    _emit("env_steps_per_cpu_second", round(steps / cpu_elapsed), "steps/s", steps=steps,
+          lookback=lookback)  # fmt: skip
 
 
 if __name__ == "__main__":
