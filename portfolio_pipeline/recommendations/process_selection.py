@@ -17,6 +17,11 @@ One year of validation is noisy. For each calendar year ``Y`` whose previous yea
 replayed, the rule picks on ``Y - 1`` alone and the next-year figures of every process are
 recorded: an out-of-sample record of the decision procedure, year after year. The choice for
 ``Y`` uses nothing from ``Y``: its inputs are the ``Y - 1`` window's metrics.
+
+For comparison only (it never drives the recommendations), each row also names what an
+expanding-window rule would have picked for ``Y``: the best mean Sharpe over every replayed
+year before ``Y`` (``expanding_process``, ``expanding_sharpe``). It was added after the
+single-year rule's record was seen, so it is a reference, not a validated rule.
 """
 
 from __future__ import annotations
@@ -90,6 +95,22 @@ def _has_scores(metrics: pl.DataFrame, window: str) -> bool:
     return not scored.is_empty()
 
 
+def _expanding_choice(metrics: pl.DataFrame, year: int, following: pl.DataFrame) -> dict:
+    """The process with the best mean Sharpe over every replayed year before ``year`` and its
+    Sharpe in ``year`` (None when no earlier year has scores)."""
+    past = metrics.filter(
+        pl.col("window").str.contains(r"^\d{4}$")
+        & (pl.col("process") != "recommended")
+        & pl.col(SELECTION_METRIC).is_not_nan()
+    ).filter(pl.col("window").cast(pl.Int64) < year)
+    if past.is_empty():
+        return {"expanding_process": None, "expanding_sharpe": None}
+    means = past.group_by("process").agg(pl.col(SELECTION_METRIC).mean().alias("_mean"))
+    best = means.sort(["_mean", "process"], descending=[True, False])["process"][0]
+    sharpe = following.filter(pl.col("process") == best)[SELECTION_METRIC]
+    return {"expanding_process": best, "expanding_sharpe": sharpe[0] if sharpe.len() else None}
+
+
 def rolling_origin(
     metrics: pl.DataFrame, years: list[int], specs: dict[str, ProcessSpec]
 ) -> pl.DataFrame:
@@ -124,6 +145,7 @@ def rolling_origin(
             "cost_paid": chosen["cost_paid"],
             "trading_days": chosen["trading_days"],
         }
+        row.update(_expanding_choice(metrics, year, following))
         for process, sharpe, total in following.select(
             "process", "sharpe", "total_return"
         ).iter_rows():

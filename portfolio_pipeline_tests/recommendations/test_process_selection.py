@@ -82,6 +82,9 @@ def test_the_rolling_choice_for_a_year_uses_nothing_from_that_year() -> None:
     assert table["sharpe"].to_list() == [-0.9, 2.5]  # the chosen process's next-year figure
     assert table["risk_aversion"].to_list() == [2.0, 1.0]
     assert table["sharpe__target"].to_list() == [-0.5, 2.0]
+    # the expanding-window reference: best mean Sharpe over every earlier year (2021-22 for 2023)
+    assert table["expanding_process"].to_list() == ["cost_aware_g2_k1", "band_edge_g1"]
+    assert table["expanding_sharpe"].to_list() == [-0.9, 2.5]
     # poison 2023 completely: the choice for 2023 (made on 2022) does not move
     poisoned = metrics.with_columns(
         pl.when(pl.col("window") == "2023").then(-pl.col("sharpe")).otherwise(pl.col("sharpe"))
