@@ -56,6 +56,10 @@ class PolicySettings(dg.Config):
     residual: bool = True
     residual_scale: float = 0.0
     base_strategy: str = ""
+    # The base's rebalancing and costs: keep them equal to the backtests' (PortfolioConfig
+    # rebalance / cost_bps) so that the base is the strategy the backtests replay.
+    base_rebalance: str = "weekly"
+    base_cost_bps: float = 10.0
 
 
 def policy_profile(config: PolicySettings, default_profile: str):
@@ -269,6 +273,8 @@ def _env_data(config, settings, market, windows, splits, ohlcv, features, sentim
             name=config.base_strategy,
             forecasts=forecasts,
             periods_per_year=market.calendar.periods_per_year,
+            rebalance=config.base_rebalance,
+            cost_bps=config.base_cost_bps,
         )
     return env_data
 

@@ -166,10 +166,13 @@ def with_validation_base(
     name: str = "",
     forecasts: pl.DataFrame | None = None,
     periods_per_year: int = 365,
+    rebalance: str = DEFAULT_BASE_REBALANCE,
+    cost_bps: float = 10.0,
 ) -> EnvData:
     """``env_data`` with the base weights of ``name`` or, blank, of the strategy the
     backtests' validation selection picks (:func:`choose_base_strategy` on
-    ``windows.validation_start .. validation_end``, never the test window)."""
+    ``windows.validation_start .. validation_end``, never the test window), rebalanced at
+    ``rebalance`` and judged net of ``cost_bps``: the backtests' own settings."""
     if not name:
         panel = MarketPanel.from_ohlcv(
             ohlcv, symbols=env_data.symbols, cash_symbol=env_data.cash_symbol
@@ -179,9 +182,11 @@ def with_validation_base(
             (windows.validation_start, windows.validation_end),
             windows.test_start,
             forecasts=forecasts,
+            rebalance=rebalance,
+            cost_bps=cost_bps,
             periods_per_year=periods_per_year,
         )
-    return with_base_weights(env_data, ohlcv, name, start, forecasts=forecasts)
+    return with_base_weights(env_data, ohlcv, name, start, forecasts=forecasts, rebalance=rebalance)
 
 
 def ensemble_weights(frames: Sequence[pl.DataFrame]) -> pl.DataFrame:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -119,8 +119,8 @@ def train_best_with_seeds(
 ) -> SeedResults:
     """Retrain the best configuration with several seeds on the fit window; score each.
 
-    The tune-window Sharpe chooses the deployed seed (``deployed`` column); validation and
-    test Sharpe are recorded, never used for a choice here. Steps: score the fixed-weight
+    Every seed is deployed, as their ensemble (``deployed`` column); tune, validation and
+    test Sharpe are recorded, never used to pick a seed. Steps: score the fixed-weight
     references on every window (:func:`_reference_evaluations`), train, save and score each
     seed (:func:`_train_and_score_seed`), then assemble the registry, the comparison and the
     test returns (:func:`_seed_results`).
@@ -152,21 +152,9 @@ def train_best_with_seeds(
     timesteps = int(total_timesteps or best_config["total_timesteps"])
     windows = _scoring_windows(splits)
     references = _reference_evaluations(env_data, windows, env_kwargs, periods_per_year)
-    jobs = [
-        _SeedJob(
-            algorithm,
-            params,
-            int(seed),
-            splits,
-            windows,
-            timesteps,
-            device,
-            env_kwargs,
-            Path(artifact_dir),
-            periods_per_year,
-        )  # fmt: skip
-        for seed in seeds
-    ]
+    job = _SeedJob(algorithm, params, 0, splits, windows, timesteps, device, env_kwargs,
+                   Path(artifact_dir), periods_per_year)  # fmt: skip
+    jobs = [replace(job, seed=int(seed)) for seed in seeds]
     trained = parallel.map_tasks(train_seed_job, env_data, jobs, backend=seed_backend)
     # The policies come back as their saved artifacts (a Ray task returns no torch module).
     runs = [_SeedRun(policy=drl.TrainedPolicy.load(t["artifact"], device), **t) for t in trained]

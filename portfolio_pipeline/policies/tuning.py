@@ -66,19 +66,12 @@ def policy_trainable(
 
     torch.set_num_threads(1)
     algorithm, params = trial_params(config)
-    env_kwargs = trial_env_settings(config, env_kwargs)
     # Each report covers whole rollouts, so the trial trains exactly its budget.
     params = drl.fit_rollout_to_budget(algorithm, params, report_every)
     model, settings, device = drl.build_model(
-        algorithm,
-        env_data,
-        splits.fit,
-        params,
-        total_timesteps,
-        seed=int(config["seed"]),
-        device="auto",
-        env_kwargs=env_kwargs,
-    )
+        algorithm, env_data, splits.fit, params, total_timesteps, seed=int(config["seed"]),
+        device="auto", env_kwargs=trial_env_settings(config, env_kwargs),
+    )  # fmt: skip
     n_reports = -(-total_timesteps // report_every)
     for report in range(1, n_reports + 1):
         # Train up to a cumulative target: SB3 rounds each learn() up to whole rollouts, and
@@ -360,7 +353,6 @@ def _trials_table(results: Any, n_reports: int, report_every: int) -> pl.DataFra
                 "trial_id": str(metrics.get("trial_id", result.path.rsplit("/", 1)[-1])),
                 "algorithm": algorithm,
                 "params": json.dumps(params, sort_keys=True),
-                "residual_scale": result.config.get("residual_scale"),
                 METRIC: float(metrics.get(METRIC, float("nan"))),
                 "tune_total_return": float(metrics.get("tune_total_return", float("nan"))),
                 "timesteps": int(metrics.get("timesteps", 0) or 0),
@@ -369,13 +361,13 @@ def _trials_table(results: Any, n_reports: int, report_every: int) -> pl.DataFra
                 "device": str(metrics.get("device", "")),
                 "pid": int(metrics.get("pid", 0) or 0),
                 "node_ip": str(metrics.get("node_ip", "")),
+                "residual_scale": result.config.get("residual_scale"),
             }
         )
     schema = {
         "trial_id": pl.String,
         "algorithm": pl.String,
         "params": pl.String,
-        "residual_scale": pl.Float64,
         METRIC: pl.Float64,
         "tune_total_return": pl.Float64,
         "timesteps": pl.Int64,
@@ -384,6 +376,7 @@ def _trials_table(results: Any, n_reports: int, report_every: int) -> pl.DataFra
         "device": pl.String,
         "pid": pl.Int64,
         "node_ip": pl.String,
+        "residual_scale": pl.Float64,
     }
     return pl.DataFrame(rows, schema=schema).sort("trial_id")
 

@@ -72,7 +72,8 @@ def recommendation_rows(assets: list[AssetMove], ctx: RowContext) -> list[dict]:
         if a.is_cash:
             action, quantity, notional_out = "HOLD", 0.0, 0.0
             reason = (
-                f"cash: {a.delta * ctx.total_value:+,.2f} {a.symbol} from trades, of which "
+                # rounded first: a float-noise residue must print +0.00, not -0.00
+                f"cash: {round(a.delta * ctx.total_value, 2) + 0.0:+,.2f} {a.symbol} from trades, of which "
                 f"{cost * ctx.total_value:,.2f} {a.symbol} costs ({ctx.cost_bps:g} bps)"
             )
         else:

@@ -91,12 +91,12 @@ def _explain(
             weight = getattr(ctx.rule, "cost_multiplier", 1.0)
             counted = f" (counted x{weight:g} in the decision)" if weight != 1.0 else ""
             parts.append(
-                f"removes tracking risk worth {risk_value:+,.2f} {cash} at risk aversion "
+                f"removes tracking risk worth {round(risk_value, 2) + 0.0:+,.2f} {cash} at risk aversion "
                 f"{gamma:g}; costs {cost:,.2f} {cash}{counted}"
             )
             if gain is not None and math.isfinite(problem.expected_se[i]):
                 parts.append(
-                    f"expected gain {float(gain[i]) * t * total_value + 0.0:+,.2f} {cash} (calibrated "
+                    f"expected gain {round(float(gain[i]) * t * total_value, 2) + 0.0:+,.2f} {cash} (calibrated "
                     f"{problem.expected[i]:+.2%} ± {problem.expected_se[i]:.2%} over "
                     f"{problem.horizon} bars)"
                 )

@@ -224,3 +224,21 @@ def test_five_seeds_give_five_registry_rows_and_an_ensemble(env_data: EnvData, t
     members = [policy_target_weights(p, env_data, window)["weight"] for p in results.policies]
     np.testing.assert_allclose(weights["weight"], np.mean(members, axis=0), rtol=0, atol=1e-15)
     assert set(weights["strategy"]) == {"drl_residual_a2c"}
+
+
+def test_the_base_follows_the_backtests_rebalancing(ohlcv: pl.DataFrame):
+    from portfolio_pipeline.market.windows import windows_from_dates
+    from portfolio_pipeline.policies.residual import with_validation_base
+
+    data = build_env_data(ohlcv, None)
+    windows = windows_from_dates(ohlcv["date"].unique().to_list())
+    weekly, monthly = (
+        with_validation_base(data, ohlcv, windows, BASE_START, name="min_variance", rebalance=f)
+        for f in ("weekly", "monthly")
+    )
+    start = data.index_of(BASE_START, 0)
+    changes = lambda d: np.flatnonzero(  # noqa: E731  days the base re-decides (after drift)
+        np.abs(np.diff(d.base_weights[start:], axis=0)).sum(axis=1) > 0.02
+    )
+    assert len(changes(monthly)) < len(changes(weekly))
+    assert monthly.base_strategy == weekly.base_strategy == "min_variance"

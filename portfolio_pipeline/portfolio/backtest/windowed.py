@@ -69,6 +69,46 @@ def run_windowed_backtests(
         runs = [(windows.validation, rebalance)]
         runs += [(windows.test, f) for f in {rebalance, *sensitivity_rebalances}]
         decide_in_parallel(panel, strategies, runs)
+    validation, edges, selected = _validate_and_select(
+        panel, strategies, windows, rebalance, cost_bps, periods_per_year, cache, derived_from
+    )
+    test = run_backtest_grid(
+        panel,
+        strategies,
+        *windows.test,
+        rebalance,
+        cost_bps,
+        sensitivity_rebalances=tuple(sensitivity_rebalances),
+        sensitivity_costs_bps=tuple(sensitivity_costs_bps),
+        periods_per_year=periods_per_year,
+        cache=cache,
+    )
+    validation_metrics = with_window_columns(
+        validation.join(edges, on="strategy", how="left").with_columns(
+            (pl.col("strategy") == selected).alias("selected_for_recommendations")
+        ),
+        windows,
+    )
+    test = replace(
+        test,
+        metrics=with_window_columns(test.metrics, windows),
+        sensitivity=with_window_columns(test.sensitivity, windows),
+    )
+    return WindowedBacktests(validation_metrics, test, selected)
+
+
+def _validate_and_select(
+    panel: MarketPanel,
+    strategies: Sequence[Strategy],
+    windows: EvaluationWindows,
+    rebalance: str,
+    cost_bps: float,
+    periods_per_year: int,
+    cache: EstimationCache,
+    derived_from: Mapping[str, str] | None,
+) -> tuple[pl.DataFrame, pl.DataFrame, str]:
+    """The validation grid's metrics, the derived strategies' edges over their bases and the
+    strategy selected on them."""
     validation = run_backtest_grid(
         panel,
         strategies,
@@ -83,26 +123,4 @@ def run_windowed_backtests(
     selected = select_default_strategy(
         validation.metrics, test_start=windows.test_start, edges=edges
     )
-    test = run_backtest_grid(
-        panel,
-        strategies,
-        *windows.test,
-        rebalance,
-        cost_bps,
-        sensitivity_rebalances=tuple(sensitivity_rebalances),
-        sensitivity_costs_bps=tuple(sensitivity_costs_bps),
-        periods_per_year=periods_per_year,
-        cache=cache,
-    )
-    validation_metrics = with_window_columns(
-        validation.metrics.join(edges, on="strategy", how="left").with_columns(
-            (pl.col("strategy") == selected).alias("selected_for_recommendations")
-        ),
-        windows,
-    )
-    test = replace(
-        test,
-        metrics=with_window_columns(test.metrics, windows),
-        sensitivity=with_window_columns(test.sensitivity, windows),
-    )
-    return WindowedBacktests(validation_metrics, test, selected)
+    return validation.metrics, edges, selected
