@@ -237,8 +237,9 @@ def test_the_base_follows_the_backtests_rebalancing(ohlcv: pl.DataFrame):
         for f in ("weekly", "monthly")
     )
     start = data.index_of(BASE_START, 0)
-    changes = lambda d: np.flatnonzero(  # noqa: E731  days the base re-decides (after drift)
-        np.abs(np.diff(d.base_weights[start:], axis=0)).sum(axis=1) > 0.02
-    )
+
+    def changes(d):  # the days the base re-decides (beyond drift)
+        return np.flatnonzero(np.abs(np.diff(d.base_weights[start:], axis=0)).sum(axis=1) > 0.02)
+
     assert len(changes(monthly)) < len(changes(weekly))
     assert monthly.base_strategy == weekly.base_strategy == "min_variance"
