@@ -120,12 +120,25 @@ def _weights(rec: models.RecommendationSet) -> str:
     )
 
 
+# The chosen process against the simple alternatives: with all 13 candidates the lines and
+# the legend are unreadable; every process is in GET /processes.
+CHARTED_PROCESSES = ("recommended", "target", "band_5pct", "never_trade")
+
+
 def _curves(curves: list[EquityCurve]) -> str:
     charts = []
     for window in ("validation", "test"):
-        series = [plots.Series(c.process, c.dates, c.equity) for c in curves if c.window == window]
+        series = [
+            plots.Series(c.process, c.dates, c.equity)
+            for c in curves
+            if c.window == window and c.process in CHARTED_PROCESSES
+        ]
         charts.append(plots.line_chart(series, f"Recommendation processes: equity on {window}"))
-    return '<div class="grid">' + "".join(charts) + "</div>"
+    note = (
+        '<p class="note">the process followed (recommended) against following the target, a '
+        '5-point band and doing nothing; every process: <a href="/processes">/processes</a></p>'
+    )
+    return '<div class="grid">' + "".join(charts) + "</div>" + note
 
 
 def _track(track: models.TrackRecord) -> str:

@@ -154,3 +154,20 @@ def test_without_hard_links_the_path_is_reopened_once_free(tiny_path, monkeypatc
         latest = queries.recommendation_set(cur).run_id
     assert latest == "later"
     reader.close()
+
+
+def test_the_replay_charts_show_the_chosen_process_against_the_simple_alternatives():
+    from datetime import date
+
+    days = (date(2024, 1, 1), date(2024, 1, 2))
+    names = ["recommended", "target", "band_5pct", "never_trade", "cost_aware_g4_k3", "gated_c50"]
+    curves = [
+        performance.EquityCurve(n, w, days, (1.0, 1.1))
+        for n in names
+        for w in ("validation", "test")
+    ]
+    html = dashboard._curves(curves)
+    assert (
+        html.count("<polyline") == 8
+    )  # 4 processes x 2 windows; the 13-process grid is in the API
+    assert "cost_aware_g4_k3" not in html and 'href="/processes"' in html
