@@ -82,6 +82,10 @@ def policy_profile(config: PolicySettings, default_profile: str):
         changes["n_envs"] = config.n_envs
     if config.policy_architecture:
         changes["policy_architecture"] = config.policy_architecture
+    if config.residual_scale < 0:
+        raise ValueError(
+            f"drl_policy: residual_scale must be >= 0 (0 = searched), got {config.residual_scale}"
+        )
     if config.residual:
         changes["env_kwargs"] = {**PROFILES[name].env_kwargs, "residual": True}
         if config.residual_scale > 0:

@@ -80,8 +80,10 @@ def read_derived_from(con, policy_weights: pl.DataFrame | None) -> dict[str, str
     """Each residual DRL strategy in ``policy_weights`` -> the base strategy it tilts, from
     the registry rows of its deployed ensemble (``policy_id`` = ``ensemble_id``)."""
     registry = read_optional_table(con, tables.POLICY_REGISTRY)
-    if policy_weights is None or registry is None or "base_strategy" not in registry.columns:
+    if policy_weights is None or registry is None:
         return {}
+    if not {"base_strategy", "ensemble_id"} <= set(registry.columns):
+        return {}  # a registry from before residual policies: no strategy is built on another
     bases = (
         registry.filter(pl.col("base_strategy").is_not_null())
         .select(pl.col("ensemble_id").alias("policy_id"), "base_strategy")

@@ -63,3 +63,5 @@ def test_a_configured_residual_scale_fixes_the_searched_sizes():
     searched = policy_profile(PolicySettings(), "quick")
     assert searched.residual_scales == (0.05, 0.1, 0.2) and searched.env_kwargs["residual"]
     assert policy_profile(PolicySettings(residual_scale=0.3), "quick").residual_scales == (0.3,)
+    with pytest.raises(ValueError, match="residual_scale must be >= 0"):
+        policy_profile(PolicySettings(residual_scale=-0.1), "quick")

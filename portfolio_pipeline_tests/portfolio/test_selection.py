@@ -70,11 +70,12 @@ def test_an_edge_far_beyond_noise_is_selected() -> None:
     assert select_default_strategy(_metrics(returns), edges=edges) == "drl_residual_a2c"
 
 
-def test_a_derived_strategy_without_its_base_is_judged_on_sharpe_alone() -> None:
+def test_a_derived_strategy_whose_base_has_no_returns_is_not_a_candidate() -> None:
     rng = np.random.default_rng(3)
     returns = _returns(
         drl_residual_a2c=rng.normal(0.003, 0.03, 365), equal_weight=rng.normal(0, 0.03, 365)
     )
     edges = edges_over_bases(returns, {"drl_residual_a2c": "hrp"})  # no hrp returns
-    assert edges.is_empty()
-    assert select_default_strategy(_metrics(returns), edges=edges) == "drl_residual_a2c"
+    assert edges["base_strategy"].to_list() == ["hrp"] and edges["edge_over_base_p"].is_nan().all()
+    assert select_default_strategy(_metrics(returns)) == "drl_residual_a2c"  # without the rule
+    assert select_default_strategy(_metrics(returns), edges=edges) == "equal_weight"

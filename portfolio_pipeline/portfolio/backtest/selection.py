@@ -42,14 +42,15 @@ def sharpe_difference_z(returns_a: np.ndarray, returns_b: np.ndarray) -> float:
 
 
 def edges_over_bases(daily_returns: pl.DataFrame, derived_from: Mapping[str, str]) -> pl.DataFrame:
-    """One row per derived strategy whose base has returns too: ``strategy, base_strategy,
+    """One row per derived strategy that has returns: ``strategy, base_strategy,
     edge_over_base_z, edge_over_base_p`` (one-sided p of "no better than its base"), on the
-    days both have a return. ``daily_returns``: ``strategy, date, daily_return``."""
+    days both have a return. A base without returns in the window gives NaN: an edge that
+    cannot be shown is not granted. ``daily_returns``: ``strategy, date, daily_return``."""
     rows = []
     for strategy, base in sorted(derived_from.items()):
         a = daily_returns.filter(pl.col("strategy") == strategy).select("date", "daily_return")
         b = daily_returns.filter(pl.col("strategy") == base).select("date", "daily_return")
-        if a.is_empty() or b.is_empty():
+        if a.is_empty():
             continue
         both = a.join(b, on="date", suffix="_base").drop_nulls().sort("date")
         z = sharpe_difference_z(
@@ -87,8 +88,8 @@ def select_default_strategy(
     on a window that must end before ``test_start`` when given: choosing on the test window
     would leak the test result into the choice. Ties go to the alphabetically first name;
     strategies with a NaN metric are ignored. ``edges`` (:func:`edges_over_bases`): a derived
-    strategy whose edge over its base has a one-sided p-value above ``significance`` (or none
-    at all) is not a candidate.
+    strategy listed there is a candidate only when its edge over its base has a one-sided
+    p-value of at most ``significance`` (a NaN p, e.g. a base without returns, excludes it).
     """
     if validation_metrics.is_empty():
         raise ValueError("select_default_strategy: validation metrics are empty")
